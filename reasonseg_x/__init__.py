@@ -1,0 +1,29 @@
+"""reasonseg-x: the benchmark and dataset toolkit for ReasonSeg-X reasoning segmentation.
+
+The package imports nothing heavy at start-up: ``reasonseg-x score`` must start fast, and the
+core install has no torch. Public entry points are resolved lazily.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_dataset", "open_source"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reasonseg_x.data.hf import load_dataset
+    from reasonseg_x.data.resolve import open_source
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load_dataset":
+        from reasonseg_x.data.hf import load_dataset
+
+        return load_dataset
+    if name == "open_source":
+        from reasonseg_x.data.resolve import open_source
+
+        return open_source
+    raise AttributeError(f"module 'reasonseg_x' has no attribute {name!r}")

@@ -1,0 +1,236 @@
+"""Binary masks as COCO run-length encodings (RLE): the one mask currency of the toolkit.
+
+Why RLE: a 1024x768 mask is ~1 KB as RLE against 786 KB as bools, and pycocotools computes
+areas and intersections on RLE without decoding. Every mask that crosses a module boundary is a
+JSON-ready ``{"size": [h, w], "counts": str}`` dict (counts as ``str``, not ``bytes``).
+
+Untrusted RLE (prediction files, submissions) goes through :func:`validate_rle`, a pure-Python
+reader of the counts string that checks what pycocotools silently accepts (counts that do not sum
+to ``h * w``, negative runs, absurd sizes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypedDict
+
+import numpy as np
+from pycocotools import mask as _coco
+
+from reasonseg_x.errors import InvalidMaskError
+
+__all__ = [
+    "RLE",
+    "MAX_SIDE",
+    "encode",
+    "decode",
+    "area",
+    "areas",
+    "intersection_area",
+    "merge",
+    "empty",
+    "full",
+    "is_rle",
+    "validate_rle",
+    "encode_counts",
+    "decode_counts",
+    "resize_nearest",
+]
+
+#: Largest image side accepted from untrusted input (a 32768 x 32768 mask is already 1 GiB of bools).
+MAX_SIDE = 32768
+#: pycocotools' ``area()`` overflows on large batches under NumPy 2 (PROTOCOLS.md section 7).
+_AREA_CHUNK = 128
+
+
+class RLE(TypedDict):
+    size: list[int]
+    counts: str
+
+
+def _to_coco(rle: RLE) -> dict[str, Any]:
+    counts = rle["counts"]
+    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
+def _from_coco(obj: dict[str, Any]) -> RLE:
+    counts = obj["counts"]
+    return {"size": [int(obj["size"][0]), int(obj["size"][1])],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def encode(mask: np.ndarray) -> RLE:
+    """Encode a 2-D boolean (or 0/1) array of shape ``(h, w)`` as compressed RLE."""
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise InvalidMaskError(f"expected a 2-D mask, got shape {array.shape}")
+    if array.dtype != np.bool_ and array.dtype != np.uint8:
+        array = array != 0
+    fortran = np.asfortranarray(array, dtype=np.uint8)
+    return _from_coco(_coco.encode(fortran))
+
+
+def decode(rle: RLE) -> np.ndarray:
+    """Decode an RLE into a C-ordered boolean array of shape ``(h, w)``."""
+    return np.ascontiguousarray(_coco.decode(_to_coco(rle)), dtype=bool)
+
+
+def area(rle: RLE) -> int:
+    """Number of foreground pixels."""
+    return int(_coco.area(_to_coco(rle)))
+
+
+def areas(rles: Sequence[RLE]) -> np.ndarray:
+    """Areas of many RLEs (int64), chunked around pycocotools' NumPy 2 overflow."""
+    out = np.zeros(len(rles), dtype=np.int64)
+    for start in range(0, len(rles), _AREA_CHUNK):
+        chunk = [_to_coco(r) for r in rles[start : start + _AREA_CHUNK]]
+        if chunk:
+            out[start : start + len(chunk)] = np.asarray(_coco.area(chunk), dtype=np.int64)
+    return out
+
+
+def merge(rles: Iterable[RLE], *, intersect: bool = False) -> RLE:
+    """Union (or intersection) of RLEs of one size."""
+    coco = [_to_coco(r) for r in rles]
+    if not coco:
+        raise InvalidMaskError("merge() needs at least one mask")
+    _check_same_size(coco)
+    if len(coco) == 1:
+        return _from_coco(coco[0])
+    return _from_coco(_coco.merge(coco, intersect=int(intersect)))
+
+
+def intersection_area(a: RLE, b: RLE) -> int:
+    """|a & b| computed on RLE without decoding."""
+    _check_same_size([a, b])
+    return area(merge([a, b], intersect=True))
+
+
+def empty(height: int, width: int) -> RLE:
+    """An all-background mask."""
+    return {"size": [int(height), int(width)], "counts": encode_counts([int(height) * int(width)])}
+
+
+def full(height: int, width: int) -> RLE:
+    """An all-foreground mask."""
+    n = int(height) * int(width)
+    return {"size": [int(height), int(width)], "counts": encode_counts([0, n] if n else [0])}
+
+
+def is_rle(obj: Any) -> bool:
+    return isinstance(obj, dict) and "size" in obj and "counts" in obj
+
+
+def _check_same_size(rles: Sequence[dict[str, Any]]) -> None:
+    sizes = {tuple(int(v) for v in r["size"]) for r in rles}
+    if len(sizes) > 1:
+        raise InvalidMaskError(f"masks of different sizes cannot be combined: {sorted(sizes)}")
+
+
+# --- the compressed counts string (COCO's LEB128-like, delta-coded format) -------------------
+
+
+def encode_counts(counts: Sequence[int]) -> str:
+    """Compress run lengths into COCO's counts string (same bytes pycocotools writes)."""
+    out: list[str] = []
+    for i, run in enumerate(counts):
+        x = int(run)
+        if i > 2:
+            x -= int(counts[i - 2])
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)
+
+
+def decode_counts(s: str) -> list[int]:
+    """Inverse of :func:`encode_counts`; raises :class:`InvalidMaskError` on a malformed string."""
+    counts: list[int] = []
+    pos, n = 0, len(s)
+    while pos < n:
+        x, k, more = 0, 0, True
+        while more:
+            if pos >= n:
+                raise InvalidMaskError("RLE counts string ends inside a run")
+            c = ord(s[pos]) - 48
+            if c < 0 or c > 63:
+                raise InvalidMaskError(f"RLE counts string has an invalid character {s[pos]!r} at {pos}")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            pos += 1
+            k += 1
+            if k > 13:
+                raise InvalidMaskError("RLE counts string has a run longer than 64 bits")
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts
+
+
+def validate_rle(obj: Any, *, expected_size: Sequence[int] | None = None, where: str | None = None) -> RLE:
+    """Check an untrusted RLE and return it normalised (compressed ``str`` counts).
+
+    Accepts compressed (``str``/``bytes``) or uncompressed (list of ints) counts. Raises
+    :class:`InvalidMaskError` naming ``where`` when the object is not an RLE, the size is negative,
+    huge or non-integer, a run is negative, the runs do not sum to ``h * w``, or the size differs
+    from ``expected_size``.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidMaskError(f"mask must be an RLE object with 'size' and 'counts', got {type(obj).__name__}", where)
+    size, counts = obj.get("size"), obj.get("counts")
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
+        raise InvalidMaskError(f"RLE 'size' must be [height, width] integers, got {size!r}", where)
+    h, w = int(size[0]), int(size[1])
+    if h < 0 or w < 0 or h > MAX_SIDE or w > MAX_SIDE:
+        raise InvalidMaskError(f"RLE size {[h, w]} is out of range (0..{MAX_SIDE})", where)
+    if isinstance(counts, bytes):
+        try:
+            counts = counts.decode("ascii")
+        except UnicodeDecodeError:
+            raise InvalidMaskError("RLE counts bytes are not ASCII", where) from None
+    if isinstance(counts, str):
+        try:
+            runs = decode_counts(counts)
+        except InvalidMaskError as exc:
+            raise InvalidMaskError(exc.reason, where) from None
+        compressed = counts
+    elif isinstance(counts, list):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts):
+            raise InvalidMaskError("uncompressed RLE counts must be integers", where)
+        runs = list(counts)
+        compressed = None
+    else:
+        raise InvalidMaskError(f"RLE 'counts' must be a string or a list of integers, got {type(counts).__name__}", where)
+    if any(r < 0 for r in runs):
+        raise InvalidMaskError("RLE counts contain a negative run", where)
+    total = sum(runs)
+    if total != h * w:
+        raise InvalidMaskError(f"RLE counts sum to {total}, expected height*width = {h * w}", where)
+    if expected_size is not None and [h, w] != [int(expected_size[0]), int(expected_size[1])]:
+        raise InvalidMaskError(
+            f"mask size {[h, w]} differs from the image size {[int(expected_size[0]), int(expected_size[1])]}", where)
+    if compressed is None:
+        compressed = encode_counts(runs)
+    return {"size": [h, w], "counts": compressed}
+
+
+def resize_nearest(rle: RLE, height: int, width: int) -> RLE:
+    """Nearest-neighbour resize of a mask (opt-in repair of predictions made at another size)."""
+    src = decode(rle)
+    h, w = src.shape
+    if (h, w) == (height, width):
+        return rle
+    rows = np.minimum((np.arange(height) * h / max(height, 1)).astype(np.int64), max(h - 1, 0))
+    cols = np.minimum((np.arange(width) * w / max(width, 1)).astype(np.int64), max(w - 1, 0))
+    if h == 0 or w == 0:
+        return empty(height, width)
+    return encode(src[rows][:, cols])
