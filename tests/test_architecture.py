@@ -1,0 +1,73 @@
+"""The arrows that must never exist (ARCHITECTURE.md), checked on the source with ``ast``.
+
+- ``data`` and ``evaluators`` never import torch, transformers or a predictor;
+- ``tts`` never imports torch; ``data`` never imports ``evaluators``;
+- no layer imports ``cli``;
+- the scoring path starts without torch, transformers or datasets in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "reasonseg_x"
+HEAVY = ("torch", "torchvision", "transformers", "peft", "accelerate", "sam2", "segment_anything", "vllm")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _files(*parts: str) -> list[Path]:
+    root = PACKAGE.joinpath(*parts)
+    if root.suffix == ".py":
+        return [root] if root.exists() else []
+    return sorted(root.rglob("*.py"))
+
+
+def _offenders(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
+    bad = []
+    for path in files:
+        for name in _imports(path):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                bad.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
+    return bad
+
+
+@pytest.mark.parametrize("layer", ["data", "evaluators", "masks.py", "taxonomy.py", "predictions.py"])
+def test_scoring_layers_import_no_model_code(layer: str) -> None:
+    forbidden = HEAVY + ("reasonseg_x.predictors", "reasonseg_x.star", "reasonseg_x.baselines", "reasonseg_x.runner")
+    assert _offenders(_files(layer), forbidden) == []
+
+
+def test_data_does_not_import_evaluators() -> None:
+    assert _offenders(_files("data"), ("reasonseg_x.evaluators",)) == []
+
+
+def test_tts_is_numpy_only() -> None:
+    assert _offenders(_files("tts.py"), HEAVY) == []
+
+
+def test_nothing_imports_cli() -> None:
+    files = [p for p in _files("") if "cli" not in p.relative_to(PACKAGE).parts]
+    assert _offenders(files, ("reasonseg_x.cli",)) == []
+
+
+def test_scoring_cli_starts_without_heavy_imports() -> None:
+    code = ("import sys; from reasonseg_x.cli import app; import reasonseg_x.evaluators; "
+            "heavy = [m for m in ('torch', 'transformers', 'datasets', 'pandas') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
