@@ -1,0 +1,55 @@
+"""``synth:N[:SEED]``: a streamed source of N procedurally rendered samples in one split, ``test``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from reasonseg_x.data.record import GroundTruth, Sample
+from reasonseg_x.data.source import Source
+from reasonseg_x.data.synth.render import Recipe, render_ground_truth, render_sample
+from reasonseg_x.errors import InvalidInputError
+
+__all__ = ["SynthSource", "MAX_SAMPLES"]
+
+#: A sanity bound on N (ids are zero-padded to six digits, so up to a million samples keep their order).
+MAX_SAMPLES = 1_000_000
+
+
+class SynthSource(Source):
+    """N samples ``synth-<seed>-<index>``, each rendered on demand from ``(index, seed)`` alone."""
+
+    id_rule = "synth-<seed>-<index>"
+
+    def __init__(self, n: int, seed: int = 0, *, skip_invalid: bool = False) -> None:
+        super().__init__(skip_invalid=skip_invalid)
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_SAMPLES:
+            raise InvalidInputError(f"synth: the number of samples must be an integer in 0..{MAX_SAMPLES}, got {n!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InvalidInputError(f"synth: the seed must be a non-negative integer, got {seed!r}")
+        self.n = n
+        self.seed = seed
+        self.spec = f"synth:{n}:{seed}"
+
+    def splits(self) -> list[str]:
+        return ["test"]
+
+    def samples(self, split: str | None = None) -> Iterator[Sample]:
+        self.resolve_split(split)
+        for index in range(self.n):
+            yield render_sample(index, self.seed)
+
+    def ground_truth(self, split: str | None = None) -> Iterator[GroundTruth]:
+        """Masks only: the pictures are neither painted nor PNG-encoded."""
+        self.resolve_split(split)
+        for index in range(self.n):
+            yield render_ground_truth(Recipe(seed=self.seed, index=index))
+
+    def num_samples(self, split: str | None = None) -> int:
+        self.resolve_split(split)
+        return self.n
+
+    def sample(self, index: int) -> Sample:
+        """Random access to one sample (same result as the ``index``-th of :meth:`samples`)."""
+        if not 0 <= index < self.n:
+            raise IndexError(f"{self.spec} has samples 0..{self.n - 1}, not {index}")
+        return render_sample(index, self.seed)
