@@ -1,0 +1,306 @@
+"""``run_eval``: one model over one split (or shard), resumable, then scored like ``reasonseg-x score``.
+
+Order of work, chosen so that nothing already paid for is lost or mixed:
+1. resolve the model name and type its arguments (no model import yet);
+2. list the split's ids and fingerprint its ground truth, pick the ``--limit`` prefix and the shard;
+3. lock the run folder, compare ``run.json``'s identity with this run's (refuse on a difference),
+   recover ``predictions.jsonl`` (drop a torn tail), write ``run.json`` *before* predicting;
+4. load the model only if samples remain, predict them in source order, append per batch;
+5. check the file covers exactly this run's ids, mark ``run.json`` complete, score.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasonseg_x.data.source import Source
+from reasonseg_x.errors import InvalidInputError, ReasonSegXError
+from reasonseg_x.predictors.registry import BoundModel, bind_arguments
+from reasonseg_x.runner.loop import LoopStats, predict_samples
+from reasonseg_x.runner.runinfo import (RunIdentity, Stopwatch, check_identity, environment, read_run_info,
+                                        utc_now, write_run_info)
+from reasonseg_x.runner.shards import Shard, select_shard
+from reasonseg_x.runner.store import PredictionStore, read_stored_lines
+from reasonseg_x.runner.subset import SubsetSource
+
+__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "PREDICTIONS_FILE",
+           "DEFAULT_BATCH_SIZE"]
+
+PREDICTIONS_FILE = "predictions.jsonl"
+DEFAULT_BATCH_SIZE = 8
+LOCK_FILE = ".reasonseg-x.lock"
+
+
+class Progress(AbstractContextManager):
+    """What the runner reports to: ``advance(n)`` after each batch."""
+
+    def advance(self, n: int) -> None:  # pragma: no cover - interface
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+#: ``factory(total, completed, description) -> Progress``
+ProgressFactory = Callable[[int, int, str], Progress]
+
+
+@dataclass
+class EvalConfig:
+    """The options of ``reasonseg-x eval`` (``model_args`` values may be strings: they get typed)."""
+
+    model: str
+    out: str | Path
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: str = "mini"
+    split: str | None = None
+    protocol: str = "star"
+    batch_size: int | None = None
+    limit: int | None = None
+    seed: int = 0
+    num_shards: int = 1
+    shard_id: int = 0
+    fresh: bool = False
+    strict: bool = False
+    skip_invalid: bool = False
+    retry_errors: bool = False
+    score: bool = True
+
+
+@dataclass
+class EvalOutcome:
+    run_dir: Path
+    predictions_path: Path
+    run_info: dict[str, Any]
+    already_done: int
+    stats: LoopStats | None
+    result: Any = None
+    source: Source | None = None
+    split: str = ""
+
+
+def open_data(spec: str, *, skip_invalid: bool = False) -> Source:
+    from reasonseg_x.data.resolve import open_source
+
+    return open_source(spec, skip_invalid=skip_invalid)
+
+
+def lock_run_dir(run_dir: Path) -> Any:
+    """Hold an exclusive lock on a run folder (a second writer would interleave lines)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(run_dir / LOCK_FILE), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ReasonSegXError(f"another reasonseg-x process is writing to {run_dir}; wait for it or use another --out") \
+            from None
+    return lock
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            torch.manual_seed(seed)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _clear_run(run_dir: Path) -> None:
+    for name in (PREDICTIONS_FILE, "run.json"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def select_ids(source: Source, split: str, limit: int | None, shard: Shard) -> tuple[int, list[str], list[str]]:
+    """(split size, the --limit prefix of the ids in source order, this shard's ids); refuses repeated ids."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    for gt in source.ground_truth(split):
+        if gt.id in seen:
+            raise InvalidInputError(f"split {split!r} of {source.spec!r} has the id {gt.id!r} twice; a run needs unique ids")
+        seen.add(gt.id)
+        ids.append(gt.id)
+    n_split = len(ids)
+    if limit is not None:
+        if limit < 1:
+            raise InvalidInputError(f"--limit must be >= 1, got {limit}")
+        ids = ids[:limit]
+    return n_split, ids, select_shard(ids, shard)
+
+
+def run_eval(config: EvalConfig, *, source: Source | None = None, progress: ProgressFactory | None = None,
+             bound: BoundModel | None = None) -> EvalOutcome:
+    """Predict (resuming what is on disk) and score; see the module docstring for the order of work."""
+    shard = Shard(config.shard_id, config.num_shards)
+    out_dir = Path(config.out)
+    run_dir = out_dir / shard.dirname if shard.count > 1 else out_dir
+    bound = bound or bind_arguments(config.model, config.model_args)
+    if source is None:
+        source = open_data(config.data, skip_invalid=config.skip_invalid)
+    split = source.resolve_split(config.split)
+    n_split, selected, mine = select_ids(source, split, config.limit, shard)
+    fingerprint = source.fingerprint(split)
+    identity = RunIdentity(bound.name, bound.args, fingerprint, split, int(config.seed), shard.count, shard.index)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(run_dir)
+    try:
+        if config.fresh:
+            _clear_run(run_dir)
+        predictions_path = run_dir / PREDICTIONS_FILE
+        existing = read_run_info(run_dir)
+        if existing is not None:
+            check_identity(existing, identity, run_dir)
+        elif predictions_path.exists() and predictions_path.stat().st_size > 0:
+            raise InvalidInputError(f"{predictions_path} exists but {run_dir} has no run.json, so its origin is "
+                                    "unknown; pass --fresh to discard it, or choose a new --out")
+        store = PredictionStore(predictions_path)
+        stored = store.recover()
+        mine_set = set(mine)
+        foreign = [i for i in stored.lines if i not in mine_set]
+        if foreign:
+            raise InvalidInputError(
+                f"{predictions_path} holds {len(foreign)} predictions outside this run's selection "
+                f"(e.g. {foreign[0]!r}; an earlier run used a larger --limit?): rerun with that --limit, "
+                "pass --fresh, or choose a new --out")
+        retried = 0
+        if config.retry_errors:
+            failed = {i for i, status in stored.statuses.items() if status == "error"}
+            if failed:
+                stored = store.drop(stored, failed)
+                retried = len(failed)
+        info = _start_info(existing, identity, bound, source, config, split, len(selected), len(mine), shard)
+        session: dict[str, Any] = {"started": utc_now(), "resumed_from": len(stored.lines)}
+        if retried:
+            session["retried_errors"] = retried
+        info["sessions"].append(session)
+        write_run_info(run_dir, info)
+
+        remaining = [i for i in mine if i not in stored.lines]
+        stats: LoopStats | None = None
+        if remaining:
+            stats = _predict(bound, source, split, remaining, store, config, session, info, run_dir, progress,
+                             total=len(mine), done=len(stored.lines))
+        final = read_stored_lines(predictions_path)
+        missing = [i for i in mine if i not in final.lines]
+        if missing:
+            info["status"] = "failed"
+            info["error"] = f"{len(missing)} ids were never predicted (source yielded fewer samples than ids)"
+            write_run_info(run_dir, info)
+            raise InvalidInputError(f"the source did not yield {len(missing)} of this run's samples "
+                                    f"(e.g. {missing[0]!r}); its samples() and ground_truth() disagree")
+        statuses: dict[str, int] = {}
+        for status in final.statuses.values():
+            statuses[status] = statuses.get(status, 0) + 1
+        info["counts"] = {"expected": len(mine), "written": len(final.lines), "statuses": dict(sorted(statuses.items()))}
+        info["status"] = "complete"
+        session["finished"] = utc_now()
+        info["updated"] = session["finished"]
+        write_run_info(run_dir, info)
+
+        outcome = EvalOutcome(run_dir, predictions_path, info, len(stored.lines), stats, source=source, split=split)
+        if config.score:
+            clock = Stopwatch()
+            ids = None if len(mine) == n_split else mine
+            outcome.result = score_run(run_dir, source, split, ids=ids, protocol=config.protocol,
+                                       strict=config.strict, seed=config.seed, label=_label(config, shard))
+            session["score_s"] = clock.seconds()
+            write_run_info(run_dir, info)
+    finally:
+        lock.release()
+    return outcome
+
+
+def _label(config: EvalConfig, shard: Shard) -> str:
+    parts = []
+    if config.limit is not None:
+        parts.append(f"first {config.limit}")
+    if shard.count > 1:
+        parts.append(shard.dirname)
+    return ", ".join(parts) or "subset"
+
+
+def _start_info(existing: dict[str, Any] | None, identity: RunIdentity, bound: BoundModel, source: Source,
+                config: EvalConfig, split: str, n_selected: int, n_mine: int, shard: Shard) -> dict[str, Any]:
+    info = dict(existing) if existing else {"kind": "eval", "created": utc_now(), "sessions": []}
+    info.update({
+        "status": "running",
+        "identity": identity.to_json(),
+        "model": {"name": bound.name, "factory": bound.spec.factory, "args": bound.args, "origin": bound.spec.origin},
+        "data": {"spec": source.spec or config.data, "split": split, "fingerprint": identity.fingerprint,
+                 "limit": config.limit, "n_selected": n_selected,
+                 "shard": {"index": shard.index, "count": shard.count, "n": n_mine,
+                           "rule": "sorted ids, position j -> shard j % count"}},
+        "protocol": config.protocol,
+        "seed": int(config.seed),
+        "environment": environment(),
+        "updated": utc_now(),
+    })
+    info.pop("error", None)
+    info.setdefault("sessions", [])
+    return info
+
+
+def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str], store: PredictionStore,
+             config: EvalConfig, session: dict[str, Any], info: dict[str, Any], run_dir: Path,
+             progress: ProgressFactory | None, *, total: int, done: int) -> LoopStats:
+    try:
+        load = Stopwatch()
+        predictor = bound.instantiate()
+        session["load_model_s"] = load.seconds()
+        info["environment"] = environment()  # again: the model may have brought up GPUs
+        _seed_everything(int(config.seed))
+        batch_size = config.batch_size or getattr(predictor, "default_batch_size", None) or DEFAULT_BATCH_SIZE
+        if batch_size < 1:
+            raise InvalidInputError(f"--batch-size must be >= 1, got {batch_size}")
+        session["batch_size"] = int(batch_size)
+        todo = set(remaining)
+        samples = (s for s in source.samples(split) if s.id in todo)
+        bar = progress(total, done, bound.name) if progress else nullcontext()
+        clock = Stopwatch()
+        with bar as reporter:
+            advance = getattr(reporter, "advance", None)
+            stats = predict_samples(predictor, samples, store, name=bound.name, batch_size=int(batch_size),
+                                    on_batch=advance)
+        elapsed = clock.seconds()
+        session.update(stats.to_json())
+        session["wall_s"] = elapsed
+        session["samples_per_s"] = round(stats.predicted / elapsed, 3) if elapsed > 0 else None
+        if stats.first_errors:
+            session["first_errors"] = stats.first_errors
+        return stats
+    except BaseException as exc:
+        info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        info["error"] = f"{type(exc).__name__}: {exc}"
+        session["finished"] = utc_now()
+        write_run_info(run_dir, info)
+        raise
+    finally:
+        store.close()
+
+
+def score_run(run_dir: Path, source: Source, split: str, *, ids: list[str] | None, protocol: str, strict: bool,
+              seed: int, label: str = "subset") -> Any:
+    """Score ``run_dir/predictions.jsonl`` exactly as ``reasonseg-x score`` would, writing its outputs there.
+
+    With ``ids`` the run is scored against that subset of the split (a ``--limit`` or a shard).
+    """
+    from reasonseg_x.evaluators.api import score_predictions, write_outputs
+    from reasonseg_x.predictions import read_predictions
+
+    scored: Source = SubsetSource(source, split, ids, label=label) if ids is not None else source
+    predictions = read_predictions(Path(run_dir) / PREDICTIONS_FILE)
+    result = score_predictions(scored, split, predictions, protocol=protocol, strict=strict, seed=seed)
+    write_outputs(result, run_dir)
+    return result

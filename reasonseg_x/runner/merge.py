@@ -1,0 +1,194 @@
+"""Merge shard outputs into one run, refusing every way a merge can lie.
+
+Refused: shards of different models, arguments, seeds or data (fingerprints); a shard folder
+given twice or missing; an id written by two shards; ids outside the split; incomplete coverage
+(the message names how many ids are missing and which shard folders to resume). Only then are the
+lines concatenated (in the split's order) and scored. Nothing is globbed: the inputs are exactly
+the folders given (a folder holding ``shard-<i>-of-<k>/`` subfolders stands for those).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasonseg_x.data.source import Source
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.runner.evaluate import PREDICTIONS_FILE, lock_run_dir, open_data, score_run, select_ids
+from reasonseg_x.runner.runinfo import RUN_FILE, RunIdentity, environment, read_run_info, utc_now, write_run_info
+from reasonseg_x.runner.shards import Shard, parse_shard_dirname, select_shard
+from reasonseg_x.runner.store import read_stored_lines, write_text_atomic
+
+__all__ = ["MergeOutcome", "merge_runs", "expand_run_dirs"]
+
+
+@dataclass
+class MergeOutcome:
+    out_dir: Path
+    predictions_path: Path
+    run_info: dict[str, Any]
+    parts: list[Path] = field(default_factory=list)
+    result: Any = None
+    source: Source | None = None
+    split: str = ""
+
+
+def _shard_subdirs(directory: Path) -> list[Path]:
+    found = []
+    if directory.is_dir():
+        for child in directory.iterdir():
+            parsed = parse_shard_dirname(child.name)
+            if parsed and child.is_dir():
+                found.append((parsed[1], parsed[0], child))
+    return [p for _, _, p in sorted(found)]
+
+
+def expand_run_dirs(dirs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The run folders named: each folder itself, or its ``shard-*-of-*`` subfolders when it is a
+    parent of shards (or a previous merge of them)."""
+    out: list[Path] = []
+    for raw in dirs:
+        directory = Path(raw)
+        if not directory.is_dir():
+            raise InvalidInputError(f"no such run folder: {directory}")
+        info_path = directory / RUN_FILE
+        kind = None
+        if info_path.exists():
+            info = read_run_info(directory)
+            kind = info.get("kind") if info else None
+        subdirs = _shard_subdirs(directory)
+        if info_path.exists() and (kind != "merged" or not subdirs):
+            out.append(directory)
+        elif subdirs:
+            out.extend(subdirs)
+        else:
+            raise InvalidInputError(f"{directory} has no run.json and no shard-<i>-of-<k> folders: not a run folder")
+    resolved: dict[Path, Path] = {}
+    for directory in out:
+        key = directory.resolve()
+        if key in resolved:
+            raise InvalidInputError(f"run folder {directory} is given twice")
+        resolved[key] = directory
+    return out
+
+
+def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, source: Source | None = None,
+               data: str | None = None, protocol: str | None = None, strict: bool = False, seed: int | None = None,
+               score: bool = True, fresh: bool = False) -> MergeOutcome:
+    """Check and merge shard runs into ``out`` (predictions.jsonl, run.json, then the scoring outputs)."""
+    run_dirs = expand_run_dirs(dirs)
+    if not run_dirs:
+        raise InvalidInputError("merge needs at least one run folder")
+    infos = [read_run_info(d) for d in run_dirs]
+    identities = [RunIdentity.from_json(i["identity"], str(d / RUN_FILE)) for d, i in zip(run_dirs, infos)]  # type: ignore[index]
+    base = identities[0].unsharded()
+    for directory, ident in zip(run_dirs, identities):
+        if ident.unsharded() != base:
+            diffs = [f"{k}: {v!r} vs {ident.unsharded().to_json()[k]!r}" for k, v in base.to_json().items()
+                     if ident.unsharded().to_json()[k] != v]
+            raise InvalidInputError(f"{directory} is not a shard of the same run as {run_dirs[0]} ({'; '.join(diffs)})")
+    counts = {ident.num_shards for ident in identities}
+    if len(counts) != 1:
+        raise InvalidInputError(f"the folders come from different shardings: num_shards {sorted(counts)}")
+    num_shards = counts.pop()
+    by_index: dict[int, Path] = {}
+    info_of: dict[int, dict[str, Any]] = {}
+    for directory, ident, info in zip(run_dirs, identities, infos):
+        if ident.shard_id in by_index:
+            raise InvalidInputError(f"shard {ident.shard_id} of {num_shards} is given twice: {by_index[ident.shard_id]} "
+                                    f"and {directory}")
+        by_index[ident.shard_id] = directory
+        info_of[ident.shard_id] = info or {}
+    absent = [i for i in range(num_shards) if i not in by_index]
+    if absent:
+        names = ", ".join(Shard(i, num_shards).dirname for i in absent[:5])
+        raise InvalidInputError(f"{len(absent)} of {num_shards} shards are missing ({names}); run them, then merge "
+                                "all of them")
+    limits = {json.dumps((i or {}).get("data", {}).get("limit")) for i in infos}
+    if len(limits) != 1:
+        raise InvalidInputError(f"the shards were run with different --limit values: {sorted(limits)}")
+    limit = json.loads(limits.pop())
+
+    first = infos[0] or {}
+    if source is None:
+        source = open_data(data or first.get("data", {}).get("spec") or "mini")
+    split = source.resolve_split(base.split)
+    fingerprint = source.fingerprint(split)
+    if fingerprint != base.fingerprint:
+        raise InvalidInputError(f"the data has changed since the shards ran: fingerprint {fingerprint} now, "
+                                f"{base.fingerprint} in {run_dirs[0] / RUN_FILE}; pass the same --data")
+    n_split, selected, _ = select_ids(source, split, limit, Shard(0, 1))
+
+    owner: dict[str, Path] = {}
+    lines: dict[str, str] = {}
+    progress: list[dict[str, Any]] = []
+    for index in range(num_shards):
+        directory = by_index[index]
+        stored = read_stored_lines(directory / PREDICTIONS_FILE)
+        expected = set(select_shard(selected, Shard(index, num_shards)))
+        stray = [i for i in stored.lines if i not in expected]
+        overlap = [i for i in stored.lines if i in owner]
+        if overlap:
+            raise InvalidInputError(f"{len(overlap)} ids were predicted by two shards (e.g. {overlap[0]!r} in "
+                                    f"{owner[overlap[0]]} and {directory}); refusing to merge")
+        if stray:
+            raise InvalidInputError(f"{directory} holds {len(stray)} ids that do not belong to shard {index} of "
+                                    f"{num_shards} (e.g. {stray[0]!r}); it was not produced by this sharding")
+        for sample_id, text in stored.lines.items():
+            owner[sample_id] = directory
+            lines[sample_id] = text
+        info = info_of[index]
+        progress.append({"dir": str(directory), "shard_id": index, "expected": len(expected),
+                         "written": len(stored.lines), "status": info.get("status"),
+                         "torn_tail_bytes": stored.torn_bytes, "sessions": info.get("sessions", [])})
+    missing = [i for i in selected if i not in lines]
+    if missing:
+        incomplete = [f"{p['dir']} ({p['written']}/{p['expected']}, status {p['status']})"
+                      for p in progress if p["written"] < p["expected"]]
+        raise InvalidInputError(f"{len(missing)} of {len(selected)} ids are missing (e.g. {missing[0]!r}); incomplete "
+                                f"shards: {', '.join(incomplete)}. Rerun their eval commands (they resume), then merge")
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_run_dir(out_dir)
+    try:
+        if out_dir.resolve() in {d.resolve() for d in run_dirs}:
+            raise InvalidInputError(f"--out {out_dir} is one of the shard folders; merge into their parent or a new folder")
+        existing = read_run_info(out_dir)
+        if existing is not None and not fresh:
+            old = RunIdentity.from_json(existing["identity"], str(out_dir / RUN_FILE))
+            if old != base:
+                raise InvalidInputError(f"{out_dir} holds predictions of a different run ({old.model} on "
+                                        f"{old.fingerprint} vs {base.model} on {base.fingerprint}); pass --fresh to "
+                                        "replace them, or choose a new --out")
+        predictions_path = out_dir / PREDICTIONS_FILE
+        write_text_atomic(predictions_path, "".join(lines[i] + "\n" for i in selected))
+        run_info = {
+            "kind": "merged",
+            "status": "complete",
+            "identity": base.to_json(),
+            "model": first.get("model"),
+            "data": {**first.get("data", {}), "spec": source.spec or first.get("data", {}).get("spec"),
+                     "n_selected": len(selected), "shard": {"index": 0, "count": 1, "n": len(selected)}},
+            "protocol": protocol or first.get("protocol", "star"),
+            "seed": base.seed,
+            "parts": progress,
+            "environment": environment(),
+            "created": utc_now(),
+            "updated": utc_now(),
+        }
+        write_run_info(out_dir, run_info)
+    finally:
+        lock.release()
+    outcome = MergeOutcome(out_dir, predictions_path, run_info, [by_index[i] for i in range(num_shards)],
+                           source=source, split=split)
+    if score:
+        ids = None if len(selected) == n_split else selected
+        outcome.result = score_run(out_dir, source, split, ids=ids, protocol=run_info["protocol"], strict=strict,
+                                   seed=base.seed if seed is None else seed,
+                                   label=f"first {limit}" if limit is not None else "subset")
+    return outcome

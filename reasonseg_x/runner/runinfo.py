@@ -1,0 +1,143 @@
+"""``run.json``: who produced a predictions file, from what, on what, and how long it took.
+
+The run's *identity* (model, typed model arguments, data fingerprint and split, seed, shard) is
+written before the first prediction. A later run into the same folder must have the same identity
+or it refuses: predictions of different models or data never mix silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reasonseg_x import __version__
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.runner.store import write_text_atomic
+
+__all__ = ["RUN_FILE", "RunIdentity", "read_run_info", "write_run_info", "check_identity", "environment", "utc_now"]
+
+RUN_FILE = "run.json"
+#: packages whose versions a run records (read from metadata: nothing is imported)
+_PACKAGES = ("numpy", "pycocotools", "pillow", "datasets", "pyarrow", "torch", "torchvision", "transformers",
+             "peft", "accelerate", "sam2", "segment-anything", "vllm")
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What must match for two runs' predictions to belong together."""
+
+    model: str
+    model_args: dict[str, Any]
+    fingerprint: str
+    split: str
+    seed: int
+    num_shards: int = 1
+    shard_id: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "model_args": self.model_args, "data_fingerprint": self.fingerprint,
+                "split": self.split, "seed": self.seed, "num_shards": self.num_shards, "shard_id": self.shard_id}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], where: str) -> RunIdentity:
+        try:
+            return cls(model=str(obj["model"]), model_args=dict(obj.get("model_args") or {}),
+                       fingerprint=str(obj["data_fingerprint"]), split=str(obj["split"]), seed=int(obj["seed"]),
+                       num_shards=int(obj.get("num_shards", 1)), shard_id=int(obj.get("shard_id", 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"run.json has no valid 'identity' ({exc})", where) from None
+
+    def unsharded(self) -> RunIdentity:
+        return RunIdentity(self.model, self.model_args, self.fingerprint, self.split, self.seed)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def read_run_info(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The parsed ``run.json`` of a run folder, or None when there is none."""
+    path = Path(directory) / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"run.json is not valid JSON ({exc}); pass --fresh to start over", str(path)) from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("identity"), dict):
+        raise InvalidInputError("run.json has no 'identity' object", str(path))
+    return obj
+
+
+def write_run_info(directory: str | os.PathLike[str], info: dict[str, Any]) -> None:
+    write_text_atomic(Path(directory) / RUN_FILE, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | os.PathLike[str]) -> None:
+    """Refuse to continue a run whose identity differs, naming every difference and the way out."""
+    where = str(Path(directory) / RUN_FILE)
+    old = RunIdentity.from_json(existing["identity"], where)
+    diffs = []
+    for key, before in old.to_json().items():
+        after = new.to_json()[key]
+        if before != after:
+            diffs.append(f"{key}: {before!r} -> {after!r}")
+    if diffs:
+        raise InvalidInputError(
+            f"{directory} holds predictions of a different run ({'; '.join(diffs)}). "
+            "Predictions of different runs never mix: pass --fresh to discard them, or choose a new --out.")
+
+
+def environment() -> dict[str, Any]:
+    """Toolkit/software versions and hardware, without importing anything heavy."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in _PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    env: dict[str, Any] = {
+        "toolkit_version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": packages,
+        "hardware": _hardware(),
+        "host": platform.node(),
+        "argv": list(sys.argv),
+    }
+    return env
+
+
+def _hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {"machine": platform.machine(), "cpu_count": os.cpu_count()}
+    torch = sys.modules.get("torch")  # only report GPUs when a model already loaded torch
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+                info["cuda"] = torch.version.cuda
+        except Exception:  # noqa: BLE001 - hardware probing must never fail a run
+            pass
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        info["cuda_visible_devices"] = visible
+    return info
+
+
+class Stopwatch:
+    """Seconds since construction, for run.json timings."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.start, 3)

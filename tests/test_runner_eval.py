@@ -1,0 +1,143 @@
+"""run_eval and the `eval` command: resume, identity checks, --fresh, --limit, run.json, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from _runner_helpers import FakeSource, prediction_lines
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.runner import evaluate
+from reasonseg_x.runner.evaluate import EvalConfig, run_eval
+
+pytest.importorskip("reasonseg_x.evaluators.api")
+HASH = "_runner_helpers:HashPredictor"
+
+
+def _config(out, **kw):
+    return EvalConfig(model=kw.pop("model", HASH), out=out, batch_size=kw.pop("batch_size", 4), **kw)
+
+
+def test_resume_recomputes_nothing_and_matches_a_clean_run(tmp_path):
+    clean = run_eval(_config(tmp_path / "clean"), source=FakeSource(20))
+    out = tmp_path / "resumed"
+    log = tmp_path / "calls.log"
+    first = run_eval(_config(out, model_args={"log": str(log)}), source=FakeSource(20))
+    assert first.stats.predicted == 20
+    # simulate a crash: keep 9 complete lines plus half of the 10th
+    raw = (out / "predictions.jsonl").read_bytes().split(b"\n")
+    (out / "predictions.jsonl").write_bytes(b"\n".join(raw[:9]) + b"\n" + raw[9][:17])
+    log.write_text("")
+    second = run_eval(_config(out, model_args={"log": str(log)}), source=FakeSource(20))
+    assert second.already_done == 9 and second.stats.predicted == 11
+    assert log.read_text().split() == [f"r{i:03d}" for i in range(9, 20)]  # only the rest was predicted
+    assert prediction_lines(out / "predictions.jsonl").keys() == prediction_lines(tmp_path / "clean" / "predictions.jsonl").keys()
+    m1 = json.loads((tmp_path / "clean" / "metrics.json").read_text())
+    m2 = json.loads((out / "metrics.json").read_text())
+    for key in ("overall", "by_reasoning_type", "counts"):
+        assert m1[key] == m2[key]
+    third = run_eval(_config(out, model_args={"log": str(log)}), source=FakeSource(20))
+    assert third.stats is None and third.already_done == 20
+    info = json.loads((out / "run.json").read_text())
+    assert [s["resumed_from"] for s in info["sessions"]] == [0, 9, 20]
+    assert clean.result.metrics["overall"] == second.result.metrics["overall"]
+
+
+def test_run_json_records_identity_environment_and_timings(tmp_path):
+    run_eval(_config(tmp_path, model_args={"delay": "0"}, seed=3), source=FakeSource(8))
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "complete" and info["kind"] == "eval"
+    assert info["identity"] == {"model": HASH, "model_args": {"delay": 0.0}, "data_fingerprint":
+                                FakeSource(8).fingerprint("test"), "split": "test", "seed": 3,
+                                "num_shards": 1, "shard_id": 0}
+    env = info["environment"]
+    assert env["toolkit_version"] and env["python"] and "numpy" in env["packages"] and env["hardware"]["cpu_count"]
+    session = info["sessions"][0]
+    assert {"started", "finished", "load_model_s", "predict_s", "samples_per_s", "batch_size"} <= set(session)
+    assert info["counts"] == {"expected": 8, "written": 8, "statuses": {"ok": 8}}
+
+
+@pytest.mark.parametrize("change", [
+    {"model": "empty"},
+    {"model_args": {"delay": "0.001"}},
+    {"seed": 1},
+    {"source": FakeSource(12, seed=1)},
+])
+def test_a_different_run_refuses_to_mix_and_says_how_to_start_fresh(tmp_path, change):
+    run_eval(_config(tmp_path), source=FakeSource(12))
+    source = change.pop("source", FakeSource(12))
+    with pytest.raises(InvalidInputError, match="--fresh") as info:
+        run_eval(_config(tmp_path, **change), source=source)
+    assert "different run" in str(info.value)
+    outcome = run_eval(_config(tmp_path, fresh=True, **change), source=source)
+    assert outcome.already_done == 0 and outcome.stats.predicted == 12
+
+
+def test_predictions_without_run_json_are_refused(tmp_path):
+    (tmp_path / "predictions.jsonl").write_text('{"id": "r000", "mask": null, "status": "ok"}\n')
+    with pytest.raises(InvalidInputError, match="origin is unknown"):
+        run_eval(_config(tmp_path), source=FakeSource(4))
+
+
+def test_limit_scores_the_subset_and_can_grow_but_not_shrink(tmp_path):
+    small = run_eval(_config(tmp_path, limit=5), source=FakeSource(12))
+    assert small.result.metrics["overall"]["n"] == 5 and small.result.metrics["counts"]["missing"] == 0
+    bigger = run_eval(_config(tmp_path, limit=9), source=FakeSource(12))
+    assert bigger.already_done == 5 and bigger.stats.predicted == 4
+    with pytest.raises(InvalidInputError, match="larger --limit"):
+        run_eval(_config(tmp_path, limit=3), source=FakeSource(12))
+
+
+def test_a_failed_predictor_marks_run_json_failed_and_keeps_saved_batches(tmp_path):
+    with pytest.raises(InvalidInputError):
+        run_eval(_config(tmp_path, model="_runner_helpers:BadMaskPredictor"), source=FakeSource(4))
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert info["status"] == "failed" and "dtype float32" in info["error"]
+
+
+def test_concurrent_runs_into_one_folder_are_refused(tmp_path):
+    from filelock import FileLock
+
+    with FileLock(str(tmp_path / evaluate.LOCK_FILE)):
+        with pytest.raises(Exception, match="another reasonseg-x process"):
+            run_eval(_config(tmp_path), source=FakeSource(4))
+
+
+def test_eval_command_end_to_end(tmp_path, monkeypatch):
+    from reasonseg_x.cli import app
+
+    monkeypatch.setattr(evaluate, "open_data", lambda spec, skip_invalid=False: FakeSource(16, spec=spec))
+    args = ["eval", "--model", HASH, "--model-arg", "delay=0", "--data", "fake", "--batch-size", "3", "--quiet",
+            "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "predicted 16 samples" in result.output and "Overall" in result.output
+    for name in ("predictions.jsonl", "run.json", "metrics.json", "per_sample.jsonl", "report.md"):
+        assert (tmp_path / name).exists(), name
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "already in" in again.output
+    changed = CliRunner().invoke(app, args[:4] + ["delay=0.5"] + args[5:])
+    assert changed.exit_code == 2 and "--fresh" in changed.output and "Traceback" not in changed.output
+    bad = CliRunner().invoke(app, ["eval", "--model", "oracle", "--model-arg", "x=1", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "no argument 'x'" in bad.output
+    shards = CliRunner().invoke(app, ["eval", "--model", "oracle", "--num-shards", "2", "--out", str(tmp_path / "c")])
+    assert shards.exit_code == 2 and "go together" in shards.output
+
+
+def test_retry_errors_recomputes_only_the_failed_samples(tmp_path):
+    first = run_eval(_config(tmp_path, model="_runner_helpers:FlakyPredictor", model_args={"fail_ids": "r002,r005"}),
+                     source=FakeSource(8))
+    assert first.result.metrics["counts"]["error"] == 2
+    # same command: failed samples stay failed (nothing is recomputed without being asked)
+    again = run_eval(_config(tmp_path, model="_runner_helpers:FlakyPredictor", model_args={"fail_ids": "r002,r005"}),
+                     source=FakeSource(8))
+    assert again.stats is None
+    # a kill during the rewrite cannot lose lines: it is an atomic replace; the retry predicts 2 samples
+    retry = run_eval(_config(tmp_path, model="_runner_helpers:FlakyPredictor", model_args={"fail_ids": "r002,r005"},
+                             retry_errors=True), source=FakeSource(8))
+    assert retry.stats.predicted == 2 and retry.result.metrics["counts"]["error"] == 2
+    lines = prediction_lines(tmp_path / "predictions.jsonl")
+    assert len(lines) == 8 and list(lines)[-2:] == ["r002", "r005"]
+    assert json.loads((tmp_path / "run.json").read_text())["sessions"][-1]["retried_errors"] == 2
