@@ -13,13 +13,13 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "load_dataset", "open_source"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reasonseg_x.data.hf import load_dataset
+    from reasonseg_x.data.datasets_api import load_dataset
     from reasonseg_x.data.resolve import open_source
 
 
 def __getattr__(name: str) -> Any:
     if name == "load_dataset":
-        from reasonseg_x.data.hf import load_dataset
+        from reasonseg_x.data.datasets_api import load_dataset
 
         return load_dataset
     if name == "open_source":

@@ -1,0 +1,127 @@
+"""Fetch a dataset repo from the Hugging Face Hub, or fail at once when that cannot work.
+
+Why a probe: offline, ``huggingface_hub`` retries a Hub id for ~23 seconds before it gives up. We
+use a local snapshot when the Hub cache already has one, fail immediately under
+``HF_HUB_OFFLINE=1``, and otherwise try a TCP connection to the endpoint with a short timeout
+before downloading.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+from reasonseg_x.errors import SourceNotFoundError
+
+__all__ = ["fetch_dataset_repo", "is_offline", "endpoint_reachable", "HOW_TO_USE_LOCAL"]
+
+#: the files a loader needs; images live inside the parquet/arrow files
+_PATTERNS = ["*.parquet", "**/*.parquet", "*.arrow", "**/*.arrow", "*.json", "**/*.json", "README.md"]
+_PROBE_TIMEOUT_S = 1.5
+
+HOW_TO_USE_LOCAL = (
+    "point at a local copy instead: `--data /path/to/folder` (or the folder as SOURCE of `reasonseg-x data`; a folder with data/<split>-*.parquet, "
+    "a datasets save_to_disk folder such as data/ReasonSegX_test, a LISA folder or a compact export), "
+    "or download it on a machine with network access with "
+    "`huggingface-cli download {repo} --repo-type dataset --local-dir /path/to/folder` "
+    "(for a known name, REASONSEG_X_DATA=/path/to/data finds the folders of the reference download script)")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def is_offline() -> bool:
+    """Offline mode as the user asked for it, read now (the hub library reads it only at import)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or _truthy(os.environ.get("HF_HUB_OFFLINE")) \
+        or _truthy(os.environ.get("HF_DATASETS_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
+def _probe_target() -> tuple[str, int] | None:
+    """Host and port a download would connect to first: the proxy when one is configured."""
+    endpoint = urlparse(_endpoint())
+    proxy = None
+    for name in (f"{endpoint.scheme.upper()}_PROXY", f"{endpoint.scheme}_proxy", "ALL_PROXY", "all_proxy"):
+        if os.environ.get(name):
+            proxy = urlparse(os.environ[name] if "://" in os.environ[name] else f"http://{os.environ[name]}")
+            break
+    no_proxy = (os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or "").replace(" ", "").split(",")
+    url = proxy if proxy is not None and endpoint.hostname not in no_proxy else endpoint
+    if not url.hostname:
+        return None
+    return url.hostname, url.port or (443 if url.scheme == "https" else 80)
+
+
+def endpoint_reachable(timeout: float = _PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the Hub endpoint (or its proxy) opens within ``timeout`` seconds.
+
+    Name resolution is not bounded by socket timeouts, so the probe runs in a daemon thread and
+    is abandoned when it takes too long.
+    """
+    target = _probe_target()
+    if target is None:
+        return False
+    outcome: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection(target, timeout=timeout):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    worker = threading.Thread(target=probe, name="reasonseg-x-hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout + 0.25)
+    return bool(outcome and outcome[0])
+
+
+def _local_snapshot(repo: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo, repo_type="dataset", local_files_only=True, allow_patterns=_PATTERNS))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        return None
+    except Exception:  # noqa: BLE001 - any other cache problem means "not usable locally"
+        return None
+
+
+def fetch_dataset_repo(repo: str, *, spec: str | None = None) -> Path:
+    """Local folder of a Hub dataset repo: the cached snapshot, else a fresh download.
+
+    Raises :class:`SourceNotFoundError` at once (well under a second) when offline or when the
+    endpoint cannot be reached, with a message that says how to point at a local folder.
+    """
+    cached = _local_snapshot(repo)
+    if cached is not None and (any(cached.rglob("*.parquet")) or any(cached.rglob("*.arrow"))):
+        return cached
+    label = spec if spec and spec != repo else repo
+    hint = HOW_TO_USE_LOCAL.format(repo=repo)
+    if is_offline():
+        raise SourceNotFoundError(f"{label}: the Hub dataset {repo} is not in the local cache and HF_HUB_OFFLINE is "
+                                  f"set; {hint}")
+    if not endpoint_reachable():
+        raise SourceNotFoundError(f"{label}: cannot reach the Hugging Face Hub at {_endpoint()} to download {repo} "
+                                  f"(no network?); {hint}")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo, repo_type="dataset", allow_patterns=_PATTERNS, etag_timeout=5))
+    except RepositoryNotFoundError:
+        raise SourceNotFoundError(f"{label}: no dataset repo {repo} on the Hub (private or misspelt?); {hint}") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise SourceNotFoundError(f"{label}: downloading {repo} failed: {exc}; {hint}") from None
