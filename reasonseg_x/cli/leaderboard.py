@@ -1,0 +1,163 @@
+"""``reasonseg-x submit`` and the ``reasonseg-x leaderboard`` group (manifest, score, render)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from reasonseg_x.cli._common import user_errors
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reasonseg_x.data.source import Source
+
+board_app = typer.Typer(name="leaderboard", help="Host a leaderboard: write manifests, score untrusted bundles, "
+                        "render the static site.", no_args_is_help=True)
+
+
+def _open_source(spec: str) -> Source:
+    """Resolve a data spec (kept as a module function so tests can substitute a source)."""
+    from reasonseg_x.data.resolve import open_source
+
+    return open_source(spec)
+
+
+def _canonical_protocol(name: str) -> str:
+    try:
+        from reasonseg_x.evaluators.protocols import get_protocol
+    except ImportError:  # pragma: no cover - evaluator not installed
+        return name
+    return get_protocol(name).name
+
+
+def submit(
+    predictions: Path = typer.Argument(..., help="Predictions JSONL (one {id, mask, status} object per line)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split the predictions are for (default: the source's "
+                                        "default split, or the manifest's)."),
+    model_name: str = typer.Option(..., "--model-name", help="Name shown on the leaderboard."),
+    data: str = typer.Option("reasonseg-x", "--data", help="Data source spec whose split the predictions answer."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Validate against this manifest JSON instead of "
+                                            "opening the data (no masks needed)."),
+    meta: Optional[list[str]] = typer.Option(None, "--meta", help="KEY=VALUE: base_model, parameter_count (7B), tts "
+                                             "(majority_vote), tts.n=32, or any other key. Repeatable."),
+    protocol: str = typer.Option("star", "--protocol", help="Protocol the results are meant for."),
+    out: Path = typer.Option(..., "--out", help="Bundle to write: a new folder, or a .tar.gz / .tgz file."),
+    push: Optional[str] = typer.Option(None, "--push", help="Also open a pull request adding the bundle to this Hub "
+                                       "dataset repo."),
+) -> None:
+    """Validate predictions against a split's manifest and write a submission bundle."""
+    with user_errors():
+        from reasonseg_x.errors import InvalidInputError
+        from reasonseg_x.leaderboard.manifest import manifest_from_source, read_manifest
+        from reasonseg_x.leaderboard.submission import build_submission, parse_meta
+
+        fields = parse_meta(meta)
+        proto = _canonical_protocol(protocol)
+        if manifest is not None:
+            man = read_manifest(manifest)
+            if split is not None and split != man.split:
+                raise InvalidInputError(f"--split {split!r} differs from the manifest's split {man.split!r}",
+                                        str(manifest))
+        else:
+            man = manifest_from_source(_open_source(data), split)
+        path, info = build_submission(predictions, man, model_name=model_name, out=out, protocol=proto, meta=fields)
+        typer.echo(f"bundle written: {path} ({info.dataset.n} predictions of {man.data}:{man.split}, "
+                   f"fingerprint {man.fingerprint})")
+        if push:
+            from reasonseg_x.leaderboard.push import push_bundle
+
+            url = push_bundle(path, push)
+            typer.echo(f"pull request opened: {url}")
+
+
+@board_app.command("manifest")
+def manifest_cmd(
+    data: str = typer.Option(..., "--data", help="Data source spec (the private ground truth)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split (default: the source's default)."),
+    out: Path = typer.Option(..., "--out", help="Manifest JSON to write (ids, sizes, fingerprint; no masks)."),
+) -> None:
+    """Write a split's public manifest, so authors can validate submissions without the masks."""
+    with user_errors():
+        from reasonseg_x.leaderboard.manifest import manifest_from_source, write_manifest
+
+        man = manifest_from_source(_open_source(data), split)
+        write_manifest(man, out)
+        typer.echo(f"manifest written: {out} ({len(man)} samples, {man.fingerprint})")
+
+
+@board_app.command("score")
+def score_cmd(
+    bundles: list[Path] = typer.Argument(..., help="Bundles to score: folders or .tar.gz / .tar / .zip archives."),
+    gt: str = typer.Option(..., "--gt", help="Data source spec of the private ground truth."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split (default: the source's default)."),
+    db: Path = typer.Option(..., "--db", help="SQLite leaderboard database (created if absent)."),
+    protocol: str = typer.Option("star", "--protocol", help="Protocol the host scores with."),
+    rescore: bool = typer.Option(False, "--rescore", help="Score again bundles already in the database."),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Scratch folder for extraction (default: temp)."),
+) -> None:
+    """Score untrusted bundles against the ground truth and store the results (idempotent)."""
+    with user_errors():
+        from reasonseg_x.leaderboard.host import GroundTruthContext, score_bundles
+        from reasonseg_x.leaderboard.store import LeaderboardStore
+
+        proto = _canonical_protocol(protocol)
+        context = GroundTruthContext.load(_open_source(gt), split)
+        with LeaderboardStore(db) as store:
+            outcomes = score_bundles(bundles, context, store, protocol=proto, rescore=rescore, workdir=workdir)
+        for o in outcomes:
+            if o.status in ("rejected", "error"):
+                print(f"{o.status:<10} {o.source}: {o.reason}", file=sys.stderr)
+            else:
+                score = ""
+                if o.giou is not None and o.ciou is not None:
+                    score = f"gIoU {100 * o.giou:.1f} cIoU {100 * o.ciou:.1f}"
+                typer.echo(f"{o.status:<10} {o.source}: {o.model_name} (submission {o.submission_id}) {score}")
+        if any(o.status in ("rejected", "error") for o in outcomes):
+            raise typer.Exit(code=1)
+
+
+@board_app.command("render")
+def render_cmd(
+    db: Optional[Path] = typer.Option(None, "--db", help="SQLite leaderboard database (omit for reported rows only)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write index.html and data.json into."),
+    protocol: str = typer.Option("star", "--protocol", help="Show evaluations of this protocol."),
+    reported: bool = typer.Option(True, "--reported/--no-reported", help="Include the paper's Table 1 rows."),
+) -> None:
+    """Write the static leaderboard site (self-contained index.html, works from file://)."""
+    with user_errors():
+        from reasonseg_x.leaderboard.site import render_site
+
+        page = render_site(db, out, protocol=_canonical_protocol(protocol), reported=reported)
+        typer.echo(f"site written: {page}")
+
+
+@board_app.command("list")
+def list_cmd(
+    db: Path = typer.Option(..., "--db", help="SQLite leaderboard database."),
+    rejections: bool = typer.Option(False, "--rejections", help="List refused bundles and why, instead."),
+) -> None:
+    """Print the stored evaluations (or the refused bundles) of a leaderboard database."""
+    with user_errors():
+        from reasonseg_x.errors import InvalidInputError
+        from reasonseg_x.leaderboard.store import LeaderboardStore
+
+        if not db.is_file():
+            raise InvalidInputError("leaderboard database not found", str(db))
+        with LeaderboardStore(db) as store:
+            if rejections:
+                for r in store.rejections():
+                    typer.echo(f"{r['rejected_at']}  {r['source_name']}: {r['reason']}")
+                return
+            for e in store.entries(protocol=None):
+                overall = e.results.get("overall", {}).get("", {})
+                g, c = overall.get("giou"), overall.get("ciou")
+                score = f"gIoU {100 * g:5.1f} cIoU {100 * c:5.1f}" if g is not None and c is not None else "-"
+                typer.echo(f"{e.submission_id:>4}  {e.model_name[:40]:<40}  {e.gt_spec}:{e.gt_split} [{e.protocol}]  "
+                           f"n={overall.get('n', 0)}  {score}  {e.scored_at}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("submit")(submit)
+    app.add_typer(board_app, name="leaderboard")

@@ -1,0 +1,174 @@
+"""Render the leaderboard as a static site: one self-contained ``index.html`` plus ``data.json``.
+
+The page embeds its data as JSON and draws the sortable table, the gIoU/cIoU toggle and the
+per-type chart (inline SVG) with vanilla JavaScript: no CDN, no server, it works from ``file://``.
+Model names come from strangers, so the data is embedded with ``<``, ``>`` and ``&`` escaped and
+the script only ever sets ``textContent``; a Content-Security-Policy forbids loading anything.
+The URL hash (``#metric=ciou&sort=compositional&dir=asc``) sets the view, so a link (or a
+headless browser) can open the page already sorted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.leaderboard.store import LeaderboardStore, StoredEntry
+
+__all__ = ["load_reported", "board_data", "render_html", "render_site"]
+
+_PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
+
+
+def _metric(g: float | None, c: float | None, g_ci: list[float] | None = None,
+            c_ci: list[float] | None = None, n: int | None = None) -> dict[str, Any]:
+    return {"giou": g, "ciou": c, "giou_ci": g_ci, "ciou_ci": c_ci, "n": n}
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100.0 * float(value), 2)
+
+
+def _pct_ci(lo: float | None, hi: float | None) -> list[float] | None:
+    return None if lo is None or hi is None else [_pct(lo), _pct(hi)]  # type: ignore[list-item]
+
+
+def load_reported(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """The paper's Table 1 rows (``annotations/reported_results.yaml``) as board entries."""
+    import yaml
+
+    from reasonseg_x._resources import shipped_file
+
+    file = Path(path) if path is not None else shipped_file("annotations", "reported_results.yaml")
+    try:
+        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInputError(f"cannot read reported results: {exc}", str(file)) from None
+    benchmark = doc.get("per_type_of", "reasonseg_x_test")
+    label = doc.get("benchmarks", {}).get(benchmark, benchmark)
+    entries = []
+    for i, row in enumerate(doc.get("entries", [])):
+        results = row.get("results", {})
+        try:
+            g, c = results[benchmark]
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInputError(f"entry {row.get('model')!r} has no [gIoU, cIoU] for {benchmark}",
+                                    f"{file}: entries[{i}]") from None
+        types = {}
+        for key, pair in results.items():
+            if key in doc.get("benchmarks", {}):
+                continue
+            types[key] = _metric(float(pair[0]), float(pair[1]))
+        other = {doc["benchmarks"][k]: {"giou": v[0], "ciou": v[1]} for k, v in results.items()
+                 if k in doc.get("benchmarks", {}) and k != benchmark}
+        entries.append({
+            "kind": "reported", "model": str(row["model"]), "base_model": row.get("base_model"),
+            "params": row.get("parameter_count"), "tts": _tts_label(row.get("tts")),
+            "protocol": doc.get("protocol", "star"), "date": None,
+            "data": f"{doc.get('short', {}).get(benchmark, label)}, paper",
+            "source": doc.get("source", "paper"), "overall": _metric(float(g), float(c)), "types": types,
+            "other": other,
+        })
+    return entries
+
+
+def _tts_label(tts: dict[str, Any] | None) -> str | None:
+    if not tts:
+        return None
+    method = str(tts.get("method", "tts"))
+    short = {"majority_vote": "MV"}.get(method, method)
+    n = tts.get("n")
+    return f"{short}@{n}" if n is not None else short
+
+
+def _verified_entry(entry: StoredEntry) -> dict[str, Any]:
+    def block(m: dict[str, Any]) -> dict[str, Any]:
+        return _metric(_pct(m.get("giou")), _pct(m.get("ciou")), _pct_ci(m.get("giou_lo"), m.get("giou_hi")),
+                       _pct_ci(m.get("ciou_lo"), m.get("ciou_hi")), m.get("n"))
+
+    overall = entry.results.get("overall", {}).get("", {})
+    types = {k: block(v) for k, v in entry.results.get("reasoning_type", {}).items()}
+    return {
+        "kind": "verified", "model": entry.model_name, "base_model": entry.base_model,
+        "params": entry.parameter_count, "tts": _tts_label(entry.tts), "protocol": entry.protocol,
+        "data": f"{entry.gt_spec}:{entry.gt_split}", "date": entry.scored_at[:10],
+        "source": f"bundle {entry.bundle_sha256[:12]}", "overall": block(overall), "types": types,
+        "counts": entry.counts,
+    }
+
+
+def board_data(store: LeaderboardStore | None, *, protocol: str | None = "star", reported: bool = True,
+               reported_path: str | os.PathLike[str] | None = None,
+               title: str = "ReasonSeg-X leaderboard") -> dict[str, Any]:
+    """Everything the page shows, as one JSON-ready dict (percent values)."""
+    from reasonseg_x.taxonomy import reasoning_types
+
+    taxonomy = reasoning_types()
+    entries = [_verified_entry(e) for e in store.entries(protocol=protocol)] if store is not None else []
+    if reported:
+        entries.extend(load_reported(reported_path))
+    seen = list(taxonomy.ids)
+    for e in entries:
+        for key in e["types"]:
+            if key not in seen:
+                seen.append(key)
+    types = []
+    for tid in seen:
+        cat = taxonomy.opened().category(tid)
+        types.append({"id": cat.id, "code": cat.code, "name": cat.name})
+    return {"title": title, "protocol": protocol, "types": types, "entries": entries,
+            "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")}
+
+
+def _template(name: str) -> str:
+    return resources.files("reasonseg_x.leaderboard").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside ``<script>``: no ``</script>``, no HTML comment, no line separators."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _html_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The self-contained page for ``data`` (from :func:`board_data`)."""
+    values = {
+        "TITLE": _html_text(str(data.get("title", "Leaderboard"))),
+        "GENERATED": _html_text(str(data.get("generated", ""))),
+        "STYLE": _template("board.css"),
+        "SCRIPT": _template("board.js"),
+        "DATA": _script_json(data),
+    }
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), _template("index.html"))
+
+
+def render_site(db: str | os.PathLike[str] | None, out: str | os.PathLike[str], *, protocol: str | None = "star",
+                reported: bool = True, reported_path: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``index.html`` and ``data.json`` into ``out``; returns the page's path."""
+    if db is not None and not Path(db).is_file():
+        raise InvalidInputError("leaderboard database not found", str(db))
+    if db is not None:
+        with LeaderboardStore(db) as store:
+            data = board_data(store, protocol=protocol, reported=reported, reported_path=reported_path)
+    else:
+        data = board_data(None, protocol=protocol, reported=reported, reported_path=reported_path)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / "index.html"
+    for target, text in ((folder / "data.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n"),
+                         (page, render_html(data))):
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    return page

@@ -1,0 +1,242 @@
+"""Author side: manifests, validation against a split, metadata, bundle writing and re-opening."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from _leaderboard_helpers import FakeSource, make_bundle, prediction_lines, write_jsonl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reasonseg_x import masks
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.leaderboard.bundle import (
+    PREDICTIONS_FILE,
+    SUBMISSION_FILE,
+    SubmissionInfo,
+    bundle_digest,
+    open_bundle,
+)
+from reasonseg_x.leaderboard.manifest import Manifest, manifest_from_source, read_manifest, write_manifest
+from reasonseg_x.leaderboard.safety import Limits, UnsafeBundleError
+from reasonseg_x.leaderboard.submission import (
+    SubmissionError,
+    build_submission,
+    parse_meta,
+    parse_parameter_count,
+    validate_predictions,
+)
+
+
+@pytest.fixture()
+def source() -> FakeSource:
+    return FakeSource(12)
+
+
+@pytest.fixture()
+def manifest(source: FakeSource) -> Manifest:
+    return manifest_from_source(source, "test")
+
+
+def test_manifest_roundtrip_and_fingerprint(tmp_path: Path, source: FakeSource, manifest: Manifest) -> None:
+    assert len(manifest) == 12 and manifest.fingerprint == source.fingerprint("test")
+    assert manifest.groups["s000"] == {"reasoning_type": "function_purpose"}
+    path = write_manifest(manifest, tmp_path / "m" / "manifest.json")
+    again = read_manifest(path)
+    assert again == manifest
+    assert "counts" not in path.read_text()  # ids and sizes only, never the masks
+
+
+@pytest.mark.parametrize("doc, match", [
+    ({"format": "other"}, "not a reasonseg-x manifest"),
+    ({"format": "reasonseg-x-manifest", "data": "d", "split": "t", "fingerprint": "f", "samples": [{"id": 1}]},
+     "string 'id'"),
+    ({"format": "reasonseg-x-manifest", "data": "d", "split": "t", "fingerprint": "f",
+      "samples": [{"id": "a", "height": True, "width": 3}]}, "positive integer"),
+    ({"format": "reasonseg-x-manifest", "data": "d", "split": "t", "fingerprint": "f",
+      "samples": [{"id": "a", "height": 2, "width": 3}, {"id": "a", "height": 2, "width": 3}]}, "duplicate"),
+])
+def test_bad_manifests_are_refused(tmp_path: Path, doc: dict, match: str) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InvalidInputError, match=match):
+        read_manifest(path)
+
+
+def test_valid_predictions_pass(tmp_path: Path, source: FakeSource, manifest: Manifest) -> None:
+    path = write_jsonl(tmp_path / "p.jsonl", prediction_lines(source))
+    report = validate_predictions(path, manifest)
+    assert report.ok and len(report.predictions) == 12
+    assert report.counts() == {"ok": 12, "no_target": 0, "parse_error": 0, "error": 0}
+
+
+def test_every_problem_kind_is_listed_with_first_ids(tmp_path: Path, source: FakeSource, manifest: Manifest) -> None:
+    rows: list = prediction_lines(source)
+    del rows[0:7]                                             # 7 missing ids: s000..s006
+    rows.append({"id": "nope-1", "mask": None, "status": "ok"})  # unknown
+    rows.append({"id": "nope-2", "mask": None, "status": "ok"})
+    h, w = manifest.sizes["s007"]
+    rows[0] = {"id": "s007", "mask": masks.empty(h + 1, w), "status": "ok"}    # size mismatch
+    rows[1] = {"id": "s008", "mask": {"size": [h, w], "counts": "zzzz"}, "status": "ok"}  # invalid RLE
+    rows[2]["status"] = "great"                                 # unknown status
+    rows.append(dict(rows[3]))                                  # duplicate
+    rows.append("{not json")                                    # malformed line
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    report = validate_predictions(path, manifest)
+    kinds = report.by_kind()
+    assert set(kinds) == {"bad_line", "duplicate_id", "bad_status", "invalid_rle", "missing_id", "unknown_id",
+                          "size_mismatch"}
+    assert [p.id for p in kinds["missing_id"]] == [f"s{i:03d}" for i in range(7)]
+    with pytest.raises(SubmissionError) as info:
+        report.raise_for_problems()
+    text = str(info.value)
+    assert "7 missing ids" in text and "'s000'" in text and "'s004'" in text and "and 2 more" in text
+    assert "'s005'" not in text  # only the first five are listed
+    assert "2 unknown ids" in text and "'nope-1'" in text
+    assert "'s007'" in text and "differs from the image" in text
+    assert "'s008'" in text and "invalid RLE" in text
+    assert "p.jsonl:" in text  # where: file and line
+
+
+def test_rle_that_does_not_sum_is_invalid(tmp_path: Path, source: FakeSource, manifest: Manifest) -> None:
+    rows = prediction_lines(source)
+    h, w = manifest.sizes[rows[0]["id"]]
+    rows[0]["mask"] = {"size": [h, w], "counts": masks.encode_counts([h * w - 1])}
+    rows[1]["mask"] = {"size": [h, "w"], "counts": ""}
+    report = validate_predictions(write_jsonl(tmp_path / "p.jsonl", rows), manifest)
+    assert [p.kind for p in report.problems] == ["invalid_rle", "invalid_rle"]
+    assert "sum to" in report.problems[0].reason
+
+
+def test_oversized_line_and_file_are_refused(tmp_path: Path, source: FakeSource, manifest: Manifest) -> None:
+    rows = prediction_lines(source)
+    rows[0]["raw_text"] = "x" * 5000
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.raises(UnsafeBundleError, match="line longer than 4096"):
+        validate_predictions(path, manifest, limits=Limits(max_line_bytes=4096))
+    with pytest.raises(UnsafeBundleError, match="predictions file is"):
+        validate_predictions(path, manifest, limits=Limits(max_member_bytes=1000))
+
+
+def test_meta_parsing() -> None:
+    fields = parse_meta(["base_model=Qwen2.5-VL-7B-Instruct", "params=7B", "tts=majority_vote", "tts.n=32",
+                         "tts.temperature=1.0", "url=https://x.org/a=b", "open=true"])
+    assert fields["base_model"] == "Qwen2.5-VL-7B-Instruct"
+    assert fields["parameter_count"] == 7_000_000_000
+    assert fields["tts"] == {"method": "majority_vote", "n": 32, "temperature": 1.0}
+    assert fields["meta"] == {"url": "https://x.org/a=b", "open": True}
+    assert parse_meta(["tts=none"]) == {"meta": {}}
+    with pytest.raises(InvalidInputError, match="KEY=VALUE"):
+        parse_meta(["oops"])
+    with pytest.raises(InvalidInputError, match="not a number"):
+        parse_parameter_count("seven")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 10**12), st.sampled_from(["", "k", "M", "B"]))
+def test_parameter_count_scales(value: int, unit: str) -> None:
+    scale = {"": 1, "k": 10**3, "M": 10**6, "B": 10**9}[unit]
+    if value * scale > 10**15:
+        with pytest.raises(InvalidInputError):
+            parse_parameter_count(f"{value}{unit}")
+    else:
+        assert parse_parameter_count(f"{value}{unit}") == value * scale
+
+
+def test_bundle_folder_and_archive_have_one_identity(tmp_path: Path, source: FakeSource) -> None:
+    folder = make_bundle(tmp_path, source, meta=parse_meta(["params=8B", "tts=majority_vote", "tts.n=32"]))
+    doc = json.loads((folder / SUBMISSION_FILE).read_text())
+    assert doc["model_name"] == "model-a" and doc["parameter_count"] == 8_000_000_000
+    assert doc["tts"] == {"method": "majority_vote", "n": 32}
+    assert doc["dataset"]["fingerprint"] == source.fingerprint("test") and doc["dataset"]["n"] == 12
+    assert doc["protocol"] == "star" and doc["toolkit_version"]
+    opened = open_bundle(folder, tmp_path / "work")
+    assert opened.digest == bundle_digest((folder / SUBMISSION_FILE).read_bytes())
+    archive = tmp_path / "same.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:  # the author tars the folder themselves
+        tar.add(folder, arcname="my-bundle")
+    assert open_bundle(archive, tmp_path / "work2").digest == opened.digest
+
+
+def test_build_refuses_bad_predictions_and_writes_nothing(tmp_path: Path, source: FakeSource,
+                                                           manifest: Manifest) -> None:
+    rows = prediction_lines(source)[1:]
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.raises(SubmissionError, match="1 missing ids"):
+        build_submission(path, manifest, model_name="m", out=tmp_path / "out.tar.gz")
+    assert not (tmp_path / "out.tar.gz").exists()
+
+
+def test_archive_bundle_is_reproducible(tmp_path: Path, source: FakeSource, manifest: Manifest) -> None:
+    path = make_bundle(tmp_path, source, out="b.tar.gz")
+    with tarfile.open(path) as tar:
+        assert sorted(tar.getnames()) == [PREDICTIONS_FILE, SUBMISSION_FILE]
+        lines = tar.extractfile(PREDICTIONS_FILE).read().decode().splitlines()  # type: ignore[union-attr]
+    assert [json.loads(x)["id"] for x in lines] == manifest.ids
+
+
+def _write_submission(tmp_path: Path, source: FakeSource, mutate) -> Path:  # type: ignore[no-untyped-def]
+    folder = make_bundle(tmp_path, source)
+    doc = json.loads((folder / SUBMISSION_FILE).read_text())
+    mutate(doc)
+    (folder / SUBMISSION_FILE).write_text(json.dumps(doc))
+    return folder
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda d: d.update(model_name=["a"]), "'model_name' must be a string"),
+    (lambda d: d.update(model_name="  "), "must not be blank"),
+    (lambda d: d.update(model_name="x" * 500), "longer than"),
+    (lambda d: d.update(parameter_count="7B"), "'parameter_count' must be an integer"),
+    (lambda d: d.update(parameter_count=True), "'parameter_count' must be an integer"),
+    (lambda d: d.update(parameter_count=-1), "outside"),
+    (lambda d: d.update(tts={"n": {"deep": 1}}), "'tts.n' must be a string"),
+    (lambda d: d.update(tts=[1]), "'tts' must be a JSON object"),
+    (lambda d: d.update(protocol="star; rm -rf /"), "protocol name"),
+    (lambda d: d.pop("dataset"), "'dataset' must be a JSON object"),
+    (lambda d: d["dataset"].update(n="12"), "'dataset.n' must be an integer"),
+    (lambda d: d.update(files={"predictions.jsonl": {"sha256": "abc", "bytes": 1}}), "64 lower-case hex"),
+    (lambda d: d.update(files={"../x": {}}), "must list exactly"),
+    (lambda d: d.update(format_version=2), "format_version"),
+    (lambda d: d.update(evil=1), "unknown field"),
+    (lambda d: d["meta"].update(note="a\x00b"), "control characters"),
+])
+def test_wrong_types_in_submission_json_are_refused(tmp_path: Path, source: FakeSource, mutate, match: str) -> None:
+    folder = _write_submission(tmp_path, source, mutate)
+    with pytest.raises(UnsafeBundleError, match=match):
+        open_bundle(folder, tmp_path / "work")
+
+
+def test_submission_json_must_be_an_object_and_bounded(tmp_path: Path, source: FakeSource) -> None:
+    folder = make_bundle(tmp_path, source)
+    (folder / SUBMISSION_FILE).write_text("[" * 100 + "]" * 100)
+    with pytest.raises(UnsafeBundleError, match="nested deeper"):
+        open_bundle(folder, tmp_path / "w")
+    (folder / SUBMISSION_FILE).write_text('{"model_name": ' + "1" * 10_000 + "}")
+    with pytest.raises(UnsafeBundleError, match="number of"):
+        open_bundle(folder, tmp_path / "w")
+    (folder / SUBMISSION_FILE).write_text('"just a string"')
+    with pytest.raises(UnsafeBundleError, match="JSON object"):
+        open_bundle(folder, tmp_path / "w")
+
+
+def test_tampered_predictions_fail_the_checksum(tmp_path: Path, source: FakeSource) -> None:
+    folder = make_bundle(tmp_path, source)
+    data = (folder / PREDICTIONS_FILE).read_bytes()
+    (folder / PREDICTIONS_FILE).write_bytes(data.replace(b'"ok"', b'"OK"', 1))
+    with pytest.raises(UnsafeBundleError, match="sha256"):
+        open_bundle(folder, tmp_path / "w")
+    (folder / PREDICTIONS_FILE).write_bytes(data + b"\n")
+    with pytest.raises(UnsafeBundleError, match="declares"):
+        open_bundle(folder, tmp_path / "w")
+
+
+def test_submission_info_roundtrip(tmp_path: Path, source: FakeSource) -> None:
+    folder = make_bundle(tmp_path, source, meta={"base_model": "b", "parameter_count": 3, "tts": {"method": "mv"},
+                                                  "meta": {"k": 1.5}})
+    info = SubmissionInfo.from_json(json.loads((folder / SUBMISSION_FILE).read_text()))
+    assert SubmissionInfo.from_json(info.to_json()) == info
+    assert info.meta == {"k": 1.5} and info.counts["ok"] == 12
