@@ -6,20 +6,42 @@ and the leaderboard.
 
 A ``mask`` of ``null`` with status ``ok`` is an empty prediction; ``no_target`` means the model
 said nothing matches; ``parse_error`` / ``error`` are failures the protocol scores as such.
-(Stub written to fix the interface; the evaluator issue hardens the reader.)
+
+The reader trusts nothing: every problem (malformed JSON, NaN, wrong types, RLE whose runs do not
+sum to ``h * w``, absurd sizes, conflicting duplicates) raises :class:`InvalidInputError` naming
+``file:line``, or, under ``skip_invalid``, is recorded in :attr:`PredictionSet.problems` and the
+sample (when its id is readable) is scored as a failure counted ``invalid``. Nothing is dropped
+silently. Also reads a folder of PNG masks named ``<id>.png`` (nonzero = foreground).
 """
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from reasonseg_x.masks import RLE
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.masks import MAX_SIDE, RLE, validate_rle
 
-__all__ = ["STATUSES", "FAILURE_STATUSES", "Prediction", "prediction_to_json"]
+__all__ = [
+    "STATUSES",
+    "FAILURE_STATUSES",
+    "Prediction",
+    "PredictionProblem",
+    "PredictionSet",
+    "prediction_to_json",
+    "prediction_from_json",
+    "iter_prediction_lines",
+    "read_predictions",
+    "read_png_folder",
+]
 
 STATUSES = ("ok", "no_target", "parse_error", "error")
 FAILURE_STATUSES = ("parse_error", "error")
+_KNOWN_KEYS = frozenset({"id", "mask", "status", "raw_text", "meta"})
 
 
 @dataclass(frozen=True)
@@ -31,11 +53,319 @@ class Prediction:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PredictionProblem:
+    """A line (or file) that could not be used: where, why, and the sample id when readable."""
+
+    where: str
+    reason: str
+    id: str | None = None
+    kind: str = "invalid"  # invalid | duplicate_conflict | torn_tail | unknown_id
+
+
 def prediction_to_json(pred: Prediction) -> dict[str, Any]:
-    """The JSON object of one predictions line (keys in a stable order)."""
-    obj: dict[str, Any] = {"id": pred.id, "mask": pred.mask, "status": pred.status}
+    """The JSON object of one predictions line (keys in a stable order).
+
+    Raises :class:`InvalidInputError` for an unknown status or a mask that is not a valid RLE,
+    so a runner can never write a line the scorer would reject.
+    """
+    if pred.status not in STATUSES:
+        raise InvalidInputError(f"unknown status {pred.status!r}; expected one of {', '.join(STATUSES)}",
+                                f"prediction {pred.id!r}")
+    if not isinstance(pred.id, str) or not pred.id:
+        raise InvalidInputError(f"prediction id must be a non-empty string, got {pred.id!r}")
+    mask = None if pred.mask is None else validate_rle(pred.mask, where=f"prediction {pred.id!r}")
+    obj: dict[str, Any] = {"id": pred.id, "mask": mask, "status": pred.status}
     if pred.raw_text is not None:
         obj["raw_text"] = pred.raw_text
     if pred.meta:
         obj["meta"] = pred.meta
     return obj
+
+
+def _runs_numpy(counts: str) -> Any:
+    """Decode a compressed counts string with numpy, or return None to defer to the exact reader.
+
+    The pure-Python reader of :mod:`reasonseg_x.masks` costs ~3 ms for a 1024x768 mask; this one
+    ~0.1 ms. It only accepts what the exact reader accepts (anything unusual is left to it).
+    """
+    import numpy as np
+
+    try:
+        raw = np.frombuffer(counts.encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        return None
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    c = raw.astype(np.int64) - 48
+    if c.min() < 0 or c.max() > 63 or c[-1] & 0x20:
+        return None
+    ends = np.flatnonzero((c & 0x20) == 0)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > 6:  # > 30 bits: no real run is that long; let the exact reader judge
+        return None
+    position = np.arange(c.size) - np.repeat(starts, lengths)
+    values = np.add.reduceat((c & 0x1F) << (5 * position), starts)
+    negative = (c[ends] & 0x10) != 0
+    values = np.where(negative, values - (np.int64(1) << (5 * lengths)), values)
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])
+    if runs.size > 2:
+        runs[2::2] = np.cumsum(values[2::2])
+    return runs
+
+
+def _validate_mask(obj: Any, where: str) -> RLE:
+    """:func:`validate_rle` with a numpy fast path for the common case (compressed counts)."""
+    if isinstance(obj, dict) and isinstance(obj.get("counts"), str):
+        size = obj.get("size")
+        if (isinstance(size, list) and len(size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SIDE for v in size)):
+            runs = _runs_numpy(obj["counts"])
+            if runs is not None and (runs.size == 0 or runs.min() >= 0) and int(runs.sum()) == size[0] * size[1]:
+                return {"size": [size[0], size[1]], "counts": obj["counts"]}
+    return validate_rle(obj, where=where)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def _has_non_finite(value: Any, depth: int = 0) -> bool:
+    if depth > 64:
+        return False
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v, depth + 1) for v in value)
+    return False
+
+
+def prediction_from_json(obj: Any, where: str) -> Prediction:
+    """Validate one parsed predictions object; raises :class:`InvalidInputError` naming ``where``."""
+    if not isinstance(obj, dict):
+        raise InvalidInputError(f"expected a JSON object, got {type(obj).__name__}", where)
+    sample_id = obj.get("id")
+    if not isinstance(sample_id, str) or not sample_id:
+        raise InvalidInputError(f"'id' must be a non-empty string, got {sample_id!r}", where)
+    status = obj.get("status", "ok")
+    if status not in STATUSES:
+        raise InvalidInputError(f"id {sample_id!r}: unknown status {status!r}; expected one of {', '.join(STATUSES)}",
+                                where)
+    if "mask" not in obj:
+        raise InvalidInputError(f"id {sample_id!r}: missing 'mask' (use null for no mask)", where)
+    raw_mask = obj["mask"]
+    mask = None
+    if raw_mask is not None:
+        mask = _validate_mask(raw_mask, f"{where} (id {sample_id!r})")
+    raw_text = obj.get("raw_text")
+    if raw_text is not None and not isinstance(raw_text, str):
+        raise InvalidInputError(f"id {sample_id!r}: 'raw_text' must be a string", where)
+    meta = obj.get("meta")
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise InvalidInputError(f"id {sample_id!r}: 'meta' must be an object", where)
+    if _has_non_finite(meta):
+        raise InvalidInputError(f"id {sample_id!r}: 'meta' holds NaN or infinity", where)
+    return Prediction(id=sample_id, mask=mask, status=status, raw_text=raw_text, meta=meta)
+
+
+def iter_prediction_lines(path: str | Path, *, allow_torn_tail: bool = False) -> Iterator[tuple[int, str | None]]:
+    """Yield ``(line_number, text)`` for each non-blank line of a JSONL file.
+
+    A line that is not UTF-8 yields ``text=None`` (the caller reports it). With
+    ``allow_torn_tail`` an unterminated last line (a writer killed mid-line) is yielded with
+    line number ``-n`` so the caller can ignore it visibly; otherwise it is read like any line.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read predictions: {exc.strerror or exc}", str(p)) from None
+    lines = data.split(b"\n")
+    torn = not data.endswith(b"\n") and bool(data)
+    last = len(lines) - 1
+    for index, raw in enumerate(lines):
+        if index == last and not raw:
+            break  # the empty piece after the final newline
+        number = index + 1
+        if not raw.strip():
+            continue
+        try:
+            text: str | None = raw.decode("utf-8-sig" if index == 0 else "utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            text = None
+        if torn and allow_torn_tail and index == last:
+            yield -number, text
+        else:
+            yield number, text
+
+
+class PredictionSet:
+    """The predictions of one run, keyed by sample id, with every problem met while reading.
+
+    ``by_id``: valid predictions. ``invalid_ids``: ids whose line was bad (scored as failures
+    under ``skip_invalid``). ``problems``: what was wrong, where. ``counts``: ``lines``,
+    ``duplicate`` (identical repeated lines, harmless), ``invalid`` (bad lines), ``torn_tail``.
+    ``where``: ``file:line`` of each id, for error messages naming the line.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self.by_id: dict[str, Prediction] = {}
+        self.invalid_ids: set[str] = set()
+        self.problems: list[PredictionProblem] = []
+        self.counts: dict[str, int] = {"lines": 0, "duplicate": 0, "invalid": 0, "torn_tail": 0}
+        self.where: dict[str, str] = {}
+        #: byte length of the complete lines (a resuming writer truncates a torn tail to this)
+        self.valid_bytes: int | None = None
+        self._raw: dict[str, Any] = {}
+
+    @classmethod
+    def from_predictions(cls, predictions: Mapping[str, Prediction] | Any, name: str = "<memory>") -> PredictionSet:
+        """Wrap in-memory predictions (a mapping id->Prediction or an iterable); duplicates raise."""
+        out = cls(name)
+        items = predictions.values() if isinstance(predictions, Mapping) else predictions
+        for number, pred in enumerate(items, start=1):
+            where = f"{name}[{number}]"
+            if pred.id in out.by_id:
+                if out.by_id[pred.id] == pred:
+                    out.counts["duplicate"] += 1
+                    continue
+                raise InvalidInputError(f"duplicate id {pred.id!r} with a different prediction", where)
+            out.by_id[pred.id] = pred
+            out.where[pred.id] = where
+            out.counts["lines"] += 1
+        return out
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self.by_id
+
+    def get(self, sample_id: str) -> Prediction | None:
+        return self.by_id.get(sample_id)
+
+    def location(self, sample_id: str) -> str:
+        return self.where.get(sample_id, self.path or "<predictions>")
+
+    # -- filling, shared by the readers --------------------------------------------------------
+
+    def _fail(self, problem: PredictionProblem, skip_invalid: bool) -> None:
+        if not skip_invalid:
+            raise InvalidInputError(problem.reason, problem.where)
+        self.problems.append(problem)
+        self.counts["invalid"] += 1
+        if problem.id is not None:
+            self.invalid_ids.add(problem.id)
+            self.by_id.pop(problem.id, None)
+
+    def _add(self, obj: Any, where: str, skip_invalid: bool) -> None:
+        self.counts["lines"] += 1
+        readable_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj.get("id") else None
+        try:
+            pred = prediction_from_json(obj, where)
+        except InvalidInputError as exc:
+            self._fail(PredictionProblem(exc.where or where, exc.reason, readable_id), skip_invalid)
+            return
+        if pred.id in self.invalid_ids:
+            self._fail(PredictionProblem(where, f"id {pred.id!r} repeats an invalid line", pred.id), skip_invalid)
+            return
+        if pred.id in self.by_id:
+            if self._raw[pred.id] == obj:
+                self.counts["duplicate"] += 1
+                return
+            self._fail(PredictionProblem(
+                where, f"duplicate id {pred.id!r} with a different prediction (first at {self.where[pred.id]})",
+                pred.id, kind="duplicate_conflict"), skip_invalid)
+            return
+        self.by_id[pred.id] = pred
+        self.where[pred.id] = where
+        self._raw[pred.id] = obj
+
+
+def _read_jsonl(path: Path, *, skip_invalid: bool, allow_torn_tail: bool) -> PredictionSet:
+    out = PredictionSet(str(path))
+    name = str(path)
+    for number, text in iter_prediction_lines(path, allow_torn_tail=allow_torn_tail):
+        if number < 0:
+            out.counts["torn_tail"] += 1
+            out.problems.append(PredictionProblem(f"{name}:{-number}", "unterminated last line ignored (torn write)",
+                                                  kind="torn_tail"))
+            continue
+        where = f"{name}:{number}"
+        if text is None:
+            out.counts["lines"] += 1
+            out._fail(PredictionProblem(where, "line is not valid UTF-8"), skip_invalid)
+            continue
+        try:
+            obj = _loads(text)
+        except (ValueError, RecursionError) as exc:
+            out.counts["lines"] += 1
+            out._fail(PredictionProblem(where, f"malformed JSON: {exc}"), skip_invalid)
+            continue
+        out._add(obj, where, skip_invalid)
+    if out.counts["torn_tail"]:
+        data_len = path.stat().st_size
+        tail = path.read_bytes().rsplit(b"\n", 1)
+        out.valid_bytes = data_len - len(tail[-1]) if len(tail) > 1 else 0
+    else:
+        out.valid_bytes = path.stat().st_size
+    out._raw.clear()
+    return out
+
+
+def read_png_folder(folder: str | Path, *, skip_invalid: bool = False) -> PredictionSet:
+    """Read ``<id>.png`` masks (nonzero in any channel = foreground) as ``ok`` predictions."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from reasonseg_x.masks import MAX_SIDE, encode
+
+    root = Path(folder)
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".png")
+    if not files:
+        raise InvalidInputError("no <id>.png mask files in the folder", str(root))
+    out = PredictionSet(str(root))
+    for path in files:
+        out.counts["lines"] += 1
+        sample_id = path.stem
+        try:
+            with Image.open(path) as img:
+                if max(img.size) > MAX_SIDE:
+                    raise ValueError(f"image size {img.size} is out of range (0..{MAX_SIDE})")
+                img.load()
+                array = np.asarray(img)
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+            out._fail(PredictionProblem(str(path), f"unreadable PNG mask: {exc}", sample_id), skip_invalid)
+            continue
+        mask = array != 0
+        if mask.ndim == 3:
+            mask = mask.any(axis=2)
+        out.by_id[sample_id] = Prediction(id=sample_id, mask=encode(mask), status="ok")
+        out.where[sample_id] = str(path)
+    out.valid_bytes = None
+    return out
+
+
+def read_predictions(path: str | Path, *, skip_invalid: bool = False, allow_torn_tail: bool = False) -> PredictionSet:
+    """Read a predictions JSONL file or a folder of ``<id>.png`` masks.
+
+    Raises :class:`InvalidInputError` (``file:line``) for any bad line unless ``skip_invalid``;
+    ``allow_torn_tail`` ignores (and reports) an unterminated last line.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return read_png_folder(p, skip_invalid=skip_invalid)
+    if not p.exists():
+        raise InvalidInputError("predictions file not found", str(p))
+    return _read_jsonl(p, skip_invalid=skip_invalid, allow_torn_tail=allow_torn_tail)

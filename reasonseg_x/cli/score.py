@@ -1,0 +1,107 @@
+"""``reasonseg-x score`` and ``reasonseg-x compare``: thin wrappers over ``reasonseg_x.evaluators``.
+
+Heavy imports happen inside the commands so ``reasonseg-x --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reasonseg_x.cli._common import user_errors
+
+
+def score(
+    predictions: Path = typer.Option(..., "--predictions", "-p",
+                                     help="Predictions JSONL, a folder of <id>.png masks, or reference output_*.json "
+                                          "file(s)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d",
+                                       help="Data source: mini, synth:N, a local folder, a Hub id or known name. "
+                                            "Optional only for reference output_*.json files."),
+    split: Optional[str] = typer.Option(None, "--split", "-s", help="Split to score (default: the source's test split)."),
+    protocol: str = typer.Option("star", "--protocol", help="star | visionreasoner (segzero) | lisa | gres."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Folder for metrics.json, per_sample.jsonl, report.md, chart.png."),
+    strict: bool = typer.Option(False, "--strict", help="A missing prediction is an error instead of a failure."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid",
+                                      help="Score bad prediction lines as counted failures instead of stopping."),
+    resize: bool = typer.Option(False, "--resize", help="Resize masks of another size to the image (nearest)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    open_taxonomy: bool = typer.Option(False, "--open-taxonomy",
+                                       help="Keep unknown reasoning-type labels as their own groups."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
+) -> None:
+    """Score predictions on a split: gIoU / cIoU overall and per reasoning type, with 95% CIs."""
+    with user_errors():
+        from reasonseg_x.evaluators.reference_outputs import looks_like_reference_outputs, score_reference_outputs
+
+        source = None
+        if data is not None:
+            from reasonseg_x.data.resolve import open_source
+
+            source = open_source(data, open_taxonomy=open_taxonomy)
+        if looks_like_reference_outputs(predictions):
+            result = score_reference_outputs(predictions, protocol=protocol, source=source, split=split,
+                                             strict=strict, skip_invalid=skip_invalid, seed=seed,
+                                             n_resamples=bootstrap)
+        else:
+            if source is None:
+                from reasonseg_x.errors import InvalidInputError
+
+                raise InvalidInputError("--data is required to score masks (it holds the ground truth)")
+            from reasonseg_x.evaluators.api import score_predictions
+
+            result = score_predictions(source, split, predictions, protocol=protocol, strict=strict,
+                                       skip_invalid=skip_invalid, resize=resize, seed=seed, n_resamples=bootstrap)
+        if out is not None:
+            from reasonseg_x.errors import InvalidInputError
+            from reasonseg_x.evaluators.api import write_outputs
+
+            try:
+                write_outputs(result, out)
+            except OSError as exc:
+                raise InvalidInputError(f"cannot write the run folder: {exc.strerror or exc}", str(out)) from None
+        if not quiet:
+            from reasonseg_x.evaluators.report import print_table
+
+            print_table(result)
+            if out is not None:
+                typer.echo(f"wrote {out}/metrics.json, per_sample.jsonl, report.md, chart.png")
+
+
+def compare(
+    run_a: Path = typer.Argument(..., help="Scored run folder A (baseline)."),
+    run_b: Path = typer.Argument(..., help="Scored run folder B (the challenger); deltas are B - A."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the comparison (.json, else Markdown)."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Paired bootstrap resamples."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
+) -> None:
+    """Paired comparison of two runs on the same data: delta gIoU / cIoU with 95% CI and p-value."""
+    with user_errors():
+        import json
+
+        from reasonseg_x.evaluators.compare import (compare_runs, load_run, print_comparison,
+                                                    render_comparison_markdown)
+
+        result = compare_runs(load_run(run_a), load_run(run_b), n_resamples=bootstrap, seed=seed)
+        if out is not None:
+            from reasonseg_x.errors import InvalidInputError
+
+            text = (json.dumps(result, indent=2) + "\n" if out.suffix.lower() == ".json"
+                    else render_comparison_markdown(result))
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise InvalidInputError(f"cannot write the comparison: {exc.strerror or exc}", str(out)) from None
+        if not quiet:
+            print_comparison(result)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+    app.command("compare")(compare)

@@ -1,0 +1,204 @@
+"""Score a predictions set against a source split; write the run folder.
+
+``score_predictions`` streams the split's ground truth once (no pixels), scores every sample on
+RLE, and accounts for every prediction: missing, invalid, unknown and duplicate ones are
+counted (or raised), never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.evaluators.aggregate import aggregate
+from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
+from reasonseg_x.evaluators.protocols import get_protocol
+from reasonseg_x.evaluators.records import RecordSet, write_records
+from reasonseg_x.evaluators.sample import prepare_truth, score_sample
+from reasonseg_x.predictions import PredictionProblem, PredictionSet, read_predictions
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reasonseg_x.data.source import Source
+
+__all__ = ["EvalResult", "score_predictions", "score_records", "build_metrics", "write_outputs"]
+
+#: problems listed in metrics.json (the full list is in the result object)
+_MAX_LISTED_PROBLEMS = 50
+
+
+@dataclass
+class EvalResult:
+    """``metrics`` is the content of metrics.json; ``records`` the per-sample state."""
+
+    metrics: dict[str, Any]
+    records: RecordSet
+    problems: list[PredictionProblem] = field(default_factory=list)
+
+    @property
+    def protocol(self) -> str:
+        return self.records.protocol
+
+
+def _as_prediction_set(predictions: Any, skip_invalid: bool) -> PredictionSet:
+    if isinstance(predictions, PredictionSet):
+        return predictions
+    if isinstance(predictions, (str, Path)):
+        return read_predictions(predictions, skip_invalid=skip_invalid)
+    if isinstance(predictions, Mapping) or isinstance(predictions, Iterable):
+        return PredictionSet.from_predictions(predictions)
+    raise TypeError(f"predictions must be a path, a PredictionSet or Prediction objects, not {type(predictions)}")
+
+
+def _version() -> str:
+    from reasonseg_x import __version__
+
+    return __version__
+
+
+def build_metrics(records: RecordSet, *, data: dict[str, Any] | None = None, predictions: dict[str, Any] | None = None,
+                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL,
+                  extra_counts: dict[str, int] | None = None, problems: list[PredictionProblem] | None = None,
+                  note: str | None = None) -> dict[str, Any]:
+    """metrics.json: provenance first, then the aggregates of :func:`aggregate`."""
+    protocol = get_protocol(records.protocol)
+    metrics: dict[str, Any] = {
+        "protocol": protocol.name,
+        "protocol_description": protocol.description,
+        "toolkit": "reasonseg-x",
+        "version": _version(),
+        "data": data or {},
+    }
+    if predictions:
+        metrics["predictions"] = predictions
+    if note:
+        metrics["note"] = note
+    metrics.update(aggregate(records, n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra_counts))
+    if problems:
+        metrics["problems"] = [{"where": p.where, "reason": p.reason, "id": p.id, "kind": p.kind}
+                               for p in problems[:_MAX_LISTED_PROBLEMS]]
+        metrics["problems_total"] = len(problems)
+    return metrics
+
+
+def score_records(source: Source, split: str | None, predictions: Any, *, protocol: str = "star",
+                  strict: bool = False, skip_invalid: bool = False, resize: bool = False,
+                  ids: set[str] | None = None) -> tuple[RecordSet, PredictionSet, dict[str, Any]]:
+    """The per-sample records only (what a shard of the runner keeps); see :func:`score_predictions`.
+
+    ``ids`` restricts scoring to those samples (a shard); predictions for other samples of the
+    split are then not reported as unknown.
+    """
+    proto = get_protocol(protocol)
+    preds = _as_prediction_set(predictions, skip_invalid)
+    split = source.resolve_split(split)
+    records = RecordSet(proto.name)
+    seen: set[str] = set()
+    truths = []
+    problems = list(preds.problems)
+    missing: list[str] = []
+    for gt in source.ground_truth(split):
+        if gt.id in seen:
+            raise InvalidInputError(f"the source yields sample id {gt.id!r} twice", f"{source.spec or 'source'}:{split}")
+        seen.add(gt.id)
+        truths.append(gt)
+        if ids is not None and gt.id not in ids:
+            continue
+        truth = prepare_truth(gt, proto)
+        pred = preds.by_id.get(gt.id)
+        status = "invalid" if pred is None and gt.id in preds.invalid_ids else None
+        if pred is None and status is None:
+            missing.append(gt.id)
+        try:
+            record = score_sample(truth, pred, proto, status=status, resize=resize)
+        except InvalidInputError as exc:
+            where = preds.location(gt.id)
+            if not skip_invalid:
+                raise InvalidInputError(exc.reason, where) from None
+            problems.append(PredictionProblem(where, exc.reason, gt.id))
+            record = score_sample(truth, None, proto, status="invalid")
+        records.append(record)
+    if strict and missing:
+        shown = ", ".join(repr(i) for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise InvalidInputError(f"{len(missing)} sample(s) have no prediction (strict mode): {shown}",
+                                preds.path or "predictions")
+    unknown = [i for i in (*preds.by_id, *sorted(preds.invalid_ids)) if i not in seen]
+    if unknown:
+        if not skip_invalid:
+            first = unknown[0]
+            raise InvalidInputError(
+                f"prediction id {first!r} is not a sample of {source.spec or 'the source'} split {split!r}"
+                + (f" ({len(unknown)} unknown ids)" if len(unknown) > 1 else "")
+                + (f"; sample ids of this source come from {source.id_rule!r}"
+                   if getattr(source, "id_rule", "") not in ("", "id") else ""), preds.location(first))
+        problems.extend(PredictionProblem(preds.location(i), f"unknown id {i!r}", i, kind="unknown_id")
+                        for i in unknown)
+    fingerprint = _fingerprint(source, split, truths)
+    info = {"split": split, "fingerprint": fingerprint, "problems": problems,
+            "unknown_id": len(unknown), "n_source": len(seen)}
+    return records, preds, info
+
+
+def _fingerprint(source: Source, split: str, truths: list) -> str:
+    """The source's fingerprint, computed from the ground truth already streamed when possible."""
+    from reasonseg_x.data.source import Source as _Base
+    from reasonseg_x.data.source import fingerprint_ground_truth
+
+    if type(source).fingerprint is not _Base.fingerprint:
+        return source.fingerprint(split)
+    cache = getattr(source, "_fingerprints", None)
+    if isinstance(cache, dict) and split in cache:
+        return cache[split]
+    value = fingerprint_ground_truth(iter(truths))
+    if isinstance(cache, dict):
+        cache[split] = value
+    return value
+
+
+def score_predictions(source: Source, split: str | None, predictions: Any, *, protocol: str = "star",
+                      strict: bool = False, skip_invalid: bool = False, resize: bool = False, seed: int = 0,
+                      n_resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL) -> EvalResult:
+    """Score ``predictions`` (a JSONL path, a PNG folder, a :class:`PredictionSet` or Predictions)
+    on ``split`` of ``source`` under ``protocol``.
+
+    Missing predictions score as failures (``strict`` raises instead); bad lines, unknown ids and
+    size mismatches raise :class:`InvalidInputError` naming ``file:line`` unless ``skip_invalid``
+    (then counted ``invalid``); ``resize`` resizes mismatched masks (nearest).
+    """
+    records, preds, info = score_records(source, split, predictions, protocol=protocol, strict=strict,
+                                         skip_invalid=skip_invalid, resize=resize)
+    data = {"spec": getattr(source, "spec", "") or "", "split": info["split"], "fingerprint": info["fingerprint"]}
+    id_rule = getattr(source, "id_rule", None)
+    if id_rule:
+        data["id_rule"] = id_rule
+    skipped = getattr(source, "skipped", None)
+    if skipped:
+        data["skipped_rows"] = len(skipped)
+    pred_info = {"path": preds.path, "lines": preds.counts.get("lines", 0),
+                 "torn_tail": preds.counts.get("torn_tail", 0), "resized": sum(1 for r in records if r.resized)}
+    extra = {"duplicate": preds.counts.get("duplicate", 0), "unknown_id": info["unknown_id"]}
+    invalid_lines_without_id = sum(1 for p in preds.problems if p.id is None and p.kind == "invalid")
+    if invalid_lines_without_id:
+        extra["invalid_lines_without_id"] = invalid_lines_without_id
+    metrics = build_metrics(records, data=data, predictions=pred_info, n_resamples=n_resamples, seed=seed,
+                            level=level, extra_counts=extra, problems=info["problems"])
+    return EvalResult(metrics=metrics, records=records, problems=info["problems"])
+
+
+def write_outputs(result: EvalResult, out_dir: str | Path, *, chart: bool = True) -> dict[str, Path]:
+    """Write metrics.json, per_sample.jsonl, report.md and chart.png into ``out_dir``."""
+    from reasonseg_x.evaluators.report import draw_chart, render_markdown
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out / "metrics.json", "per_sample": out / "per_sample.jsonl", "report": out / "report.md"}
+    paths["metrics"].write_text(json.dumps(result.metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_records(result.records, paths["per_sample"])
+    paths["report"].write_text(render_markdown(result.metrics), encoding="utf-8")
+    if chart:
+        paths["chart"] = out / "chart.png"
+        draw_chart(result.metrics, paths["chart"])
+    return paths

@@ -1,0 +1,190 @@
+"""Re-aggregate the reference scripts' per-sample files (``output_*.json``).
+
+The StAR / Seg-Zero / VisionReasoner evaluation scripts write, per shard, a JSON list of
+``{"image_id", "ann_id", "intersection", "union", "reasoning_type"?, ...}``. They carry no masks,
+so only conventions that are functions of (I, U) can be derived: ``star`` and
+``visionreasoner``/``segzero``. ``lisa`` (needs the ignore region) and ``gres`` (needs to know which
+rows have no target and what the model answered) are refused. The files are read with the hazards
+of the reference pipeline in mind: a sample present in two shards (an earlier run's file picked up
+by the glob) is reported, not double counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
+from reasonseg_x.evaluators.protocols import get_protocol
+from reasonseg_x.evaluators.records import RecordSet, SampleRecord
+from reasonseg_x.predictions import PredictionProblem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reasonseg_x.data.source import Source
+    from reasonseg_x.evaluators.api import EvalResult
+
+__all__ = ["DERIVABLE_PROTOCOLS", "NOTE", "reference_output_files", "read_reference_outputs",
+           "score_reference_outputs", "looks_like_reference_outputs"]
+
+DERIVABLE_PROTOCOLS = ("star", "visionreasoner")
+NOTE = ("re-aggregated from reference per-sample outputs (intersection/union only, no masks): only the star and "
+        "visionreasoner/segzero conventions are derivable; failures cannot be told apart from poor masks")
+
+
+def reference_output_files(path: str | Path) -> list[Path]:
+    """``output_*.json`` files of a folder (sorted), or the one file given."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(p.glob("output_*.json"))
+        if not files:
+            raise InvalidInputError("no output_*.json files in the folder", str(p))
+        return files
+    if not p.is_file():
+        raise InvalidInputError("reference outputs not found", str(p))
+    return [p]
+
+
+def looks_like_reference_outputs(path: str | Path) -> bool:
+    """A folder holding ``output_*.json`` files, or a ``.json`` file holding a JSON list (not JSONL)."""
+    p = Path(path)
+    if p.is_dir():
+        return any(p.glob("output_*.json")) and not any(p.glob("*.png"))
+    if p.suffix.lower() != ".json" or not p.is_file():
+        return False
+    with p.open("rb") as fh:
+        head = fh.read(4096).lstrip()
+    return head.startswith(b"[")
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value >= 0 and value.is_integer():
+        return int(value)
+    return None
+
+
+def _sample_id(item: dict[str, Any]) -> str | None:
+    for key in ("id", "ann_id", "image_id"):
+        value = item.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def read_reference_outputs(path: str | Path, *, skip_invalid: bool = False
+                           ) -> tuple[list[dict[str, Any]], list[PredictionProblem], int]:
+    """Rows ``{id, I, U, reasoning_type, where}`` of every file, the problems, and the number of
+    identical duplicates. Conflicting duplicates and bad rows raise (or are problems under
+    ``skip_invalid``)."""
+    rows: dict[str, dict[str, Any]] = {}
+    problems: list[PredictionProblem] = []
+    duplicates = 0
+
+    def fail(where: str, reason: str, sample_id: str | None = None, kind: str = "invalid") -> None:
+        if not skip_invalid:
+            raise InvalidInputError(reason, where)
+        problems.append(PredictionProblem(where, reason, sample_id, kind))
+
+    for file in reference_output_files(path):
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"), parse_constant=lambda c: float("nan"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            fail(str(file), f"malformed JSON: {exc}")
+            continue
+        if not isinstance(data, list):
+            fail(str(file), "expected a JSON list of per-sample objects")
+            continue
+        for n, item in enumerate(data):
+            where = f"{file}[{n}]"
+            if not isinstance(item, dict):
+                fail(where, "expected an object")
+                continue
+            sample_id = _sample_id(item)
+            i, u = _count(item.get("intersection")), _count(item.get("union"))
+            if sample_id is None:
+                fail(where, "row has no id, ann_id or image_id")
+                continue
+            if i is None or u is None or i > u:
+                fail(where, f"id {sample_id!r}: intersection/union must be integers with 0 <= I <= U, got "
+                            f"{item.get('intersection')!r}/{item.get('union')!r}", sample_id)
+                continue
+            rtype = item.get("reasoning_type")
+            row = {"id": sample_id, "I": i, "U": u,
+                   "reasoning_type": str(rtype) if isinstance(rtype, str) and rtype else None, "where": where}
+            if sample_id in rows:
+                first = rows[sample_id]
+                if (first["I"], first["U"], first["reasoning_type"]) == (i, u, row["reasoning_type"]):
+                    duplicates += 1
+                    continue
+                fail(where, f"id {sample_id!r} also at {first['where']} with different numbers (shards from "
+                            "different runs merged by the glob?)", sample_id, kind="duplicate_conflict")
+                continue
+            rows[sample_id] = row
+    return list(rows.values()), problems, duplicates
+
+
+def score_reference_outputs(path: str | Path, *, protocol: str = "star", source: Source | None = None,
+                            split: str | None = None, strict: bool = False, skip_invalid: bool = False,
+                            seed: int = 0, n_resamples: int = DEFAULT_RESAMPLES,
+                            level: float = DEFAULT_LEVEL) -> EvalResult:
+    """Aggregate reference outputs under ``star`` or ``visionreasoner``.
+
+    With a ``source``, ids are checked against the split (unknown ids raise, missing samples
+    score as failures with U = area(GT)), groups come from the source and the data fingerprint
+    is recorded; without one, groups come from the files' ``reasoning_type``.
+    """
+    from reasonseg_x.evaluators.api import EvalResult, _fingerprint, build_metrics
+    from reasonseg_x.evaluators.sample import prepare_truth, score_sample
+
+    proto = get_protocol(protocol)
+    if proto.name not in DERIVABLE_PROTOCOLS:
+        raise InvalidInputError(f"protocol {proto.name!r} cannot be derived from reference outputs: they hold only "
+                                "intersection and union (no masks, no ignore region, no no-target answers); "
+                                "use star or visionreasoner")
+    rows, problems, duplicates = read_reference_outputs(path, skip_invalid=skip_invalid)
+    records = RecordSet(proto.name)
+    data: dict[str, Any] = {"spec": str(path), "split": split or "", "fingerprint": ""}
+    extra = {"duplicate": duplicates}
+    if source is None:
+        from reasonseg_x.taxonomy import reasoning_types
+
+        taxonomy = reasoning_types(open=True)  # aliases (codes, names) -> ids; unknown labels kept
+        for row in rows:
+            rtype = taxonomy.resolve(row["reasoning_type"])
+            groups = {"reasoning_type": rtype} if rtype else {}
+            records.append(SampleRecord(row["id"], row["I"], row["U"], proto.iou_of(row["I"], row["U"]), "ok", groups))
+    else:
+        by_id = {row["id"]: row for row in rows}
+        split = source.resolve_split(split)
+        truths, seen, missing = [], set(), []
+        for gt in source.ground_truth(split):
+            truths.append(gt)
+            seen.add(gt.id)
+            row = by_id.get(gt.id)
+            if row is None:
+                missing.append(gt.id)
+                records.append(score_sample(prepare_truth(gt, proto), None, proto))
+            else:
+                records.append(SampleRecord(gt.id, row["I"], row["U"], proto.iou_of(row["I"], row["U"]), "ok",
+                                            dict(gt.groups)))
+        unknown = [r for r in rows if r["id"] not in seen]
+        if unknown and not skip_invalid:
+            raise InvalidInputError(f"id {unknown[0]['id']!r} is not a sample of split {split!r} "
+                                    f"({len(unknown)} unknown)", unknown[0]["where"])
+        problems += [PredictionProblem(r["where"], f"unknown id {r['id']!r}", r["id"], "unknown_id") for r in unknown]
+        extra["unknown_id"] = len(unknown)
+        if strict and missing:
+            raise InvalidInputError(f"{len(missing)} sample(s) have no reference output (strict mode): "
+                                    f"{missing[:5]}", str(path))
+        data = {"spec": getattr(source, "spec", "") or "", "split": split,
+                "fingerprint": _fingerprint(source, split, truths), "reference_outputs": str(path)}
+    metrics = build_metrics(records, data=data, predictions={"path": str(path), "format": "reference output_*.json"},
+                            n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra, problems=problems,
+                            note=NOTE)
+    return EvalResult(metrics=metrics, records=records, problems=problems)
