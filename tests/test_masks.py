@@ -109,3 +109,30 @@ def test_resize_nearest() -> None:
     src[:2, :2] = True
     out = masks.decode(masks.resize_nearest(masks.encode(src), 8, 8))
     assert out.shape == (8, 8) and out[:4, :4].all() and not out[4:, :].any()
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=st.lists(st.integers(0, 5000), max_size=30),
+       junk=st.text(alphabet="0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmno~ ", max_size=12),
+       mode=st.sampled_from(["valid", "junk", "append"]))
+def test_fast_counts_decoder_agrees_with_exact_reader(runs: list[int], junk: str, mode: str) -> None:
+    counts = masks.encode_counts(runs)
+    if mode == "junk":
+        counts = junk
+    elif mode == "append":
+        counts = counts + junk
+    fast = masks._decode_counts_fast(counts)
+    try:
+        exact = masks.decode_counts(counts)
+    except InvalidMaskError:
+        exact = None
+    if fast is not None:  # whatever the fast path accepts, the exact reader reads the same way
+        assert exact is not None and fast.tolist() == exact
+    for size in ([1, sum(runs)], [2, max(sum(runs), 1)]):
+        obj = {"size": size, "counts": counts}
+        ok = exact is not None and all(r >= 0 for r in exact) and sum(exact) == size[0] * size[1]
+        if ok:
+            assert masks.validate_rle(obj)["counts"] == counts
+        else:
+            with pytest.raises(InvalidMaskError):
+                masks.validate_rle(obj)

@@ -27,8 +27,7 @@ from reasonseg_x.leaderboard.bundle import (
 )
 from reasonseg_x.leaderboard.manifest import Manifest
 from reasonseg_x.leaderboard.safety import DEFAULT_LIMITS, JSONSyntaxError, Limits, UnsafeBundleError, safe_json_loads
-from reasonseg_x.masks import validate_rle
-from reasonseg_x.predictions import STATUSES, Prediction, prediction_to_json
+from reasonseg_x.predictions import STATUSES, Prediction, prediction_from_json, prediction_to_json
 
 __all__ = [
     "SubmissionError",
@@ -162,34 +161,21 @@ def read_prediction_lines(path: str | os.PathLike[str], report: ValidationReport
 
 
 def _parse_record(obj: Any, where: str, report: ValidationReport) -> Prediction | None:
-    if not isinstance(obj, dict):
-        report.problems.append(Problem("bad_line", None, where, f"expected a JSON object, got {type(obj).__name__}"))
+    """The evaluator's line validation, with its errors recorded as problems instead of raised."""
+    sid = obj.get("id") if isinstance(obj, dict) else None
+    sid = sid if isinstance(sid, str) and sid else None
+    if sid is not None and len(sid) > _MAX_ID:
+        report.problems.append(Problem("bad_line", None, where, f"'id' must be at most {_MAX_ID} characters"))
         return None
-    sid = obj.get("id")
-    if not isinstance(sid, str) or not sid or len(sid) > _MAX_ID:
-        report.problems.append(Problem("bad_line", None, where, f"'id' must be a non-empty string of at most "
-                                                               f"{_MAX_ID} characters"))
-        return None
-    status = obj.get("status", "ok")
-    if status not in STATUSES:
-        report.problems.append(Problem("bad_status", sid, where, f"status {str(status)[:40]!r} is not one of "
-                                                                 f"{', '.join(STATUSES)}"))
-        return None
-    raw_text, meta = obj.get("raw_text"), obj.get("meta") or {}
-    if raw_text is not None and not isinstance(raw_text, str):
-        report.problems.append(Problem("bad_line", sid, where, "'raw_text' must be a string"))
-        return None
-    if not isinstance(meta, dict):
-        report.problems.append(Problem("bad_line", sid, where, "'meta' must be an object"))
-        return None
-    mask = obj.get("mask")
-    if mask is not None:
-        try:
-            mask = validate_rle(mask, where=where)
-        except InvalidMaskError as exc:
-            report.problems.append(Problem("invalid_rle", sid, where, exc.reason))
-            return None
-    return Prediction(id=sid, mask=mask, status=status, raw_text=raw_text, meta=meta)
+    try:
+        return prediction_from_json(obj, where)
+    except InvalidMaskError as exc:
+        kind, reason = "invalid_rle", exc.reason
+    except InvalidInputError as exc:
+        bad_status = isinstance(obj, dict) and obj.get("status", "ok") not in STATUSES
+        kind, reason = ("bad_status" if bad_status else "bad_line"), exc.reason
+    report.problems.append(Problem(kind, sid, where, reason))
+    return None
 
 
 def validate_predictions(path: str | os.PathLike[str], manifest: Manifest,
