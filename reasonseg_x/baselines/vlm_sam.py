@@ -1,0 +1,264 @@
+"""The shared two-stage pipeline of StAR, VisionReasoner and Seg-Zero: a Qwen-VL answers boxes and
+points for an implicit query, SAM turns them into a mask.
+
+Per batch of queries: one batched ``generate`` (left padding; N sampled answers per query for
+test-time scaling), then per query every answer is parsed (status ok / no_target / parse_error),
+mapped from the VLM frame to image pixels and clipped, and all object prompts of all answers are
+decoded by SAM on one image embedding in batched calls. One answer: the mask is the OR over its
+objects. N answers: the runs go to an aggregator from :mod:`reasonseg_x.tts` (majority vote by default).
+
+Sampling for ``tts > 1`` is seeded per query (``seed`` mixed with a CRC of the sample id), so a
+query's answers do not depend on which batch, shard or resumed run it lands in.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from reasonseg_x import masks as rle
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.predictors.protocol import Output, Query
+
+__all__ = ["VlmSamPredictor", "answer_prompts", "PARSER_STYLES"]
+
+#: prompt style -> answer parser style
+PARSER_STYLES = {"star": "star", "star_muse_mmr": "star", "star_refcoco": "star",
+                 "visionreasoner": "visionreasoner", "segzero": "segzero"}
+
+
+def _point_list(point: Any) -> list[tuple[float, float]]:
+    """``[x, y]`` -> one point; ``[[x, y], [x, y]]`` -> several; anything else -> none."""
+    if point is None:
+        return []
+    arr = np.asarray(point, dtype=np.float64) if not isinstance(point, np.ndarray) else point.astype(np.float64)
+    if arr.ndim == 1 and arr.size == 2:
+        return [(float(arr[0]), float(arr[1]))] if np.all(np.isfinite(arr)) else []
+    if arr.ndim == 2 and arr.shape[1] == 2:
+        return [(float(x), float(y)) for x, y in arr if np.isfinite(x) and np.isfinite(y)]
+    return []
+
+
+def answer_prompts(objects: Sequence[Any]) -> list[Any]:
+    """SAM prompts (box + positive points, image pixels) for parsed answer objects, in order."""
+    from reasonseg_x.star.segmenters import Prompt
+
+    prompts = []
+    for obj in objects:
+        box = getattr(obj, "bbox", None)
+        box_t = None
+        if box is not None:
+            values = [float(v) for v in box]
+            if len(values) == 4 and all(np.isfinite(values)):
+                box_t = tuple(values)
+        points = [] if getattr(obj, "point", None) is None else _point_list(obj.point)
+        extra = getattr(obj, "extra_points", None)  # Seg-Zero's second point
+        if extra:
+            points += [p for p in _point_list(extra) if p not in points]
+        prompts.append(Prompt(box=box_t, points=tuple(points)))
+    return prompts
+
+
+def _stable_seed(seed: int, sample_id: str) -> int:
+    return (int(seed) * 1_000_003 + zlib.crc32(sample_id.encode("utf-8"))) % (2 ** 31)
+
+
+class VlmSamPredictor:
+    """A Qwen-VL (full model or LoRA adapter) plus a SAM segmenter, with optional test-time scaling."""
+
+    needs_ground_truth: ClassVar[bool] = False
+    #: prompt style (see reasonseg_x.star.prompts); subclasses pin their model's
+    default_style: ClassVar[str] = "star"
+
+    def __init__(self, checkpoint: str, *, base_model: str | None = None,
+                 segmenter: str = "sam2.1-hiera-large", tts: int = 1, aggregator: str = "majority_vote",
+                 seed: int = 42, batch_size: int | None = None, max_new_tokens: int = 1024,
+                 merge_lora: bool = False, device: str = "auto", dtype: str = "auto",
+                 temperature: float = 1.0, top_p: float = 0.9, top_k: int | None = None,
+                 style: str | None = None,
+                 segmenter_device: str | None = None, attn_implementation: str | None = None,
+                 no_object_vote_threshold: float = 0.5, mask_iou_cluster_threshold: float = 0.85,
+                 cluster_vote_threshold: float = 0.2, cluster_agg_mode: str = "best",
+                 keep_answers: bool = True, backend: str = "hf", vlm: Any = None,
+                 logits_processor: Callable[[], Any] | None = None) -> None:
+        """``backend``: ``hf`` (transformers) or ``vllm`` (optional extra; faster N-answer sampling);
+        ``vlm`` / ``segmenter`` (a Segmenter object) let callers share loaded models;
+        ``logits_processor`` is a factory called once per ``generate`` (tests script answers with it)."""
+        from reasonseg_x.tts import get_aggregator
+
+        if int(tts) < 1:
+            raise InvalidInputError(f"tts must be >= 1, got {tts}", "tts")
+        self.tts = int(tts)
+        self.style = style or self.default_style
+        if self.style not in PARSER_STYLES:
+            raise InvalidInputError(f"unknown style {self.style!r}; use one of {', '.join(PARSER_STYLES)}", "style")
+        self.aggregator_name = aggregator
+        self.aggregate = get_aggregator(aggregator)
+        self.aggregator_options: dict[str, Any] = {}
+        if aggregator in ("majority_vote", "mv", "majority"):
+            self.aggregator_options = dict(no_object_vote_threshold=float(no_object_vote_threshold),
+                                           mask_iou_cluster_threshold=float(mask_iou_cluster_threshold),
+                                           cluster_vote_threshold=float(cluster_vote_threshold),
+                                           cluster_agg_mode=cluster_agg_mode)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size) if batch_size else None
+        self.max_new_tokens = int(max_new_tokens)
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.top_k = int(top_k) if top_k is not None else None
+        self.keep_answers = bool(keep_answers)
+        self.logits_processor = logits_processor
+        if backend not in ("hf", "vllm"):
+            raise InvalidInputError(f"backend must be 'hf' or 'vllm', got {backend!r}", "backend")
+        if vlm is None and backend == "vllm":
+            from reasonseg_x.star.vllm_backend import load_vllm
+
+            vlm = load_vllm(checkpoint, base_model=base_model, dtype=dtype)
+        if vlm is None:
+            from reasonseg_x.star.vlm import load_vlm
+
+            vlm = load_vlm(checkpoint, base_model=base_model, device=device, dtype=dtype,
+                           merge_lora=bool(merge_lora), attn_implementation=attn_implementation)
+        self.vlm = vlm
+        from reasonseg_x.star.segmenters import load_segmenter
+
+        from reasonseg_x.star.vlm import resolve_device
+
+        # vLLM always holds the GPU itself; SAM then follows ``device``
+        seg_device = segmenter_device or (vlm.device if backend == "hf" else resolve_device(device))
+        self.segmenter = load_segmenter(segmenter, device=seg_device)
+
+    @property
+    def default_batch_size(self) -> int:
+        """Queries per predict() call the runner should use: the paper ran greedy decoding in
+        batches of 32 and majority voting one query at a time (its N answers fill the batch)."""
+        if self.tts > 1:
+            return 1
+        if self.batch_size:
+            return self.batch_size
+        return 32 if str(self.vlm.device).startswith("cuda") else 4
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(self, queries: Sequence[Query]) -> list[Output]:
+        outputs: list[Output | None] = [None] * len(queries)
+        ready: list[tuple[int, Query, Any]] = []
+        for i, query in enumerate(queries):
+            try:
+                ready.append((i, query, query.image.open()))
+            except InvalidInputError as exc:
+                outputs[i] = Output(status="error", error=str(exc))
+        step = 1 if self.tts > 1 else (self.batch_size or max(1, len(ready)))
+        for start in range(0, len(ready), step):
+            chunk = ready[start:start + step]
+            answers, generate_s = self._generate([q for _, q, _ in chunk], [img for _, _, img in chunk])
+            for (i, query, image), texts in zip(chunk, answers):
+                outputs[i] = self._finish(query, image, texts, generate_s / len(chunk))
+        return [o if o is not None else Output(status="error", error="not predicted") for o in outputs]
+
+    def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
+        from reasonseg_x.star.prompts import build_prompt
+
+        prompts = [build_prompt(q.text, self.style) for q in queries]
+        processor = self.logits_processor() if self.logits_processor is not None else None
+        started = time.perf_counter()
+        if self.tts == 1:
+            texts = self.vlm.generate(images, prompts, n=1, do_sample=False, max_new_tokens=self.max_new_tokens,
+                                      logits_processor=processor)
+        else:
+            texts = self.vlm.generate(images, prompts, n=self.tts, do_sample=True, temperature=self.temperature,
+                                      top_p=self.top_p, top_k=self.top_k,
+                                      seed=_stable_seed(self.seed, queries[0].id),
+                                      max_new_tokens=self.max_new_tokens, logits_processor=processor)
+        return texts, time.perf_counter() - started
+
+    def _parse(self, text: str, width: int, height: int) -> tuple[Any, list[Any]]:
+        """(ParsedAnswer, its objects mapped to image pixels)."""
+        from reasonseg_x.star.coords import to_image_frame
+        from reasonseg_x.star.parser import parse_answer
+        from reasonseg_x.star.prompts import VLM_FRAME
+
+        parsed = parse_answer(text, style=PARSER_STYLES[self.style])
+        if parsed.status != "ok" or not parsed.objects:
+            return parsed, []
+        mapped = to_image_frame(parsed.objects, width, height, model_family=self.vlm.family, frame=VLM_FRAME)
+        return parsed, list(mapped)
+
+    def _finish(self, query: Query, image: Any, texts: Sequence[str], generate_s: float) -> Output:
+        started = time.perf_counter()
+        height, width = image.height, image.width
+        parsed_runs = [self._parse(text, width, height) for text in texts]
+        prompts_per_run = [answer_prompts(objs) for _, objs in parsed_runs]
+        flat = [p for prompts in prompts_per_run for p in prompts]
+        parse_s = time.perf_counter() - started
+        seg_started = time.perf_counter()
+        if flat:
+            self.segmenter.set_image(image)
+            found = self.segmenter.segment_unique(flat)
+        else:
+            from reasonseg_x.star.segmenters import SegmentResult
+
+            found = SegmentResult(np.zeros((0, height, width), bool), np.zeros(0, np.float32), np.zeros(0, np.int64))
+        segment_s = time.perf_counter() - seg_started
+        timings = {"generate_s": round(generate_s, 4), "parse_s": round(parse_s, 4), "segment_s": round(segment_s, 4)}
+
+        runs: list[list[tuple[np.ndarray, float, str | None]] | None] = []
+        answers: list[dict[str, Any]] = []
+        offset = 0
+        for (parsed, objects), prompts, text in zip(parsed_runs, prompts_per_run, texts):
+            count = len(prompts)
+            rows = range(offset, offset + count)
+            run_masks = [found.mask(i) for i in rows]  # views: repeated objects share one mask
+            run_scores = [found.score(i) for i in rows]
+            offset += count
+            if parsed.status == "parse_error":
+                runs.append(None)
+            elif parsed.status == "no_target" or not objects:
+                runs.append([])
+            else:
+                runs.append([(run_masks[k], float(run_scores[k]), getattr(objects[k], "label", None))
+                             for k in range(count)])
+            entry: dict[str, Any] = {"status": parsed.status, "objects": [
+                {"label": getattr(o, "label", None), "bbox": p.box and [round(v, 2) for v in p.box],
+                 "points": [list(pt) for pt in p.points], "score": round(float(s), 4)}
+                for o, p, s in zip(objects, prompts, run_scores)]}
+            if parsed.status == "parse_error" and getattr(parsed, "error", None):
+                entry["error"] = str(parsed.error)
+            if self.tts > 1 and self.keep_answers:
+                entry["raw_text"] = text
+            answers.append(entry)
+
+        agg_started = time.perf_counter()
+        mask, status = self._combine(runs, (height, width))
+        if self.tts > 1:
+            timings["aggregate_s"] = round(time.perf_counter() - agg_started, 4)
+        if (height, width) != (query.height, query.width):
+            mask = rle.resize_nearest(rle.encode(mask), query.height, query.width) if mask is not None else None
+        elif mask is not None:
+            mask = rle.encode(mask)
+        first = prompts_per_run[0] if self.tts == 1 else []
+        return Output(mask=mask, status=status, raw_text=texts[0] if texts else None,
+                      boxes=[list(p.box) for p in first if p.box is not None] or None,
+                      points=[list(pt) for p in first for pt in p.points] or None,
+                      candidates=answers, timings=timings)
+
+    def _combine(self, runs: Sequence[Any], shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+        if self.tts == 1:
+            run = runs[0]
+            if run is None:
+                return None, "parse_error"
+            if not run:
+                return None, "no_target"
+            return np.logical_or.reduce([m for m, _, _ in run]), "ok"
+        valid = [r for r in runs if r is not None]
+        if not valid:
+            return None, "parse_error"
+        mask = self.aggregate(runs, shape, **self.aggregator_options)
+        if not mask.any() and sum(1 for r in valid if not r) / len(valid) >= 0.5:
+            return None, "no_target"
+        return mask, "ok"
+

@@ -1,0 +1,488 @@
+"""Promptable segmenters (SAM 2, SAM 1) behind one small interface.
+
+Why one interface with ``set_image`` + ``segment``: the image encoder is the expensive part of SAM,
+so a predictor embeds each image once and then decodes *every* object prompt of *every* sampled
+answer of that image in a few batched decoder calls (identical prompts are decoded once). That is
+what keeps 32-answer test-time scaling close to the cost of one answer on the SAM side.
+
+Backends: transformers ``Sam2Model`` (default), transformers ``SamModel`` (SAM 1), the ``sam2``
+package and the ``segment-anything`` package (both imported lazily). Per prompt: the box and its
+positive point(s), multimask output, keep the highest-scoring mask (PROTOCOLS.md section 4).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from reasonseg_x.errors import InvalidInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+__all__ = [
+    "Prompt",
+    "SegmentResult",
+    "Segmenter",
+    "HFSam2Segmenter",
+    "HFSamSegmenter",
+    "Sam2PackageSegmenter",
+    "SegmentAnythingSegmenter",
+    "SEGMENTER_ALIASES",
+    "load_segmenter",
+    "clip_prompt",
+]
+
+#: Short names accepted by ``load_segmenter`` -> (backend, reference).
+SEGMENTER_ALIASES: dict[str, tuple[str, str]] = {
+    **{f"sam2.1-hiera-{size}": ("hf-sam2", f"facebook/sam2.1-hiera-{size}")
+       for size in ("tiny", "small", "base-plus", "large")},
+    **{f"sam2-hiera-{size}": ("hf-sam2", f"facebook/sam2-hiera-{size}")
+       for size in ("tiny", "small", "base-plus", "large")},
+    **{f"sam-vit-{size}": ("hf-sam", f"facebook/sam-vit-{size}") for size in ("base", "large", "huge")},
+}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One object prompt in original-image pixels: an ``(x1, y1, x2, y2)`` box and/or positive points."""
+
+    box: tuple[float, float, float, float] | None = None
+    points: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def kind(self) -> tuple[bool, int]:
+        """Prompts of one kind (box or not, number of points) decode together in one tensor."""
+        return (self.box is not None, len(self.points))
+
+
+def clip_prompt(prompt: Prompt, width: int, height: int) -> Prompt:
+    """Clip box and points into the image; reorder box corners; a box with no area keeps its extent >= 1 px."""
+    box = None
+    if prompt.box is not None:
+        x1, y1, x2, y2 = (float(v) for v in prompt.box)
+        x1, x2 = sorted((min(max(x1, 0.0), width - 1.0), min(max(x2, 0.0), width - 1.0)))
+        y1, y2 = sorted((min(max(y1, 0.0), height - 1.0), min(max(y2, 0.0), height - 1.0)))
+        box = (x1, y1, x2, y2)
+    points = tuple((min(max(float(x), 0.0), width - 1.0), min(max(float(y), 0.0), height - 1.0))
+                   for x, y in prompt.points)
+    return Prompt(box=box, points=points)
+
+
+class Segmenter(ABC):
+    """``set_image`` once per image, then ``segment`` any number of prompts on it.
+
+    ``segment`` returns ``(masks, scores)``: bool ``[n, H, W]`` at the original resolution and float
+    ``[n]`` (the chosen mask's predicted IoU: in [0, 1] for SAM 2, unbounded for SAM 1).
+    """
+
+    name: str = "segmenter"
+    #: prompts per decoder call (memory bound: each needs an upsampled H x W mask)
+    max_prompts_per_call: int = 64
+
+    def __init__(self) -> None:
+        self._size: tuple[int, int] | None = None  # (height, width) of the current image
+        self.calls = 0  # decoder calls made since construction (benchmarks and tests read it)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        if self._size is None:
+            raise RuntimeError("call set_image() before segment()")
+        return self._size
+
+    def set_image(self, image: Image.Image) -> Any:
+        """Embed ``image`` (the original, not the VLM frame); returns the backend's embedding object."""
+        rgb = image.convert("RGB")
+        self._size = (rgb.height, rgb.width)
+        return self._embed(rgb)
+
+    def segment(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+        """Masks and scores for ``prompts`` on the current image, in prompt order."""
+        result = self.segment_unique(prompts)
+        return result.masks[result.index], result.scores[result.index]
+
+    def segment_unique(self, prompts: Sequence[Prompt]) -> SegmentResult:
+        """Like :meth:`segment`, but each distinct prompt's mask is stored once (``result.mask(i)``).
+
+        Sampled answers repeat objects often; not copying a full-size mask per repeat is most of
+        the saving of the 32-answer SAM stage on CPU.
+        """
+        height, width = self.image_size
+        clipped = [clip_prompt(p, width, height) for p in prompts]
+        slots: dict[Prompt, int] = {}
+        index = np.array([slots.setdefault(p, len(slots)) for p in clipped], dtype=np.int64)
+        unique = list(slots)
+        masks = np.zeros((len(unique), height, width), dtype=bool)
+        scores = np.zeros(len(unique), dtype=np.float32)
+        groups: dict[tuple[bool, int], list[int]] = {}
+        for u, p in enumerate(unique):
+            groups.setdefault(p.kind, []).append(u)
+        for kind, members in groups.items():
+            if kind == (False, 0):  # nothing to prompt with: an empty mask, score 0
+                continue
+            for start in range(0, len(members), self.max_prompts_per_call):
+                chunk = members[start:start + self.max_prompts_per_call]
+                chunk_masks, chunk_scores = self._decode([unique[u] for u in chunk])
+                self.calls += 1
+                masks[chunk] = chunk_masks
+                scores[chunk] = chunk_scores
+        return SegmentResult(masks, scores, index if len(prompts) else np.zeros(0, dtype=np.int64))
+
+    @abstractmethod
+    def _embed(self, image: Image.Image) -> Any: ...
+
+    @abstractmethod
+    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+        """Decode prompts of one kind (same box presence and point count) in one call."""
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """Masks of the distinct prompts of one ``segment_unique`` call; ``index[i]`` is prompt i's row."""
+
+    masks: np.ndarray  # bool [u, H, W]
+    scores: np.ndarray  # float32 [u]
+    index: np.ndarray  # int64 [n]
+
+    def mask(self, i: int) -> np.ndarray:
+        return self.masks[self.index[i]]
+
+    def score(self, i: int) -> float:
+        return float(self.scores[self.index[i]])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def _upsample_logits(low_res: Any, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear (half-pixel centres) resize of ``[n, h, w]`` mask logits to ``size``, thresholded at 0.
+
+    On CPU OpenCV's resize is ~4x faster than torch's and agrees with it except for float rounding
+    at exact zero crossings; on GPU torch stays on the device.
+    """
+    height, width = size
+    try:
+        import cv2
+    except ImportError:  # opencv is optional: torch on CPU is slower but gives the same masks
+        cv2 = None
+    if low_res.device.type != "cpu" or cv2 is None:
+        import torch.nn.functional as F
+
+        out = np.empty((low_res.shape[0], height, width), dtype=bool)
+        step = 8  # bounds the float32 full-size buffer on the device (8 x 12 MP x 4 B = 384 MB)
+        for k in range(0, low_res.shape[0], step):
+            up = F.interpolate(low_res[k:k + step, None].float(), (height, width), mode="bilinear",
+                               align_corners=False)
+            out[k:k + step] = (up[:, 0] > 0).cpu().numpy()
+        return out
+    logits = low_res.float().numpy()
+    out = np.empty((logits.shape[0], height, width), dtype=bool)
+    for k in range(logits.shape[0]):
+        np.greater(cv2.resize(logits[k], (width, height), interpolation=cv2.INTER_LINEAR), 0.0, out=out[k])
+    return out
+
+
+def _prompt_arrays(prompts: Sequence[Prompt]) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``boxes [n, 4]``, ``points [n, k, 2]`` and ``labels [n, k]`` (all positive) or None."""
+    has_box, k = prompts[0].kind
+    boxes = np.array([p.box for p in prompts], dtype=np.float32) if has_box else None
+    if k == 0:
+        return boxes, None, None
+    points = np.array([p.points for p in prompts], dtype=np.float32).reshape(len(prompts), k, 2)
+    return boxes, points, np.ones((len(prompts), k), dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- transformers backends
+
+class _HFSegmenterBase(Segmenter):
+    def __init__(self, model_ref: str, *, device: str = "cpu", dtype: Any = None, model: Any = None,
+                 processor: Any = None) -> None:
+        super().__init__()
+        import torch
+
+        self.device = device
+        self.dtype = dtype or torch.float32
+        self.model_ref = model_ref
+        if model is None:
+            model = self._model_class().from_pretrained(model_ref, dtype=self.dtype)
+        if processor is None:
+            from transformers import AutoProcessor
+
+            processor = AutoProcessor.from_pretrained(model_ref)
+        self.model = model.to(device=device, dtype=self.dtype).eval()
+        self.processor = processor
+        self._embedding: Any = None
+        self._image_inputs: Any = None
+
+    def _model_class(self) -> Any:
+        raise NotImplementedError
+
+    def _embed(self, image: Image.Image) -> Any:
+        import torch
+
+        inputs = self.processor(images=image, return_tensors="pt")
+        with torch.inference_mode():
+            pixel_values = inputs["pixel_values"].to(device=self.device, dtype=self.dtype)
+            self._embedding = self.model.get_image_embeddings(pixel_values)
+        self._image_inputs = inputs
+        return self._embedding
+
+    def _scale_coords(self, coords: np.ndarray) -> np.ndarray:
+        """Original-image pixels -> the model's input frame (last axis x, y)."""
+        raise NotImplementedError
+
+    def _upsample(self, low_res: Any) -> Any:
+        raise NotImplementedError
+
+    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        boxes, points, labels = _prompt_arrays(prompts)
+        kwargs: dict[str, Any] = {}
+        if boxes is not None:
+            scaled = self._scale_coords(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+            kwargs["input_boxes"] = torch.from_numpy(scaled)[None].to(self.device, self.dtype)
+        if points is not None:
+            kwargs["input_points"] = torch.from_numpy(self._scale_coords(points))[None].to(self.device, self.dtype)
+            kwargs["input_labels"] = torch.from_numpy(labels)[None].to(self.device)
+        with torch.inference_mode():
+            out = self.model(image_embeddings=self._embedding, multimask_output=True, **kwargs)
+            iou = out.iou_scores[0].float()  # [n, 3]
+            best = iou.argmax(dim=-1)
+            rows = torch.arange(iou.shape[0], device=iou.device)
+            low_res = out.pred_masks[0][rows, best]  # [n, h, w]
+            masks = self._upsample(low_res)
+        return masks, iou[rows, best].cpu().numpy().astype(np.float32)
+
+
+class HFSam2Segmenter(_HFSegmenterBase):
+    """transformers ``Sam2Model`` (SAM 2 / 2.1): the image is resized to a square input, no padding."""
+
+    name = "hf-sam2"
+
+    def _model_class(self) -> Any:
+        from transformers import Sam2Model
+
+        return Sam2Model
+
+    def _input_side(self) -> tuple[int, int]:
+        size = self.processor.image_processor.size
+        return int(size["height"]), int(size["width"])
+
+    def _scale_coords(self, coords: np.ndarray) -> np.ndarray:
+        height, width = self.image_size
+        in_h, in_w = self._input_side()
+        out = coords.astype(np.float32).copy()
+        out[..., 0] *= in_w / width
+        out[..., 1] *= in_h / height
+        return out
+
+    def _upsample(self, low_res: Any) -> np.ndarray:
+        return _upsample_logits(low_res, self.image_size)
+
+
+class HFSamSegmenter(_HFSegmenterBase):
+    """transformers ``SamModel`` (SAM 1): longest side resized to the input size, then padded."""
+
+    name = "hf-sam"
+
+    def _model_class(self) -> Any:
+        from transformers import SamModel
+
+        return SamModel
+
+    def _resized(self) -> tuple[int, int]:
+        height, width = self.image_size
+        longest = int(self.processor.image_processor.size["longest_edge"])
+        scale = longest / max(height, width)
+        return int(height * scale + 0.5), int(width * scale + 0.5)
+
+    def _scale_coords(self, coords: np.ndarray) -> np.ndarray:
+        height, width = self.image_size
+        new_h, new_w = self._resized()
+        out = coords.astype(np.float32).copy()
+        out[..., 0] *= new_w / width
+        out[..., 1] *= new_h / height
+        return out
+
+    def _upsample(self, low_res: Any) -> np.ndarray:
+        import torch.nn.functional as F
+
+        pad = self.processor.image_processor.pad_size
+        new_h, new_w = self._resized()
+        up = F.interpolate(low_res[:, None].float(), (int(pad["height"]), int(pad["width"])), mode="bilinear",
+                           align_corners=False)
+        return _upsample_logits(up[:, 0, :new_h, :new_w], self.image_size)
+
+
+# ----------------------------------------------------------------------------- package backends
+
+class Sam2PackageSegmenter(Segmenter):
+    """The ``sam2`` package's ``SAM2ImagePredictor`` (a Hub id like ``facebook/sam2.1-hiera-large``,
+    a ``CONFIG.yaml`` + checkpoint pair, or a built ``SAM2Base`` model)."""
+
+    name = "sam2"
+
+    def __init__(self, model_ref: str | None = None, *, checkpoint: str | None = None, device: str = "cpu",
+                 model: Any = None) -> None:
+        super().__init__()
+        try:
+            from sam2.sam2_image_predictor import SAM2ImagePredictor
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise InvalidInputError(f"the sam2 backend needs the sam2 package ({exc})", "segmenter") from None
+        if model is not None:
+            self.predictor = SAM2ImagePredictor(model.to(device).eval())
+        elif checkpoint is not None:
+            from sam2.build_sam import build_sam2
+
+            self.predictor = SAM2ImagePredictor(build_sam2(model_ref, checkpoint, device=device))
+        else:
+            self.predictor = SAM2ImagePredictor.from_pretrained(model_ref, device=device)
+        side = int(self.predictor.model.image_size)  # the predictor hard-codes the 1024-input feature sizes
+        self.predictor._bb_feat_sizes = [(side // 4, side // 4), (side // 8, side // 8), (side // 16, side // 16)]
+
+    def _embed(self, image: Image.Image) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            self.predictor.set_image(np.array(image))
+        return self.predictor._features
+
+    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+        """The package's ``SAM2ImagePredictor._predict`` steps, upsampling only the best of the three masks."""
+        import torch
+
+        pred = self.predictor
+        model = pred.model
+        boxes, points, labels = _prompt_arrays(prompts)
+        with torch.inference_mode():
+            _, coords, point_labels, box = pred._prep_prompts(points, labels, boxes, None, True)
+            concat = None
+            if box is not None:  # boxes enter the prompt encoder as two corner points (labels 2, 3)
+                box_labels = torch.tensor([[2, 3]], dtype=torch.int, device=box.device).repeat(box.shape[0], 1)
+                concat = (box.reshape(-1, 2, 2), box_labels)
+            if coords is not None:
+                concat = (coords, point_labels) if concat is None else (
+                    torch.cat([concat[0], coords], dim=1), torch.cat([concat[1], point_labels], dim=1))
+            sparse, dense = model.sam_prompt_encoder(points=concat, boxes=None, masks=None)
+            high_res = [level[-1].unsqueeze(0) for level in pred._features["high_res_feats"]]
+            low_res, iou, _, _ = model.sam_mask_decoder(
+                image_embeddings=pred._features["image_embed"][-1].unsqueeze(0),
+                image_pe=model.sam_prompt_encoder.get_dense_pe(), sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense, multimask_output=True, repeat_image=concat[0].shape[0] > 1,
+                high_res_features=high_res)
+            iou = iou.float()
+            best = iou.argmax(dim=-1)
+            rows = torch.arange(iou.shape[0], device=iou.device)
+            chosen = pred._transforms.postprocess_masks(low_res[rows, best][:, None], pred._orig_hw[-1])
+            masks = chosen[:, 0] > pred.mask_threshold
+        return masks.cpu().numpy(), iou[rows, best].cpu().numpy().astype(np.float32)
+
+
+class SegmentAnythingSegmenter(Segmenter):
+    """The ``segment-anything`` package (SAM 1 checkpoints ``sam_vit_{b,l,h}_*.pth`` or a built ``Sam``)."""
+
+    name = "segment-anything"
+
+    def __init__(self, model_type: str = "vit_h", checkpoint: str | None = None, *, device: str = "cpu",
+                 model: Any = None) -> None:
+        super().__init__()
+        try:
+            from segment_anything import SamPredictor, sam_model_registry
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise InvalidInputError(f"the segment-anything backend needs its package ({exc})", "segmenter") from None
+        if model is None:
+            if model_type not in sam_model_registry:
+                raise InvalidInputError(f"unknown SAM model type {model_type!r}; use one of "
+                                        f"{', '.join(sorted(sam_model_registry))}", "segmenter")
+            if checkpoint is None:
+                raise InvalidInputError("segment-anything needs a checkpoint file (segment-anything:TYPE:PATH)",
+                                        "segmenter")
+            model = sam_model_registry[model_type](checkpoint=checkpoint)
+        self.predictor = SamPredictor(model.to(device).eval())
+
+    def _embed(self, image: Image.Image) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            self.predictor.set_image(np.array(image))
+        return self.predictor.features
+
+    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        pred = self.predictor
+        sam = pred.model
+        boxes, points, labels = _prompt_arrays(prompts)
+        with torch.inference_mode():
+            point_input = None
+            if points is not None:
+                coords = pred.transform.apply_coords(points, pred.original_size)
+                point_input = (torch.as_tensor(coords, dtype=torch.float, device=pred.device),
+                               torch.as_tensor(labels, dtype=torch.int, device=pred.device))
+            box_input = None
+            if boxes is not None:
+                box_input = torch.as_tensor(pred.transform.apply_boxes(boxes, pred.original_size),
+                                            dtype=torch.float, device=pred.device)
+            sparse, dense = sam.prompt_encoder(points=point_input, boxes=box_input, masks=None)
+            low_res, iou = sam.mask_decoder(image_embeddings=pred.features, image_pe=sam.prompt_encoder.get_dense_pe(),
+                                            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                            multimask_output=True)
+            best = iou.argmax(dim=-1)
+            rows = torch.arange(iou.shape[0], device=iou.device)
+            chosen = low_res[rows, best][:, None]
+            masks = sam.postprocess_masks(chosen, pred.input_size, pred.original_size)[:, 0] > sam.mask_threshold
+        return masks.cpu().numpy().astype(bool), iou[rows, best].float().cpu().numpy().astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- factory
+
+def _folder_model_type(ref: str) -> str | None:
+    path = Path(ref).expanduser() / "config.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError):
+        return None
+
+
+def load_segmenter(spec: str | Segmenter = "sam2.1-hiera-large", *, device: str = "cpu", dtype: Any = None) -> Segmenter:
+    """A segmenter from a short name, ``backend:ref`` or a local transformers folder.
+
+    ``sam2.1-hiera-large`` (default), ``sam-vit-huge``; ``hf-sam2:REF``, ``hf-sam:REF`` (Hub id or folder);
+    ``sam2:HUB_ID`` or ``sam2:CONFIG.yaml:CKPT.pt`` (sam2 package); ``segment-anything:TYPE:CKPT.pth``.
+    """
+    if isinstance(spec, Segmenter):
+        return spec
+    backend, _, ref = spec.partition(":")
+    if spec in SEGMENTER_ALIASES:
+        backend, ref = SEGMENTER_ALIASES[spec]
+    elif not ref:
+        model_type = _folder_model_type(spec)
+        if model_type in ("sam2", "sam2_video"):
+            backend, ref = "hf-sam2", spec
+        elif model_type == "sam":
+            backend, ref = "hf-sam", spec
+        else:
+            raise InvalidInputError(
+                f"unknown segmenter {spec!r}: use one of {', '.join(sorted(SEGMENTER_ALIASES))}, "
+                "hf-sam2:REF, hf-sam:REF, sam2:REF, segment-anything:TYPE:CKPT or a transformers SAM folder",
+                "segmenter")
+    if backend == "hf-sam2":
+        return HFSam2Segmenter(ref, device=device, dtype=dtype)
+    if backend == "hf-sam":
+        return HFSamSegmenter(ref, device=device, dtype=dtype)
+    if backend == "sam2":
+        config, _, checkpoint = ref.partition(":")
+        return Sam2PackageSegmenter(config, checkpoint=checkpoint or None, device=device)
+    if backend == "segment-anything":
+        model_type, _, checkpoint = ref.partition(":")
+        return SegmentAnythingSegmenter(model_type, checkpoint or None, device=device)
+    raise InvalidInputError(f"unknown segmenter backend {backend!r}", "segmenter")

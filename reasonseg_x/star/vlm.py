@@ -1,0 +1,351 @@
+"""The vision-language model half of a VLM + SAM pipeline: load, adapt (LoRA), generate.
+
+Why this module is careful about LoRA: StAR's adapters were saved under transformers 4.51, whose
+Qwen-VL module paths (``model.layers.N``) differ from transformers 5 (``model.language_model.layers.N``).
+A non-strict load silently drops every LoRA weight and the model quietly runs as its base; here the
+keys are remapped and any adapter weight left unloaded (or any LoRA module left without a weight) is
+a hard error that lists them.
+
+torch, transformers and peft are imported inside functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reasonseg_x.errors import InvalidInputError, ReasonSegXError
+from reasonseg_x.star.prompts import VLM_FRAME  # the 840 x 840 frame the VLM sees (PROTOCOLS.md 4)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+__all__ = [
+    "VLM_FRAME",
+    "OLD_LAYOUT_KEY_MAPPING",
+    "LoraLoadError",
+    "VLM",
+    "load_vlm",
+    "resolve_device",
+    "resolve_dtype",
+    "remap_adapter_keys",
+    "model_family_of",
+]
+
+
+#: transformers-4.51 Qwen-VL module paths -> transformers-5 paths (applied after the peft prefix).
+OLD_LAYOUT_KEY_MAPPING: dict[str, str] = {
+    r"^model\.(?!language_model\.|visual\.)": "model.language_model.",
+    r"^visual\.": "model.visual.",
+}
+
+_PEFT_PREFIX = "base_model.model."
+
+
+class LoraLoadError(ReasonSegXError):
+    """A LoRA adapter that does not fit the model: some of its weights would be silently dropped."""
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` (all visible GPUs: large models are spread over them) when a GPU is
+    visible, else ``cpu``; under a distributed launcher (``WORLD_SIZE`` > 1) -> this rank's GPU."""
+    if device != "auto":
+        return device
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        return f"cuda:{torch.cuda.current_device()}"
+    return "cuda"
+
+
+def resolve_dtype(dtype: str | Any = "auto", device: str = "cpu") -> Any:
+    """``auto`` -> bfloat16 on GPU, float32 on CPU (CPU bf16 matmuls are slow and lossy)."""
+    import torch
+
+    if not isinstance(dtype, str):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+             "half": torch.float16, "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}
+    if dtype not in names:
+        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(names))}", "dtype")
+    return names[dtype]
+
+
+def model_family_of(config: Any) -> str:
+    """The coordinate convention of a Qwen-VL config: ``qwen2.5`` (840-frame pixels) or ``qwen3`` (0-999 grid)."""
+    model_type = getattr(config, "model_type", "")
+    if model_type.startswith("qwen3"):
+        return "qwen3"
+    if model_type == "qwen2_vl":
+        return "qwen2"
+    return "qwen2.5"
+
+
+def remap_adapter_keys(state: dict[str, Any], mapping: dict[str, str] | None = None) -> dict[str, Any]:
+    """Rename peft adapter keys saved under older module paths (first matching pattern wins)."""
+    mapping = OLD_LAYOUT_KEY_MAPPING if mapping is None else mapping
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        prefix = _PEFT_PREFIX if key.startswith(_PEFT_PREFIX) else ""
+        rest = key[len(prefix):]
+        for pattern, replacement in mapping.items():
+            new, count = re.subn(pattern, replacement, rest)
+            if count:
+                rest = new
+                break
+        if prefix + rest in out:
+            raise LoraLoadError(f"adapter weights {key!r} and another key both map to {prefix + rest!r}")
+        out[prefix + rest] = value
+    return out
+
+
+# ----------------------------------------------------------------------------- checkpoint files
+
+def _local_or_hub_file(ref: str, filename: str) -> Path | None:
+    """``filename`` of a local folder or a Hub repo, or None when the repo has no such file."""
+    folder = Path(ref).expanduser()
+    if folder.is_dir():
+        path = folder / filename
+        return path if path.is_file() else None
+    if folder.exists() or ref.startswith((".", "/", "~")):
+        raise InvalidInputError("checkpoint is not a folder", ref)
+    from huggingface_hub import errors as hub_errors
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    remote_missing = getattr(hub_errors, "RemoteEntryNotFoundError", hub_errors.EntryNotFoundError)
+    try:
+        return Path(hf_hub_download(ref, filename))
+    except hub_errors.LocalEntryNotFoundError:
+        # offline (or the Hub unreachable) and this file not cached: absent if the repo itself is cached
+        if any(isinstance(try_to_load_from_cache(ref, name), str)
+               for name in ("config.json", "adapter_config.json")):
+            return None
+        raise InvalidInputError(f"cannot reach the Hub for {filename} and the repo is not in the local cache "
+                                "(download it once online, or pass a local folder)", ref) from None
+    except remote_missing:
+        return None
+    except Exception as exc:  # unknown repo, gated, network
+        raise InvalidInputError(f"cannot fetch {filename} from the Hub: {type(exc).__name__}: {exc}", ref) from None
+
+
+def _read_adapter_weights(ref: str) -> dict[str, Any]:
+    path = _local_or_hub_file(ref, "adapter_model.safetensors")
+    if path is not None:
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    path = _local_or_hub_file(ref, "adapter_model.bin")
+    if path is None:
+        raise InvalidInputError("LoRA adapter has adapter_config.json but no adapter_model.safetensors/.bin", ref)
+    import torch
+
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def _lora_module_names(keys: Sequence[str]) -> list[str]:
+    """Module paths (relative to the base model) that the adapter weights belong to."""
+    names = set()
+    for key in keys:
+        rest = key[len(_PEFT_PREFIX):] if key.startswith(_PEFT_PREFIX) else key
+        match = re.match(r"^(.*)\.lora_(?:A|B|embedding_A|embedding_B|magnitude_vector)\b", rest)
+        if match:
+            names.add(match.group(1))
+    return sorted(names)
+
+
+def attach_lora(model: Any, adapter_ref: str, *, key_mapping: dict[str, str] | None = None) -> Any:
+    """Wrap ``model`` in a peft model carrying the adapter at ``adapter_ref``; every weight must land.
+
+    The LoRA modules are created for exactly the modules the (remapped) adapter has weights for,
+    so a rewritten module path can never leave an adapter weight unused without an error.
+    """
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+    config_path = _local_or_hub_file(adapter_ref, "adapter_config.json")
+    if config_path is None:
+        raise InvalidInputError("not a LoRA adapter (no adapter_config.json)", adapter_ref)
+    raw = json.loads(config_path.read_text(encoding="utf-8"))
+    if raw.get("peft_type", "LORA") != "LORA":
+        raise InvalidInputError(f"unsupported adapter type {raw.get('peft_type')!r} (only LoRA)", str(config_path))
+    state = remap_adapter_keys(_read_adapter_weights(adapter_ref), key_mapping)
+    modules = _lora_module_names(list(state))
+    if not modules:
+        raise LoraLoadError(f"{adapter_ref}: the adapter file holds no LoRA weights")
+    present = {name for name, _ in model.named_modules()}
+    absent = [m for m in modules if m not in present]
+    if absent:
+        raise LoraLoadError(f"{adapter_ref}: {len(absent)} LoRA module(s) not found in the model "
+                            f"(weights would be dropped): {', '.join(absent[:20])}" + (" ..." if len(absent) > 20 else ""))
+    known = set(LoraConfig.__dataclass_fields__)
+    kwargs = {k: v for k, v in raw.items() if k in known and k not in ("target_modules", "base_model_name_or_path",
+                                                                          "revision", "task_type", "peft_type",
+                                                                          "auto_mapping", "inference_mode",
+                                                                          "layers_to_transform", "layers_pattern",
+                                                                          "exclude_modules", "modules_to_save")}
+    config = LoraConfig(**kwargs, target_modules=modules, inference_mode=True)
+    peft_model = get_peft_model(model, config)
+    expected = set(get_peft_model_state_dict(peft_model))
+    given = set(state)
+    unloaded, unset = sorted(given - expected), sorted(expected - given)
+    if unloaded or unset:
+        lines = [f"{adapter_ref}: LoRA adapter does not match the model"]
+        if unloaded:
+            lines.append(f"  {len(unloaded)} adapter weight(s) left unloaded: {', '.join(unloaded[:20])}")
+        if unset:
+            lines.append(f"  {len(unset)} LoRA weight(s) of the model without a value: {', '.join(unset[:20])}")
+        raise LoraLoadError("\n".join(lines))
+    result = set_peft_model_state_dict(peft_model, state)
+    leftover = [k for k in getattr(result, "unexpected_keys", []) if "lora_" in k]
+    if leftover:
+        raise LoraLoadError(f"{adapter_ref}: {len(leftover)} adapter weight(s) left unloaded: {', '.join(leftover[:20])}")
+    return peft_model
+
+
+# ----------------------------------------------------------------------------- the model wrapper
+
+@dataclass
+class VLM:
+    """A loaded Qwen-VL model with its processor; ``generate`` is the only thing predictors call."""
+
+    model: Any
+    processor: Any
+    device: str
+    family: str
+    checkpoint: str = ""
+    base_model: str = ""
+    adapter: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    def build_inputs(self, images: Sequence[Image.Image], prompts: Sequence[str], *,
+                     frame: tuple[int, int] | None = VLM_FRAME) -> Any:
+        """Chat-formatted, left-padded model inputs for one image + one user prompt per row."""
+        from PIL import Image as PILImage
+
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+        resized = [img.convert("RGB").resize(frame, PILImage.BILINEAR) if frame else img.convert("RGB")
+                   for img in images]
+        texts = []
+        for prompt in prompts:
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+            texts.append(self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        self.tokenizer.padding_side = "left"
+        inputs = self.processor(text=texts, images=resized, padding=True, return_tensors="pt")
+        return inputs.to(self.device)
+
+    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
+                 do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
+                 seed: int | None = None, max_new_tokens: int = 1024, logits_processor: Any = None,
+                 frame: tuple[int, int] | None = VLM_FRAME, top_k: int | None = None) -> list[list[str]]:
+        """``n`` answers per (image, prompt) row, batched with left padding.
+
+        Greedy when ``do_sample`` is False (the default for ``n == 1``); otherwise nucleus sampling
+        (temperature 1.0, top-p 0.9 as in the paper), seeded per call when ``seed`` is given.
+        Like the reference scripts, only these settings are passed: the rest (e.g. the base
+        model's ``repetition_penalty``, ``top_k``) comes from the checkpoint's generation config,
+        recorded in ``info["generation_config"]``; ``top_k`` overrides it when sampling.
+        Returns ``texts[row][k]`` with special tokens removed.
+        """
+        import torch
+
+        if not images:
+            return []
+        do_sample = n > 1 if do_sample is None else do_sample
+        if n > 1 and not do_sample:
+            raise ValueError("n > 1 answers need sampling (do_sample=True)")
+        inputs = self.build_inputs(images, prompts, frame=frame)
+        kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=n,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+        if do_sample:
+            kwargs.update(temperature=temperature, top_p=top_p)
+            if top_k is not None:
+                kwargs["top_k"] = top_k
+        if logits_processor is not None:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                logits_processor if isinstance(logits_processor, list) else [logits_processor])
+        if seed is not None:
+            torch.manual_seed(seed)
+            if torch.cuda.is_available():
+                torch.cuda.manual_seed_all(seed)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **kwargs)
+        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return [texts[i * n:(i + 1) * n] for i in range(len(images))]
+
+
+def _is_adapter(ref: str) -> bool:
+    return _local_or_hub_file(ref, "adapter_config.json") is not None
+
+
+def _has_processor(ref: str) -> bool:
+    return any(_local_or_hub_file(ref, name) is not None
+               for name in ("processor_config.json", "preprocessor_config.json"))
+
+
+def load_vlm(checkpoint: str, *, base_model: str | None = None, device: str = "auto", dtype: str | Any = "auto",
+             merge_lora: bool = False, attn_implementation: str | None = None,
+             key_mapping: dict[str, str] | None = None) -> VLM:
+    """Load a Qwen-VL checkpoint (full model or LoRA adapter) from a Hub id or a local folder.
+
+    For an adapter the base model is ``base_model`` or the adapter's ``base_model_name_or_path``;
+    the processor comes from the adapter folder when it ships one, else from the base.
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    started = time.perf_counter()
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    adapter: str | None = None
+    base = checkpoint
+    if _is_adapter(checkpoint):
+        adapter = checkpoint
+        config_path = _local_or_hub_file(checkpoint, "adapter_config.json")
+        assert config_path is not None
+        raw = json.loads(config_path.read_text(encoding="utf-8"))
+        base = base_model or raw.get("base_model_name_or_path")
+        if not base:
+            raise InvalidInputError("LoRA adapter names no base model: pass base_model=...", str(config_path))
+    elif base_model:
+        raise InvalidInputError("base_model was given but the checkpoint is not a LoRA adapter", checkpoint)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if device.startswith("cuda"):
+        kwargs["device_map"] = "auto" if device == "cuda" else device
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForImageTextToText.from_pretrained(base, **kwargs)
+    if not device.startswith("cuda"):
+        model = model.to(device)
+    if adapter is not None:
+        model = attach_lora(model, adapter, key_mapping=key_mapping)
+        if merge_lora:
+            model = model.merge_and_unload()
+    model.eval()
+    processor_ref = adapter if adapter is not None and _has_processor(adapter) else base
+    processor = AutoProcessor.from_pretrained(processor_ref)
+    processor.tokenizer.padding_side = "left"
+    config = model.config if hasattr(model, "config") else model.base_model.model.config
+    generation = getattr(model, "generation_config", None)
+    inherited = {k: getattr(generation, k, None) for k in ("do_sample", "temperature", "top_p", "top_k",
+                                                            "repetition_penalty")} if generation else {}
+    return VLM(model=model, processor=processor, device=device, family=model_family_of(config),
+               checkpoint=checkpoint, base_model=base, adapter=adapter,
+               info={"load_s": time.perf_counter() - started, "dtype": str(torch_dtype).replace("torch.", ""),
+                     "merged": bool(adapter and merge_lora), "generation_config": inherited})

@@ -1,0 +1,178 @@
+"""SAM segmenters: one embedding per image, batched decoding of all prompts, best-of-multimask, clipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+# third-party deprecation noise (peft/transformers/torch.jit), not ours
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+
+from _star_tiny import random_image, tiny_checkpoints  # noqa: E402
+
+from reasonseg_x.errors import InvalidInputError  # noqa: E402
+from reasonseg_x.star.segmenters import (HFSam2Segmenter, HFSamSegmenter, Prompt, Segmenter,  # noqa: E402
+                                         clip_prompt, load_segmenter)
+
+PROMPTS = [Prompt((10, 20, 200, 250), ((50, 60),)), Prompt((30, 5, 120, 90), ((60, 40),)),
+           Prompt((0, 0, 436, 299), ((218, 150),)), Prompt(None, ((5, 5),)), Prompt((1, 1, 50, 50)),
+           Prompt(None, ((1, 1), (30, 30)))]
+
+
+@pytest.fixture(scope="module", params=["hf-sam2", "hf-sam"])
+def hf_segmenter(request):
+    ckpt = tiny_checkpoints()
+    return load_segmenter(str(ckpt.sam2 if request.param == "hf-sam2" else ckpt.sam), device="cpu")
+
+
+def _package_segmenters():
+    out = []
+    try:
+        import sam2  # noqa: F401
+        out.append("sam2")
+    except ImportError:
+        pass
+    try:
+        import segment_anything  # noqa: F401
+        out.append("segment-anything")
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.fixture(scope="module", params=["hf-sam2", "hf-sam", *_package_segmenters()])
+def segmenter(request):
+    ckpt = tiny_checkpoints()
+    if request.param == "hf-sam2":
+        return load_segmenter(str(ckpt.sam2), device="cpu")
+    if request.param == "hf-sam":
+        return load_segmenter(f"hf-sam:{ckpt.sam}", device="cpu")
+    import _star_tiny
+
+    if request.param == "sam2":
+        from reasonseg_x.star.segmenters import Sam2PackageSegmenter
+
+        return Sam2PackageSegmenter(model=_star_tiny.build_sam2_package_model())
+    from reasonseg_x.star.segmenters import SegmentAnythingSegmenter
+
+    return SegmentAnythingSegmenter(model=_star_tiny.build_segment_anything_model())
+
+
+def test_masks_and_scores_have_the_image_size(segmenter):
+    segmenter.set_image(random_image(437, 300))
+    masks, scores = segmenter.segment(PROMPTS)
+    assert masks.shape == (len(PROMPTS), 300, 437) and masks.dtype == bool
+    assert scores.shape == (len(PROMPTS),) and np.all(np.isfinite(scores))
+
+
+def test_batched_decoding_equals_one_by_one(segmenter):
+    segmenter.set_image(random_image(437, 300, seed=1))
+    batched, batched_scores = segmenter.segment(PROMPTS)
+    for i, prompt in enumerate(PROMPTS):
+        single, score = segmenter.segment([prompt])
+        assert np.mean(single[0] != batched[i]) < 1e-3
+        assert score[0] == pytest.approx(batched_scores[i], abs=1e-4)
+
+
+def test_many_answers_decode_in_few_calls(segmenter):
+    segmenter.set_image(random_image(320, 240, seed=2))
+    rng = np.random.default_rng(0)
+    prompts = []
+    for _ in range(32):  # 32 sampled answers of 1-3 objects, many repeated
+        for _ in range(int(rng.integers(1, 4))):
+            x, y = float(rng.integers(0, 6) * 40), float(rng.integers(0, 4) * 40)
+            prompts.append(Prompt((x, y, x + 60, y + 50), ((x + 30, y + 25),)))
+    before = segmenter.calls
+    masks, scores = segmenter.segment(prompts)
+    assert segmenter.calls - before == 1  # all distinct prompts of one kind in one decoder call
+    assert masks.shape[0] == len(prompts)
+    first = {p: i for i, p in reversed(list(enumerate(prompts)))}
+    for i, p in enumerate(prompts):  # duplicates get identical results
+        assert np.array_equal(masks[i], masks[first[p]]) and scores[i] == scores[first[p]]
+
+
+def test_empty_prompt_and_no_prompts(segmenter):
+    segmenter.set_image(random_image(64, 48))
+    masks, scores = segmenter.segment([Prompt()])
+    assert not masks.any() and scores[0] == 0
+    masks, scores = segmenter.segment([])
+    assert masks.shape == (0, 48, 64) and scores.shape == (0,)
+
+
+def test_out_of_image_prompts_are_clipped(hf_segmenter):
+    hf_segmenter.set_image(random_image(100, 80, seed=3))
+    outside, s1 = hf_segmenter.segment([Prompt((-50, -20, 500, 400), ((300, -7),))])
+    inside, s2 = hf_segmenter.segment([Prompt((0, 0, 99, 79), ((99, 0),))])
+    assert np.array_equal(outside, inside) and s1[0] == pytest.approx(s2[0])
+    assert clip_prompt(Prompt((90, 70, -5, 10), ((1e9, -1e9),)), 100, 80) == Prompt((0.0, 10.0, 90.0, 70.0), ((99.0, 0.0),))
+
+
+@pytest.mark.parametrize("kind", ["sam2", "sam"])
+def test_keeps_the_highest_scoring_multimask_output(kind):
+    """Scores match the model called through its own processor (same coordinate scaling)."""
+    ckpt = tiny_checkpoints()
+    seg = load_segmenter(str(getattr(ckpt, kind)), device="cpu")
+    image = random_image(200, 160, seed=4)
+    seg.set_image(image)
+    _, scores = seg.segment([Prompt((20, 30, 150, 120), ((60, 70),))])
+    inputs = seg.processor(images=image, input_boxes=[[[20, 30, 150, 120]]], input_points=[[[[60, 70]]]],
+                           input_labels=[[[1]]], return_tensors="pt")
+    with torch.no_grad():
+        out = seg.model(**inputs, multimask_output=True)
+    assert scores[0] == pytest.approx(float(out.iou_scores.max()), abs=1e-5)
+
+
+def test_segment_before_set_image_fails():
+    ckpt = tiny_checkpoints()
+    seg = load_segmenter(str(ckpt.sam), device="cpu")
+    assert isinstance(seg, HFSamSegmenter) and isinstance(seg, Segmenter)
+    with pytest.raises(RuntimeError, match="set_image"):
+        seg.segment([Prompt((0, 0, 1, 1))])
+
+
+def test_factory_names(tmp_path):
+    ckpt = tiny_checkpoints()
+    assert isinstance(load_segmenter(f"hf-sam2:{ckpt.sam2}"), HFSam2Segmenter)
+    with pytest.raises(InvalidInputError, match="unknown segmenter"):
+        load_segmenter(str(tmp_path))
+    with pytest.raises(InvalidInputError, match="backend"):
+        load_segmenter("nonsense:thing")
+    with pytest.raises(InvalidInputError, match="checkpoint"):
+        load_segmenter("segment-anything:vit_b")
+
+
+@pytest.mark.parametrize("package", _package_segmenters())
+def test_package_backends_match_the_packages_own_predict(package):
+    """Batched decoding with one upsampled mask per prompt gives what the package's predict() gives."""
+    import _star_tiny
+
+    from reasonseg_x.star.segmenters import Sam2PackageSegmenter, SegmentAnythingSegmenter
+
+    if package == "sam2":
+        seg = Sam2PackageSegmenter(model=_star_tiny.build_sam2_package_model())
+    else:
+        seg = SegmentAnythingSegmenter(model=_star_tiny.build_segment_anything_model())
+    image = random_image(150, 110, seed=6)
+    seg.set_image(image)
+    prompts = [Prompt((10, 15, 90, 80), ((40, 50),)), Prompt((60, 5, 140, 100), ((100, 50),))]
+    masks, scores = seg.segment(prompts)
+    for k, p in enumerate(prompts):
+        ref_masks, ref_scores, _ = seg.predictor.predict(point_coords=np.array(p.points), point_labels=np.array([1]),
+                                                         box=np.array(p.box), multimask_output=True)
+        best = int(np.argmax(ref_scores))
+        assert scores[k] == pytest.approx(float(ref_scores[best]), abs=1e-4)
+        assert np.mean(masks[k] != ref_masks[best].astype(bool)) < 1e-3
+
+
+def test_cpu_upsampling_agrees_with_torch_bilinear():
+    import torch.nn.functional as F
+
+    from reasonseg_x.star.segmenters import _upsample_logits
+
+    logits = torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    fast = _upsample_logits(logits, (300, 437))
+    ref = (F.interpolate(logits[:, None], (300, 437), mode="bilinear", align_corners=False)[:, 0] > 0).numpy()
+    assert fast.shape == (3, 300, 437) and np.mean(fast != ref) < 1e-4
