@@ -243,3 +243,13 @@ def test_extreme_image_sizes(vlm, sam):
     for o, q in zip(out, queries):
         assert o.status == "ok"
         assert _decode(o, q).shape == (q.height, q.width)
+
+
+def test_answers_without_a_block_vote_no_object_as_in_star(vlm, sam):
+    # StAR's vote counts a sampled output with no <answer> block as a "no object" vote:
+    # two such votes out of three valid runs reach the 0.5 no-object threshold
+    out = star(vlm, sam, [GARBAGE, GARBAGE, ONE], tts=3).predict([make_query(14, 90, 90)])[0]
+    assert out.status == "no_target" and out.mask is None
+    # a single greedy answer without a block is a parse error, not a "no target"
+    single = star(vlm, sam, [GARBAGE]).predict([make_query(15, 90, 90)])[0]
+    assert single.status == "parse_error"

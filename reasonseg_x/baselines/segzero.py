@@ -17,6 +17,8 @@ class SegZeroPredictor(VlmSamPredictor):
     """Seg-Zero-7B + SAM 2.1 (full model weights, no adapter)."""
 
     default_style: ClassVar[str] = "segzero"
+    #: Seg-Zero's evaluation script rounds as round(int(v) * scale)
+    coord_rounding: ClassVar[str] = "segzero"
 
     def __init__(self, checkpoint: str = "Ricky06662/Seg-Zero-7B", *, segmenter: str = "sam2.1-hiera-large",
                  batch_size: int | None = None, max_new_tokens: int = 1024, device: str = "auto",

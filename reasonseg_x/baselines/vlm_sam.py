@@ -73,6 +73,8 @@ class VlmSamPredictor:
     needs_ground_truth: ClassVar[bool] = False
     #: prompt style (see reasonseg_x.star.prompts); subclasses pin their model's
     default_style: ClassVar[str] = "star"
+    #: how answer coordinates are rounded to pixels (see reasonseg_x.star.coords.to_image_frame)
+    coord_rounding: ClassVar[str] = "half_up"
 
     def __init__(self, checkpoint: str, *, base_model: str | None = None,
                  segmenter: str = "sam2.1-hiera-large", tts: int = 1, aggregator: str = "majority_vote",
@@ -83,7 +85,7 @@ class VlmSamPredictor:
                  segmenter_device: str | None = None, attn_implementation: str | None = None,
                  no_object_vote_threshold: float = 0.5, mask_iou_cluster_threshold: float = 0.85,
                  cluster_vote_threshold: float = 0.2, cluster_agg_mode: str = "best",
-                 keep_answers: bool = True, backend: str = "hf", vlm: Any = None,
+                 pixel_majority_threshold: float = 0.5, keep_answers: bool = True, backend: str = "hf", vlm: Any = None,
                  logits_processor: Callable[[], Any] | None = None) -> None:
         """``backend``: ``hf`` (transformers) or ``vllm`` (optional extra; faster N-answer sampling);
         ``vlm`` / ``segmenter`` (a Segmenter object) let callers share loaded models;
@@ -103,7 +105,8 @@ class VlmSamPredictor:
             self.aggregator_options = dict(no_object_vote_threshold=float(no_object_vote_threshold),
                                            mask_iou_cluster_threshold=float(mask_iou_cluster_threshold),
                                            cluster_vote_threshold=float(cluster_vote_threshold),
-                                           cluster_agg_mode=cluster_agg_mode)
+                                           cluster_agg_mode=cluster_agg_mode,
+                                           pixel_majority_threshold=float(pixel_majority_threshold))
         self.seed = int(seed)
         self.batch_size = int(batch_size) if batch_size else None
         self.max_new_tokens = int(max_new_tokens)
@@ -185,10 +188,13 @@ class VlmSamPredictor:
         parsed = parse_answer(text, style=PARSER_STYLES[self.style])
         if parsed.status != "ok" or not parsed.objects:
             return parsed, []
-        mapped = to_image_frame(parsed.objects, width, height, model_family=self.vlm.family, frame=VLM_FRAME)
+        mapped = to_image_frame(parsed.objects, width, height, model_family=self.vlm.family, frame=VLM_FRAME,
+                                rounding=self.coord_rounding)
         return parsed, list(mapped)
 
     def _finish(self, query: Query, image: Any, texts: Sequence[str], generate_s: float) -> Output:
+        from reasonseg_x.star.parser import vote_kind
+
         started = time.perf_counter()
         height, width = image.height, image.width
         parsed_runs = [self._parse(text, width, height) for text in texts]
@@ -215,9 +221,13 @@ class VlmSamPredictor:
             run_masks = [found.mask(i) for i in rows]  # views: repeated objects share one mask
             run_scores = [found.score(i) for i in rows]
             offset += count
-            if parsed.status == "parse_error":
+            # a single answer without a readable block is a parse error; among N sampled answers
+            # StAR counts a missing <answer> block as a "no object" vote (parser.vote_kind)
+            kind = vote_kind(parsed) if self.tts > 1 else {"ok": "objects", "no_target": "no_object"}.get(
+                parsed.status, "abstain")
+            if kind == "abstain":
                 runs.append(None)
-            elif parsed.status == "no_target" or not objects:
+            elif kind == "no_object" or not objects:
                 runs.append([])
             else:
                 runs.append([(run_masks[k], float(run_scores[k]), getattr(objects[k], "label", None))
@@ -234,6 +244,8 @@ class VlmSamPredictor:
 
         agg_started = time.perf_counter()
         mask, status = self._combine(runs, (height, width))
+        if not any(parsed.status in ("ok", "no_target") for parsed, _ in parsed_runs):
+            mask, status = None, "parse_error"  # no answer was readable: a failure, not a "no target"
         if self.tts > 1:
             timings["aggregate_s"] = round(time.perf_counter() - agg_started, 4)
         if (height, width) != (query.height, query.width):

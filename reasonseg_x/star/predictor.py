@@ -30,7 +30,7 @@ class StarPredictor(VlmSamPredictor):
                  segmenter_device: str | None = None, attn_implementation: str | None = None,
                  no_object_vote_threshold: float = 0.5, mask_iou_cluster_threshold: float = 0.85,
                  cluster_vote_threshold: float = 0.2, cluster_agg_mode: str = "best",
-                 keep_answers: bool = True, backend: str = "hf", vlm: Any = None,
+                 pixel_majority_threshold: float = 0.5, keep_answers: bool = True, backend: str = "hf", vlm: Any = None,
                  logits_processor: Callable[[], Any] | None = None) -> None:
         super().__init__(checkpoint, base_model=base_model, segmenter=segmenter, tts=tts, aggregator=aggregator,
                          seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens, merge_lora=merge_lora,
@@ -40,5 +40,5 @@ class StarPredictor(VlmSamPredictor):
                          no_object_vote_threshold=no_object_vote_threshold,
                          mask_iou_cluster_threshold=mask_iou_cluster_threshold,
                          cluster_vote_threshold=cluster_vote_threshold, cluster_agg_mode=cluster_agg_mode,
-                         keep_answers=keep_answers, backend=backend, vlm=vlm,
+                         pixel_majority_threshold=pixel_majority_threshold, keep_answers=keep_answers, backend=backend, vlm=vlm,
                          logits_processor=logits_processor)
