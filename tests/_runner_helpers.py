@@ -175,6 +175,43 @@ def run_fake_eval(out: str, n: int = 48, delay: float = 0.0, batch_size: int = 4
                       "already": outcome.already_done}), flush=True)
 
 
+def run_fake_eval_killed(out: str, point: str, nth: int = 1) -> None:
+    """``run_fake_eval`` that SIGKILLs itself halfway through the ``nth`` write of ``run.json``
+    (``point='run.json'``: the temporary is half written, the rename never happens) or halfway
+    through writing ``metrics.json`` (``point='metrics'``: the kill lands during scoring)."""
+    import os
+    import signal
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if point == "run.json":
+        from reasonseg_x.runner import runinfo
+
+        real, calls = runinfo.write_text_atomic, []
+
+        def torn_write(path: Any, text: str) -> None:
+            calls.append(path)
+            if len(calls) == nth:
+                Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}").write_text(text[: len(text) // 2])
+                die()
+            real(path, text)
+
+        runinfo.write_text_atomic = torn_write
+    elif point == "metrics":
+        from reasonseg_x.evaluators import api
+
+        def torn_outputs(result: Any, out_dir: Any, **_: Any) -> None:
+            text = json.dumps(result.metrics)
+            (Path(out_dir) / "metrics.json").write_text(text[: len(text) // 2])
+            die()
+
+        api.write_outputs = torn_outputs
+    else:
+        raise ValueError(point)
+    run_fake_eval(out, n=12)
+
+
 def prediction_lines(path: Path) -> dict[str, dict]:
     """id -> parsed line of a predictions file (asserting ids are unique)."""
     out: dict[str, dict] = {}

@@ -66,14 +66,22 @@ def test_replay_reproduces_a_run(tmp_path):
     assert replay.result.metrics["overall"] == first.result.metrics["overall"]
 
 
-def test_replay_of_a_partial_file_records_missing_ids_as_errors(tmp_path):
+def test_replay_of_a_partial_file_counts_the_ids_it_lacks_as_missing(tmp_path):
     run_eval(EvalConfig(model="_runner_helpers:HashPredictor", out=tmp_path / "a", limit=4), source=FakeSource(10))
     outcome = run_eval(EvalConfig(model=f"predictions:{tmp_path / 'a' / 'predictions.jsonl'}", out=tmp_path / "b"),
                        source=FakeSource(10))
-    lines = prediction_lines(tmp_path / "b" / "predictions.jsonl")
-    assert sum(1 for v in lines.values() if v["status"] == "error") == 6
-    assert "no prediction for 'r009'" in lines["r009"]["meta"]["error"]
-    assert outcome.result.metrics["counts"]["error"] == 6
+    assert list(prediction_lines(tmp_path / "b" / "predictions.jsonl")) == ["r000", "r001", "r002", "r003"]
+    assert outcome.result.metrics["counts"]["missing"] == 6 and outcome.result.metrics["counts"]["error"] == 0
+    assert outcome.stats.declared_missing == [f"r{i:03d}" for i in range(4, 10)]
+    assert outcome.run_info["counts"]["declared_missing"] == 6 and outcome.run_info["status"] == "complete"
+
+
+def test_replay_of_an_empty_file_is_refused(tmp_path):
+    from reasonseg_x.errors import InvalidInputError
+
+    (tmp_path / "e.jsonl").write_text("")
+    with pytest.raises(InvalidInputError, match=r"e\.jsonl: holds no predictions"):
+        run_eval(EvalConfig(model=f"predictions:{tmp_path / 'e.jsonl'}", out=tmp_path / "b"), source=FakeSource(4))
 
 
 @pytest.mark.parametrize("spec", ["mini", "synth:16"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _runner_helpers import REPO_DIR, prediction_lines, subprocess_env
+from _runner_helpers import REPO_DIR, FakeSource, prediction_lines, subprocess_env
 
 pytest.importorskip("reasonseg_x.evaluators.api")
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL semantics")
@@ -101,3 +101,37 @@ def test_cli_sigkill_and_resume_on_synth_data(tmp_path):
     clean = tmp_path / "clean"
     _finish(base + ["--out", str(clean)])
     _same_run(out, clean)
+
+
+@pytest.mark.parametrize("point,nth", [("run.json", 1), ("run.json", 2), ("metrics", 1)])
+def test_a_kill_while_writing_run_json_or_scoring_then_rerun_equals_a_clean_run(tmp_path, point, nth):
+    from reasonseg_x.runner.evaluate import EvalConfig, run_eval
+
+    out = tmp_path / "killed"
+    script = "import sys; from _runner_helpers import run_fake_eval_killed as r; r(sys.argv[1], sys.argv[2], int(sys.argv[3]))"
+    proc = subprocess.run([sys.executable, "-c", script, str(out), point, str(nth)], cwd=REPO_DIR,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    config = dict(model="_runner_helpers:HashPredictor", model_args={"delay": "0.0"}, batch_size=4, data="fake:12")
+    resumed = run_eval(EvalConfig(out=out, **config), source=FakeSource(12))
+    assert resumed.already_done == (0 if (point, nth) == ("run.json", 1) else 12)
+    run_eval(EvalConfig(out=tmp_path / "clean", **config), source=FakeSource(12))
+    _same_run(out, tmp_path / "clean")
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    assert not list(out.glob(".*.tmp-*"))
+
+
+def test_sigterm_marks_the_run_interrupted_and_a_rerun_resumes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "reasonseg_x.cli", "eval", "--model", "_runner_helpers:HashPredictor",
+           "--model-arg", "delay=0.02", "--data", "synth:12", "--batch-size", "2", "--quiet", "--out", str(out)]
+    proc = _start(cmd)
+    deadline = time.monotonic() + 60
+    while _count_lines(out / "predictions.jsonl") < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert "rerun the same command to resume" in err.decode()
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert "resumed after" in _finish(cmd)

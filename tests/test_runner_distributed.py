@@ -12,7 +12,7 @@ import pytest
 
 from _runner_helpers import REPO_DIR, TESTS_DIR, FakeSource, subprocess_env
 from reasonseg_x.errors import ReasonSegXError
-from reasonseg_x.runner.distributed import detect, wait_for_shards
+from reasonseg_x.runner.distributed import detect, require_visible, wait_for_shards
 from reasonseg_x.runner.evaluate import EvalConfig, run_eval
 
 
@@ -48,6 +48,13 @@ def test_file_barrier_waits_for_complete_shards_and_fails_on_a_failed_one(tmp_pa
     (dirs[1] / "run.json").write_text(json.dumps({"status": "running"}))
     with pytest.raises(ReasonSegXError, match="timed out"):
         wait_for_shards(dirs, timeout_s=0.05, poll_s=0.01)
+
+
+def test_shards_rank_zero_cannot_see_mean_an_unshared_out_folder(tmp_path):
+    (tmp_path / "shard-0-of-2").mkdir()
+    (tmp_path / "shard-0-of-2" / "run.json").write_text("{}")
+    with pytest.raises(ReasonSegXError, match=r"cannot see 1 of 2 .*shard-1-of-2.*filesystem every node shares"):
+        require_visible([tmp_path / "shard-0-of-2", tmp_path / "shard-1-of-2"])
 
 
 def test_torchrun_two_cpu_processes_equal_one_process(tmp_path):

@@ -49,8 +49,8 @@ def test_run_json_records_identity_environment_and_timings(tmp_path):
     run_eval(_config(tmp_path, model_args={"delay": "0"}, seed=3), source=FakeSource(8))
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["status"] == "complete" and info["kind"] == "eval"
-    assert info["identity"] == {"model": HASH, "model_args": {"delay": 0.0}, "data_fingerprint":
-                                FakeSource(8).fingerprint("test"), "split": "test", "seed": 3,
+    assert info["identity"] == {"model": HASH, "model_args": {"delay": 0.0}, "input_fingerprint":
+                                FakeSource(8).input_fingerprint("test"), "split": "test", "seed": 3,
                                 "num_shards": 1, "shard_id": 0}
     env = info["environment"]
     assert env["toolkit_version"] and env["python"] and "numpy" in env["packages"] and env["hardware"]["cpu_count"]
@@ -63,7 +63,7 @@ def test_run_json_records_identity_environment_and_timings(tmp_path):
     {"model": "empty"},
     {"model_args": {"delay": "0.001"}},
     {"seed": 1},
-    {"source": FakeSource(12, seed=1)},
+    {"source": FakeSource(12, seed=1, spec="fake-other")},
 ])
 def test_a_different_run_refuses_to_mix_and_says_how_to_start_fresh(tmp_path, change):
     run_eval(_config(tmp_path), source=FakeSource(12))
@@ -71,6 +71,8 @@ def test_a_different_run_refuses_to_mix_and_says_how_to_start_fresh(tmp_path, ch
     with pytest.raises(InvalidInputError, match="--fresh") as info:
         run_eval(_config(tmp_path, **change), source=source)
     assert "different run" in str(info.value)
+    if source.spec == "fake-other":  # the fingerprint alone says little
+        assert "data: 'fake:12:0' -> 'fake-other'" in str(info.value)
     outcome = run_eval(_config(tmp_path, fresh=True, **change), source=source)
     assert outcome.already_done == 0 and outcome.stats.predicted == 12
 
@@ -86,7 +88,8 @@ def test_limit_scores_the_subset_and_can_grow_but_not_shrink(tmp_path):
     assert small.result.metrics["overall"]["n"] == 5 and small.result.metrics["counts"]["missing"] == 0
     bigger = run_eval(_config(tmp_path, limit=9), source=FakeSource(12))
     assert bigger.already_done == 5 and bigger.stats.predicted == 4
-    with pytest.raises(InvalidInputError, match="larger --limit"):
+    with pytest.raises(InvalidInputError, match="6 predictions outside this run's 3 samples.*run with --limit 9, "
+                                                "this run asks for --limit 3"):
         run_eval(_config(tmp_path, limit=3), source=FakeSource(12))
 
 
@@ -108,7 +111,7 @@ def test_concurrent_runs_into_one_folder_are_refused(tmp_path):
 def test_eval_command_end_to_end(tmp_path, monkeypatch):
     from reasonseg_x.cli import app
 
-    monkeypatch.setattr(evaluate, "open_data", lambda spec, skip_invalid=False: FakeSource(16, spec=spec))
+    monkeypatch.setattr(evaluate, "open_data", lambda spec, **_: FakeSource(16, spec=spec))
     args = ["eval", "--model", HASH, "--model-arg", "delay=0", "--data", "fake", "--batch-size", "3", "--quiet",
             "--out", str(tmp_path)]
     result = CliRunner().invoke(app, args)
@@ -141,3 +144,139 @@ def test_retry_errors_recomputes_only_the_failed_samples(tmp_path):
     lines = prediction_lines(tmp_path / "predictions.jsonl")
     assert len(lines) == 8 and list(lines)[-2:] == ["r002", "r005"]
     assert json.loads((tmp_path / "run.json").read_text())["sessions"][-1]["retried_errors"] == 2
+
+
+def test_an_unknown_protocol_stops_before_the_model_runs(tmp_path):
+    with pytest.raises(InvalidInputError, match="unknown protocol 'foo'"):
+        run_eval(_config(tmp_path, protocol="foo"), source=FakeSource(4))
+    assert not (tmp_path / "predictions.jsonl").exists()
+
+
+def test_stale_temporaries_of_a_killed_atomic_write_are_removed(tmp_path):
+    run_eval(_config(tmp_path), source=FakeSource(4))
+    (tmp_path / ".run.json.tmp-99999").write_text('{"half": ')
+    run_eval(_config(tmp_path), source=FakeSource(4))
+    assert not list(tmp_path.glob(".*.tmp-*"))
+
+
+def test_default_run_folder_names_model_data_split_and_arguments():
+    from pathlib import Path
+
+    from reasonseg_x.runner.rundir import default_run_dir
+
+    assert default_run_dir("oracle", {}, "mini") == Path("runs/oracle-mini")
+    assert default_run_dir("oracle", {}, "synth:24", "test") == Path("runs/oracle-synth24-test")
+    assert default_run_dir("oracle", {}, "/data/ReasonSegX_val/") == Path("runs/oracle-ReasonSegX_val")
+    assert default_run_dir("oracle", {}, "sj9909/ReasonSegX_test") == Path("runs/oracle-ReasonSegX_test")
+    assert default_run_dir("pkg.mod:Cls.make", {}, "mini") == Path("runs/make-mini")
+    assert default_run_dir("predictions", {"path": "runs/a/predictions.jsonl"}, "mini", path_arg="path") == \
+        Path("runs/predictions-a-mini")
+    star8 = default_run_dir("star", {"checkpoint": "sj9909/StAR-8B"}, "mini")
+    assert star8.name.startswith("star-mini-") and star8 != default_run_dir("star", {"checkpoint": "x"}, "mini")
+    assert star8 == default_run_dir("star", {"checkpoint": "sj9909/StAR-8B"}, "mini")  # rerun = resume
+
+
+def test_eval_without_out_or_model_serves_a_new_user(tmp_path, monkeypatch):
+    from reasonseg_x.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(evaluate, "open_data", lambda spec, **_: FakeSource(6, spec=spec))
+    result = CliRunner().invoke(app, ["eval", "--model", "oracle", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "run folder: runs/oracle-mini" in result.output and (tmp_path / "runs/oracle-mini/metrics.json").exists()
+    again = CliRunner().invoke(app, ["eval", "--model", "oracle", "--quiet"])
+    assert again.exit_code == 0 and "already in runs/oracle-mini" in again.output
+    none = CliRunner().invoke(app, ["eval"])
+    assert none.exit_code == 2 and "--model oracle" in none.output and "reasonseg-x models" in none.output
+
+
+def test_a_changed_query_or_image_is_different_data_even_with_the_same_masks(tmp_path):
+    import dataclasses
+
+    from reasonseg_x.data.record import ImageRef
+
+    run_eval(_config(tmp_path), source=FakeSource(6))
+    for edit in ({"query": "another question"}, {"image": ImageRef(data=b"\x89PNG other bytes", where="x")}):
+        edited = FakeSource(6)
+        edited._samples[3] = dataclasses.replace(edited._samples[3], **edit)
+        assert edited.fingerprint("test") == FakeSource(6).fingerprint("test")  # the masks did not change
+        with pytest.raises(InvalidInputError, match=r"input_fingerprint.*is not what the earlier run saw"):
+            run_eval(_config(tmp_path), source=edited)
+
+
+class _CountingSource(FakeSource):
+    """Counts the records it yields; its input fingerprint is its spec (like synth: nothing read)."""
+
+    def __init__(self, n):
+        super().__init__(n)
+        self.read = 0
+
+    def samples(self, split=None):
+        for sample in super().samples(split):
+            self.read += 1
+            yield sample
+
+    def input_fingerprint(self, split=None):
+        return f"spec:{self.spec}"
+
+
+def test_limit_reads_only_the_first_rows_of_a_big_split(tmp_path):
+    source = _CountingSource(400)
+    outcome = run_eval(_config(tmp_path, limit=5, model="oracle"), source=source)
+    assert outcome.result.metrics["overall"]["n"] == 5
+    assert source.read <= 5 * 4, source.read  # ids, prediction and scoring passes over 5 rows, not 400
+    grown = run_eval(_config(tmp_path, limit=8, model="oracle"), source=_CountingSource(400))
+    assert grown.already_done == 5 and grown.stats.predicted == 3
+
+
+def test_cli_refusals_and_reminders_are_one_line_messages(tmp_path, monkeypatch):
+    from reasonseg_x.cli import app
+
+    opened = {}
+
+    def fake_open(spec, **kw):
+        from reasonseg_x.data.source import SkippedRow
+
+        opened.update(kw)
+        source = FakeSource(8, spec=spec)
+        source.skipped = [SkippedRow("fake:9", "corrupt image")]
+        return source
+
+    monkeypatch.setattr(evaluate, "open_data", fake_open)
+    (tmp_path / "afile").write_text("")
+    for args, message in ((["-o", str(tmp_path / "afile")], "is a file, not a folder"),
+                          (["--num-shards", "0", "-o", str(tmp_path / "x")], "--num-shards must be >= 1"),
+                          (["-b", "0", "-o", str(tmp_path / "x")], "--batch-size must be >= 1")):
+        result = CliRunner().invoke(app, ["eval", "-m", "oracle", *args])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, args
+    flaky = ["eval", "-m", "_runner_helpers:FlakyPredictor", "-a", "fail_ids=r001", "-q", "--open-taxonomy",
+             "-o", str(tmp_path / "f")]
+    first = CliRunner().invoke(app, flaky)
+    assert first.exit_code == 0 and opened["open_taxonomy"] is True
+    assert "fake:9: corrupt image" in first.output  # the skipped rows reach the user
+    again = CliRunner().invoke(app, flaky)
+    assert "1 sample(s) in" in again.output and "--retry-errors" in again.output  # reminded on resume too
+
+
+class _BadImageSource(FakeSource):
+    """Ground truth lists r002, but its image is bad: only samples() finds out (as for HF parquet rows)."""
+
+    def samples(self, split=None):
+        for sample in super().samples(split):
+            if sample.id == "r002":
+                self.reject("image is empty", "fake:row 2")
+                continue
+            yield sample
+
+    def ground_truth(self, split=None):
+        return (sample.ground_truth() for sample in super().samples(split))
+
+
+def test_skip_invalid_rows_that_only_samples_detect_are_left_out_not_failed(tmp_path):
+    with pytest.raises(InvalidInputError, match="fake:row 2: image is empty"):  # without --skip-invalid
+        run_eval(_config(tmp_path / "strict", model="oracle"), source=_BadImageSource(6))
+    source = _BadImageSource(6)
+    source.skip_invalid = True
+    outcome = run_eval(_config(tmp_path / "skip", model="oracle", skip_invalid=True), source=source)
+    assert outcome.run_info["status"] == "complete" and outcome.run_info["counts"]["skipped_rows"] == 1
+    assert outcome.result.metrics["overall"]["n"] == 5 and outcome.result.metrics["overall"]["giou"] == 1.0

@@ -10,7 +10,7 @@ from reasonseg_x import masks
 from reasonseg_x.errors import InvalidInputError, InvalidMaskError
 from reasonseg_x.predictors.protocol import Output, Query
 from reasonseg_x.runner.convert import output_to_prediction
-from reasonseg_x.runner.loop import OutOfMemory, is_out_of_memory, predict_samples
+from reasonseg_x.runner.loop import OutOfMemory, PredictorKeepsFailing, is_out_of_memory, predict_samples
 from reasonseg_x.runner.store import PredictionStore
 
 
@@ -32,6 +32,18 @@ def test_a_sample_that_raises_is_recorded_as_error_and_the_run_goes_on(tmp_path)
     assert stats.errors == 2 and stats.statuses == {"ok": 8, "error": 2}
     # batch [0..3] failed -> retried one by one; [4..7] fine; [8, 9] failed -> one by one
     assert predictor.calls == [4, 1, 1, 1, 1, 4, 2, 1, 1]
+
+
+def test_a_predictor_failing_on_every_sample_stops_the_run(tmp_path):
+    store = PredictionStore(tmp_path / "predictions.jsonl")
+    predictor = FlakyPredictor(",".join(f"r{i:03d}" for i in range(1, 40)))
+    with store, pytest.raises(PredictorKeepsFailing, match=r"raised on 8 samples in a row \(last: r008: ValueError"):
+        predict_samples(predictor, FakeSource(40).samples(), store, name="m", batch_size=4, max_error_streak=8)
+    lines = prediction_lines(tmp_path / "predictions.jsonl")
+    assert list(lines) == [f"r{i:03d}" for i in range(8)]  # earlier batches kept; r000 succeeded, 7 errors
+    assert [v["status"] for v in lines.values()].count("error") == 7
+    stats, _ = _run(tmp_path / "sparse", FlakyPredictor("r001,r003,r005,r007,r009"), n=10)  # not in a row
+    assert stats.errors == 5
 
 
 @pytest.mark.parametrize("kind", ["memory", "torch", "runtime"])
@@ -88,3 +100,36 @@ def test_output_conversion_keeps_evidence_in_meta():
         output_to_prediction(Output(mask=[[True]]), query, predictor="m")
     with pytest.raises(InvalidInputError, match="expected an Output"):
         output_to_prediction({"mask": None}, query, predictor="m")
+
+
+class _Activations:
+    pass
+
+
+class _HoldsMemoryWhenFailing:
+    """Runs out of memory on batches > 1 while a local holds 'activations'; records whether they
+    were still alive when the smaller retry came (the failed call's frame must be gone by then)."""
+
+    needs_ground_truth = False
+
+    def __init__(self):
+        self.ref = None
+        self.alive_at_retry = []
+
+    def predict(self, queries):
+        import weakref
+
+        if self.ref is not None:
+            self.alive_at_retry.append(self.ref() is not None)
+        if len(queries) > 1:
+            activations = _Activations()
+            self.ref = weakref.ref(activations)
+            raise MemoryError()
+        return [Output(mask=np.zeros((q.height, q.width), bool)) for q in queries]
+
+
+def test_an_out_of_memory_retry_runs_after_the_failed_call_released_its_memory(tmp_path):
+    predictor = _HoldsMemoryWhenFailing()
+    stats, lines = _run(tmp_path, predictor, n=4, batch_size=4)
+    assert len(lines) == 4 and stats.oom_splits >= 1
+    assert predictor.alive_at_retry and not any(predictor.alive_at_retry)

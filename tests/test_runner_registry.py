@@ -33,6 +33,9 @@ def test_builtins_are_listed_with_factories_and_descriptions():
     "from reasonseg_x.predictors.registry import bind_arguments; bind_arguments('star', {'tts': '8'})",
     "from typer.testing import CliRunner; from reasonseg_x.cli import app; "
     "r = CliRunner().invoke(app, ['models']); assert r.exit_code == 0, r.output; assert 'gt-box-sam' in r.output",
+    "import tempfile; from typer.testing import CliRunner; from reasonseg_x.cli import app; "
+    "r = CliRunner().invoke(app, ['eval', '-m', 'oracle', '-q', '-o', tempfile.mkdtemp()]); "
+    "assert r.exit_code == 0, r.output",
 ])
 def test_listing_and_binding_never_import_torch(code):
     script = f"import sys\n{code}\nbad = [m for m in ('torch', 'transformers') if m in sys.modules]\nassert not bad, bad\n"
@@ -195,3 +198,24 @@ def test_declared_adapter_arguments_match_the_real_constructors(name):
         assert params[arg.name].default == arg.default, f"{name}.{arg.name}: default differs"
     bound = bind_arguments(name, {"temperature": "0.7"} if name == "star" else {})
     assert bound.spec.factory == spec.factory
+
+
+def test_models_listing_is_one_line_per_model_then_its_arguments(monkeypatch):
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    _eps(monkeypatch)
+    lines = CliRunner().invoke(app, ["models"]).output.splitlines()
+    specs = {s.name: s for s in list_predictors(include_plugins=False)}
+    assert lines[0].split(None, 1) == ["oracle", specs["oracle"].description]
+    empty = next(i for i, line in enumerate(lines) if line.startswith("empty "))
+    assert lines[empty + 1].split() == ["args:", "status=ok"]
+    star = next(i for i, line in enumerate(lines) if line.startswith("star "))
+    star_args = next(i for i in range(star, len(lines)) if lines[i].lstrip().startswith("args:"))
+    assert "[extra: models]" in " ".join(lines[star:star_args])
+    assert lines[star_args].split()[:2] == ["args:", "checkpoint=sj9909/StAR-7B,"]
+    detail = CliRunner().invoke(app, ["models", "star"]).output
+    assert "install: pip install 'reasonseg-x[models]'" in detail
+    assert "cluster_agg_mode: str = 'best'  [best | consensus]" in detail

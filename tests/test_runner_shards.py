@@ -86,7 +86,9 @@ def test_merge_refuses_an_incomplete_shard_naming_the_missing_count(tmp_path):
 
 def test_merge_refuses_missing_or_repeated_shards(tmp_path):
     dirs = _shards(tmp_path)
-    with pytest.raises(InvalidInputError, match=r"1 of 3 shards are missing \(shard-2-of-3\)"):
+    with pytest.raises(InvalidInputError, match=r"1 of 3 shards are missing: \S*run/shard-2-of-3 \(given: "
+                                                r".*shard-0-of-3, .*shard-1-of-3\)\. Run them \(eval \.\.\. "
+                                                r"--num-shards 3 --shard-id 2\)"):
         merge_runs(dirs[:2], tmp_path / "m", source=FakeSource(20))
     with pytest.raises(InvalidInputError, match="given twice"):
         merge_runs([dirs[0], dirs[0], dirs[1]], tmp_path / "m", source=FakeSource(20))
@@ -102,7 +104,7 @@ def test_merge_refuses_shards_of_different_runs(tmp_path):
     run_eval(EvalConfig(model="empty", out=other, num_shards=3, shard_id=2), source=FakeSource(20))
     with pytest.raises(InvalidInputError, match=r"not a shard of the same run.*model"):
         merge_runs(dirs[:2] + [other / "shard-2-of-3"], tmp_path / "m", source=FakeSource(20))
-    with pytest.raises(InvalidInputError, match="data has changed"):
+    with pytest.raises(InvalidInputError, match=r"shards ran on data 'fake:20:0' .* but 'fake:20:5' has fingerprint"):
         merge_runs(dirs, tmp_path / "m", source=FakeSource(20, seed=5))
     two = tmp_path / "two"
     run_eval(EvalConfig(model=HASH, out=two, num_shards=2, shard_id=0, batch_size=4), source=FakeSource(20))
@@ -134,10 +136,32 @@ def test_merge_command(tmp_path, monkeypatch):
     from reasonseg_x.runner import evaluate, merge
 
     dirs = _shards(tmp_path, k=2)
-    monkeypatch.setattr(merge, "open_data", lambda spec, skip_invalid=False: FakeSource(20))
+    monkeypatch.setattr(merge, "open_data", lambda spec, **_: FakeSource(20))
     result = CliRunner().invoke(app, ["merge", *map(str, dirs), "--out", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
     assert "merged 2 shards" in result.output and (tmp_path / "m" / "metrics.json").exists()
     result = CliRunner().invoke(app, ["merge", str(dirs[0]), "--out", str(tmp_path / "m2")])
     assert result.exit_code == 2 and "1 of 2 shards are missing" in result.output
+    result = CliRunner().invoke(app, ["merge", str(tmp_path / "run")])  # no --out: into the shards' parent
+    assert result.exit_code == 0, result.output
+    assert f"merging into {tmp_path / 'run'}" in result.output and (tmp_path / "run" / "metrics.json").exists()
+    result = CliRunner().invoke(app, ["merge", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "pass --out" in result.output
+    (tmp_path / "afile").write_text("")
+    result = CliRunner().invoke(app, ["merge", str(tmp_path / "run"), "-o", str(tmp_path / "afile")])
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output
     assert evaluate  # imported for symmetry with the eval tests
+
+
+def test_merge_accepts_ids_left_out_on_purpose(tmp_path):
+    """Ids a replayed file lacks (missing) and bad rows under --skip-invalid are not holes in coverage."""
+    single = run_eval(EvalConfig(model=HASH, out=tmp_path / "full", limit=14), source=FakeSource(20))
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join((tmp_path / "full" / "predictions.jsonl").read_text().splitlines(True)[:14]))
+    replay = f"predictions:{partial}"
+    for i in range(2):
+        run_eval(EvalConfig(model=replay, out=tmp_path / "run", num_shards=2, shard_id=i), source=FakeSource(20))
+    merged = merge_runs([tmp_path / "run"], tmp_path / "m", source=FakeSource(20))
+    assert merged.result.metrics["counts"]["missing"] == 6 and merged.result.metrics["overall"]["n"] == 20
+    assert merged.run_info["not_written"]["declared_missing"] == [f"r{i:03d}" for i in range(14, 20)]
+    assert single.result.metrics["overall"]["n"] == 14

@@ -1,28 +1,21 @@
 """Replay a predictions file through the runner (``--model predictions:PATH``).
 
 Useful to re-shard, re-check sizes, or turn someone's file (or PNG folder) into a run directory
-with ``run.json`` and all scoring outputs. An id the file lacks becomes an ``error`` prediction
-whose message says so, so the run's counts show it instead of hiding it.
+with ``run.json`` and all scoring outputs. An id the file lacks is answered ``missing``: no line
+is written and scoring counts it missing, as ``reasonseg-x score`` would. A file without any
+prediction is refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from reasonseg_x.errors import SourceNotFoundError
-from reasonseg_x.predictors.protocol import Output, Query
+from reasonseg_x.errors import InvalidInputError, SourceNotFoundError
+from reasonseg_x.predictors.protocol import MISSING, Output, Query
 
-__all__ = ["ReplayPredictor", "ReplayOutput"]
-
-
-@dataclass
-class ReplayOutput(Output):
-    """An output carrying the replayed line's ``meta`` (the runner copies ``meta`` through)."""
-
-    meta: dict[str, Any] = field(default_factory=dict)
+__all__ = ["ReplayPredictor"]
 
 
 class ReplayPredictor:
@@ -37,17 +30,17 @@ class ReplayPredictor:
         if not Path(self.path).exists():
             raise SourceNotFoundError(f"predictions file not found: {self.path}")
         self._predictions = read_predictions(self.path, skip_invalid=skip_invalid).by_id
+        if not self._predictions:
+            raise InvalidInputError("holds no predictions; nothing to replay", self.path)
 
     def predict(self, queries: Sequence[Query]) -> list[Output]:
         outputs: list[Output] = []
         for query in queries:
             pred = self._predictions.get(query.id)
             if pred is None:
-                outputs.append(ReplayOutput(status="error", error=f"no prediction for {query.id!r} in {self.path}",
-                                            meta={"missing": True}))
+                outputs.append(Output(status=MISSING))
                 continue
             meta = dict(pred.meta or {})
             error = meta.pop("error", None)
-            outputs.append(ReplayOutput(mask=pred.mask, status=pred.status, raw_text=pred.raw_text,
-                                        error=error, meta=meta))
+            outputs.append(Output(mask=pred.mask, status=pred.status, raw_text=pred.raw_text, error=error, meta=meta))
         return outputs

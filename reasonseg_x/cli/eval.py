@@ -23,13 +23,16 @@ def _stderr(message: str) -> None:
 
 
 def eval_command(
-    model: str = typer.Option(..., "--model", "-m", help="Model name (see `reasonseg-x models`), predictions:PATH, "
-                              "or an importable package.module:Factory."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (see `reasonseg-x models`; "
+                                        "`oracle` checks the pipeline), predictions:PATH, or an importable "
+                                        "package.module:Factory.", show_default=False),
     model_arg: List[str] = typer.Option([], "--model-arg", "-a", help="Model argument KEY=VALUE (repeatable)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: predictions.jsonl, run.json, metrics.json, ..."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder: predictions.jsonl, run.json, "
+                                       "metrics.json, ... [default: runs/<model>-<data>[-<split>], printed at start]",
+                                       show_default=False),
     data: str = typer.Option("mini", "--data", "-d", help="Data source: mini, synth:N[:SEED], a folder, a Hub id."),
     split: Optional[str] = typer.Option(None, "--split", "-s", help="Split (default: the source's test/val)."),
-    protocol: str = typer.Option("star", "--protocol", "-p", help="star, visionreasoner (segzero), lisa, gres."),
+    protocol: str = typer.Option("star", "--protocol", help="star, visionreasoner (segzero), lisa, gres."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Queries per predict() call "
                                              "(default: the model's preference, else 8); halved on out-of-memory."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Only the first N samples of the split."),
@@ -41,51 +44,78 @@ def eval_command(
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Recompute the samples recorded as 'error'."),
     strict: bool = typer.Option(False, "--strict", help="A missing prediction is an error, not a failure."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Skip malformed data rows (counted)."),
+    open_taxonomy: bool = typer.Option(False, "--open-taxonomy", help="Accept reasoning types the taxonomy does not "
+                                       "know (kept as their own groups) instead of stopping."),
 ) -> None:
     """Run a model over a split, resumably, then score it like `reasonseg-x score` (plus run.json).
 
-    Rerun the same command after a crash to resume. Under torchrun / accelerate launch each rank
-    runs one shard into OUT/shard-<rank>-of-<world> and rank 0 merges and scores into OUT.
+    After a crash or a kill, rerun the same command: it resumes where it stopped.
+
+    Under torchrun / accelerate launch, rank R runs shard R into OUT/shard-R-of-N; rank 0 merges and scores into OUT.
     """
     with user_errors():
         from reasonseg_x.errors import InvalidInputError
-        from reasonseg_x.predictors.registry import parse_model_args
+        from reasonseg_x.predictors.registry import bind_arguments, parse_model_args
         from reasonseg_x.runner.distributed import detect
-        from reasonseg_x.runner.evaluate import EvalConfig
+        from reasonseg_x.runner.evaluate import EvalConfig, resolve_out
 
+        if model is None:
+            raise InvalidInputError("no --model given: try `reasonseg-x eval --model oracle` (the ground truth, a "
+                                    "check of the whole pipeline), or list the models with `reasonseg-x models`")
+        if num_shards is not None and num_shards < 1:
+            raise InvalidInputError(f"--num-shards must be >= 1, got {num_shards}")
         if (num_shards is None) != (shard_id is None) and not (num_shards == 1 and shard_id is None):
             raise InvalidInputError("--num-shards and --shard-id go together (e.g. --num-shards 4 --shard-id 0)")
+        env = detect()
+        if env is not None and num_shards is not None and num_shards > 1:
+            raise InvalidInputError(f"launched with WORLD_SIZE={env.world_size}: the ranks are the shards; "
+                                    "drop --num-shards/--shard-id")
         config = EvalConfig(model=model, out=out, model_args=parse_model_args(model_arg), data=data, split=split,
                             protocol=protocol, batch_size=batch_size, limit=limit, seed=seed,
                             num_shards=num_shards or 1, shard_id=shard_id or 0, fresh=fresh, strict=strict,
-                            skip_invalid=skip_invalid, retry_errors=retry_errors)
-        env = detect()
+                            skip_invalid=skip_invalid, open_taxonomy=open_taxonomy, retry_errors=retry_errors)
+        bound = bind_arguments(config.model, config.model_args)
+        config.out = resolve_out(config, bound)
+        if out is None and (env is None or env.is_main):
+            _stderr(f"run folder: {config.out} (the default for this model and data; --out chooses another)")
+        _terminate_like_ctrl_c()
         try:
             if env is not None:
-                if num_shards is not None and num_shards > 1:
-                    raise InvalidInputError(f"launched with WORLD_SIZE={env.world_size}: the ranks are the shards; "
-                                            "drop --num-shards/--shard-id")
-                _eval_distributed(config, env, quiet=quiet)
+                _eval_distributed(config, env, quiet=quiet, bound=bound)
             else:
-                _eval_single(config, quiet=quiet)
+                _eval_single(config, quiet=quiet, bound=bound)
         except KeyboardInterrupt:
-            _stderr(f"interrupted: the predictions written so far are kept in {out}; rerun the same command to resume")
+            _stderr(f"interrupted: the predictions written so far are kept in {config.out}; rerun the same command "
+                    "to resume")
             raise typer.Exit(code=130) from None
 
 
-def _eval_single(config: Any, *, quiet: bool, source: Any = None) -> None:
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (a cluster's preemption or time limit, torchrun stopping its workers) ends the run as
+    Ctrl-C does: run.json says ``interrupted`` and the message says how to resume."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def _eval_single(config: Any, *, quiet: bool, source: Any = None, bound: Any = None) -> None:
     from reasonseg_x.runner.evaluate import run_eval
     from reasonseg_x.runner.progress import make_progress_factory
 
-    outcome = run_eval(config, progress=make_progress_factory(quiet=quiet), source=source)
+    outcome = run_eval(config, progress=make_progress_factory(quiet=quiet), source=source, bound=bound)
     _summarise(outcome)
     if outcome.result is not None:
         _print_result(outcome.result, outcome.run_dir, quiet=quiet)
 
 
-def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None) -> None:
+def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None, bound: Any = None) -> None:
     """Each rank runs its shard into OUT/shard-<rank>-of-<world>; rank 0 merges after a barrier."""
-    from reasonseg_x.runner.distributed import barrier, setup, teardown
+    from reasonseg_x.runner.distributed import barrier, require_visible, setup, teardown
     from reasonseg_x.runner.evaluate import run_eval
     from reasonseg_x.runner.merge import merge_runs
     from reasonseg_x.runner.progress import make_progress_factory
@@ -95,11 +125,12 @@ def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None)
     try:
         config.num_shards, config.shard_id, config.score = env.world_size, env.rank, False
         progress = make_progress_factory(quiet=quiet or not env.is_main)
-        outcome = run_eval(config, progress=progress, source=source)
+        outcome = run_eval(config, progress=progress, source=source, bound=bound)
         _summarise(outcome, prefix=f"[rank {env.rank}/{env.world_size}] ")
         shard_dirs = [Path(config.out) / shard_dirname(i, env.world_size) for i in range(env.world_size)]
         barrier(env, shard_dirs, use_torch=use_torch)
         if env.is_main:
+            require_visible(shard_dirs)
             merged = merge_runs(shard_dirs, config.out, source=outcome.source, protocol=config.protocol,
                                 strict=config.strict, seed=config.seed, fresh=config.fresh)
             _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
@@ -119,31 +150,52 @@ def _summarise(outcome: Any, prefix: str = "") -> None:
         if stats.errors:
             _stderr(f"{prefix}{stats.errors} sample(s) failed and were recorded as 'error' (first: "
                     f"{stats.first_errors[0]}); rerun with --retry-errors to recompute them")
+        if stats.declared_missing:
+            _stderr(f"{prefix}{len(stats.declared_missing)} sample(s) have no prediction (e.g. "
+                    f"{stats.declared_missing[0]!r}): nothing written for them, scored as missing")
         if stats.oom_splits:
             _stderr(f"{prefix}out of memory {stats.oom_splits} time(s); batch size now {stats.batch_size}")
+    errors = outcome.run_info.get("counts", {}).get("statuses", {}).get("error", 0)
+    if errors and (stats is None or stats.errors < errors):
+        _stderr(f"{prefix}{errors} sample(s) in {outcome.predictions_path} are recorded as 'error'; "
+                "rerun with --retry-errors to recompute them")
+    skipped = list(getattr(outcome.source, "skipped", None) or [])
+    if skipped and outcome.result is None:  # otherwise the score table lists them
+        first = skipped[0]
+        _stderr(f"{prefix}skipped {len(skipped)} bad data row(s) (--skip-invalid), left out of the run and the "
+                f"scores; first: {first.where}: {first.reason}")
 
 
 def _print_result(result: Any, out_dir: Path, *, quiet: bool) -> None:
     from reasonseg_x.evaluators.report import print_table
 
     print_table(result)
-    _stderr(f"wrote {Path(out_dir) / 'metrics.json'}, per_sample.jsonl, report.md, run.json")
+    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "run.json") if (Path(out_dir) / n).exists()]
+    _stderr(f"wrote {Path(out_dir) / 'metrics.json'}, {', '.join(names)}")
 
 
 def merge_command(
-    dirs: List[Path] = typer.Argument(..., help="Shard run folders (or a folder holding shard-<i>-of-<k>/)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the merged predictions and scores."),
+    dirs: List[Path] = typer.Argument(..., metavar="DIR...", help="Shard run folders, or the folder holding "
+                                      "their shard-<i>-of-<k>/ subfolders."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the merged predictions and scores "
+                                       "[default: the shards' parent folder].", show_default=False),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Data source (default: the one in run.json)."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", "-p", help="Scoring protocol (default: the runs')."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Scoring protocol (default: the runs')."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Bootstrap seed (default: the runs')."),
     strict: bool = typer.Option(False, "--strict", help="A missing prediction is an error."),
     fresh: bool = typer.Option(False, "--fresh", help="Replace a merge of a different run in --out."),
+    open_taxonomy: bool = typer.Option(False, "--open-taxonomy", help="Accept unknown reasoning types "
+                                       "[default: as the shards were run]."),
 ) -> None:
     """Merge shard outputs (checking identity, overlaps and coverage), then score."""
     with user_errors():
-        from reasonseg_x.runner.merge import merge_runs
+        from reasonseg_x.runner.merge import default_merge_out, merge_runs
 
-        outcome = merge_runs(dirs, out, data=data, protocol=protocol, strict=strict, seed=seed, fresh=fresh)
+        if out is None:
+            out = default_merge_out(dirs)
+            _stderr(f"merging into {out} (the shards' parent folder; --out chooses another)")
+        outcome = merge_runs(dirs, out, data=data, protocol=protocol, strict=strict, seed=seed, fresh=fresh,
+                             open_taxonomy=True if open_taxonomy else None)
         _stderr(f"merged {len(outcome.parts)} shards into {outcome.predictions_path}")
         _print_result(outcome.result, outcome.out_dir, quiet=False)
 
@@ -156,50 +208,70 @@ def models_command(
     with user_errors():
         from dataclasses import asdict
 
-        from rich.console import Console
-        from rich.markup import escape
-        from rich.table import Table
-
         from reasonseg_x.errors import InvalidInputError
         from reasonseg_x.predictors.registry import list_predictors
 
         specs = list_predictors()
         if name is not None:
-            specs = [s for s in specs if s.name == name]
-            if not specs:
-                raise InvalidInputError(f"unknown model {name!r}; known: {', '.join(s.name for s in list_predictors())}")
+            chosen = [s for s in specs if s.name == name.partition(":")[0]]
+            if not chosen:
+                raise InvalidInputError(f"unknown model {name!r}; known: {', '.join(s.name for s in specs)}")
+            specs = chosen
         if as_json:
             print(json.dumps([asdict(s) for s in specs], indent=2, default=str))
-            return
-        console = Console()
-        if name is not None:
-            spec = specs[0]
-            console.print(f"[bold]{escape(spec.name)}[/bold]  {escape(spec.description)}")
-            console.print(f"factory: {spec.factory}   origin: {spec.origin}"
-                          + escape(f"   needs: pip install 'reasonseg-x[{spec.requires}]'" if spec.requires else ""))
-            if spec.load_error:
-                console.print(f"[red]failed to load: {escape(spec.load_error)}[/red]")
-            table = Table("argument", "type", "default", "help")
-            for arg in spec.args:
-                table.add_row(arg.name, arg.type, "(required)" if arg.required else repr(arg.default),
-                              escape(arg.help + (f" [{'|'.join(arg.choices)}]" if arg.choices else "")))
-            console.print(table)
-            if spec.path_arg:
-                console.print(f"usage: --model {spec.name}:{spec.path_arg.upper()}")
-            return
-        table = Table("model", "description", "arguments (--model-arg KEY=VALUE)", title="reasonseg-x models")
-        for spec in specs:
-            args = ", ".join(f"{a.name}" + ("" if a.required else f"={a.default}") for a in spec.args)
-            desc = escape(spec.description) if not spec.load_error else f"[red]failed to load: {escape(spec.load_error)}[/red]"
-            label = spec.name + (f":{spec.path_arg.upper()}" if spec.path_arg else "")
-            if spec.origin != "built-in":
-                desc += f" [dim]({escape(spec.origin)})[/dim]"
-            elif spec.requires:
-                desc += f" [dim](extra: {spec.requires})[/dim]"
-            table.add_row(label, desc, escape(args) or "-")
-        console.print(table)
-        console.print("Details: reasonseg-x models NAME. Plugins register in the entry-point group "
-                      "'reasonseg_x.predictors'.")
+        elif name is not None:
+            print("\n".join(_describe_model(specs[0], _width())))
+        else:
+            width = _width()
+            for spec in specs:
+                print("\n".join(_model_summary(spec, width)))
+            print("\nRun one: reasonseg-x eval --model NAME [--model-arg KEY=VALUE ...]; "
+                  "details: reasonseg-x models NAME.\nPlugins register in the entry-point group 'reasonseg_x.predictors'.")
+
+
+def _width() -> int:
+    import shutil
+
+    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+
+
+def _model_summary(spec: Any, width: int) -> list[str]:
+    """One line of description (wrapped only when the terminal is narrow), then the arguments."""
+    import textwrap
+
+    label = spec.name + (f":{spec.path_arg.upper()}" if spec.path_arg else "")
+    text = f"failed to load: {spec.load_error}" if spec.load_error else spec.description
+    if spec.origin != "built-in":
+        text += f" [{spec.origin}]"
+    elif spec.requires:
+        text += f" [extra: {spec.requires}]"
+    lines = textwrap.wrap(text, width, initial_indent=f"{label:<18} ", subsequent_indent=" " * 19,
+                          break_on_hyphens=False) or [label]
+    args = ", ".join(a.name + ("" if a.required else f"={a.default}") for a in spec.args if a.name != spec.path_arg)
+    if args:
+        lines += textwrap.wrap(args, width, initial_indent=" " * 19 + "args: ", subsequent_indent=" " * 25,
+                               break_on_hyphens=False)
+    return lines
+
+
+def _describe_model(spec: Any, width: int) -> list[str]:
+    import textwrap
+
+    lines = [f"{spec.name}: {spec.description}"]
+    if spec.load_error:
+        lines.append(f"  failed to load: {spec.load_error}")
+    lines.append(f"  factory: {spec.factory} ({spec.origin})")
+    if spec.requires:
+        lines.append(f"  install: pip install 'reasonseg-x[{spec.requires}]'")
+    usage = f"{spec.name}:{spec.path_arg.upper()}" if spec.path_arg else spec.name
+    lines.append(f"  usage:   reasonseg-x eval --model {usage}" + (" [--model-arg KEY=VALUE ...]" if spec.args else ""))
+    if spec.args:
+        lines.append("  arguments:")
+    for arg in spec.args:
+        lines.append(f"    {arg.describe()}" + (f"  [{' | '.join(arg.choices)}]" if arg.choices else ""))
+        if arg.help:
+            lines += textwrap.wrap(arg.help, width, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    return lines
 
 
 def register(app: typer.Typer) -> None:

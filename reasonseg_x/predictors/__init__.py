@@ -1,5 +1,5 @@
 """Predictors: the one protocol every model implements, and the registry that finds them."""
 
-from reasonseg_x.predictors.protocol import Output, Predictor, Query
+from reasonseg_x.predictors.protocol import MISSING, Output, Predictor, Query
 
-__all__ = ["Output", "Predictor", "Query"]
+__all__ = ["MISSING", "Output", "Predictor", "Query"]

@@ -15,7 +15,11 @@ import numpy as np
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
 from reasonseg_x.masks import RLE
 
-__all__ = ["Query", "Output", "Predictor"]
+__all__ = ["Query", "Output", "Predictor", "MISSING"]
+
+#: ``Output.status`` of a sample the predictor has no prediction for (a replayed file lacks it):
+#: the runner writes no line, so scoring counts it ``missing`` rather than as a model failure
+MISSING = "missing"
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,10 @@ class Output:
 
     ``status``: ``ok`` (mask given; ``None`` means empty), ``no_target`` (the model answered that
     nothing matches), ``parse_error`` (unusable answer), ``error`` (the predictor failed; put the
-    message in ``error``). The rest is optional evidence kept in the predictions file's ``meta``.
+    message in ``error``), ``missing`` (no prediction exists for this sample, e.g. a replayed file
+    lacks it: nothing is written and scoring counts it missing). The rest is optional evidence
+    kept in the predictions file's ``meta``; ``meta`` holds anything else worth keeping
+    (JSON-able; arrays and numpy scalars are converted).
     """
 
     mask: np.ndarray | RLE | None = None
@@ -57,11 +64,18 @@ class Output:
     candidates: list[dict[str, Any]] | None = None
     timings: dict[str, float] | None = None
     error: str | None = None
+    meta: dict[str, Any] | None = None
 
 
 @runtime_checkable
 class Predictor(Protocol):
-    """Anything with ``predict(queries) -> outputs`` (same length, same order)."""
+    """Anything with ``predict(queries) -> outputs`` (same length, same order).
+
+    Optional attributes the runner reads: ``needs_ground_truth`` (default False) and
+    ``default_batch_size`` (used when ``--batch-size`` is not given; else 8). Raising on a batch
+    is fine: the runner retries it sample by sample (out of memory: at half size) and records a
+    sample that still raises as ``error``.
+    """
 
     #: set True to receive ``Query.ground_truth`` (sanity baselines only)
     needs_ground_truth: ClassVar[bool]

@@ -152,7 +152,7 @@ def _max_tokens(default: int) -> PredictorArg:
 
 _BUILTINS: tuple[PredictorSpec, ...] = (
     PredictorSpec("oracle", "reasonseg_x.baselines.oracle:OraclePredictor",
-                  "The ground-truth mask (ignore merged in): scores 1.0 under every protocol; a pipeline check."),
+                  "The ground-truth mask (ignore merged in): gIoU = cIoU = 1.0 where targets exist; a pipeline check."),
     PredictorSpec("empty", "reasonseg_x.baselines.constant:EmptyPredictor",
                   "An empty mask for every sample: the floor of every protocol.",
                   (_a("status", default="ok", help="'ok' (empty mask) or 'no_target' (the model says nothing matches)",

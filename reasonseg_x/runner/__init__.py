@@ -2,8 +2,9 @@
 
 ``loop`` batches queries (OOM halving, per-sample error capture), ``store`` appends predictions
 crash-safely, ``runinfo`` records the run's identity and environment, ``shards`` splits samples,
-``merge`` joins shard outputs, ``distributed`` reads torchrun/accelerate environments, and
-``evaluate`` ties them together (``run_eval``). Heavy imports happen inside functions.
+``merge`` joins shard outputs, ``distributed`` reads torchrun/accelerate environments, ``rundir``
+names the default run folder, and ``evaluate`` ties them together (``run_eval``). Heavy imports
+happen inside functions.
 """
 
 from reasonseg_x.runner.evaluate import EvalConfig, EvalOutcome, run_eval

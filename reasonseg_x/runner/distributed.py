@@ -20,7 +20,7 @@ from pathlib import Path
 from reasonseg_x.errors import ReasonSegXError
 from reasonseg_x.runner.runinfo import RUN_FILE
 
-__all__ = ["DistEnv", "detect", "setup", "barrier", "teardown", "wait_for_shards"]
+__all__ = ["DistEnv", "detect", "setup", "barrier", "teardown", "wait_for_shards", "require_visible"]
 
 #: seconds a rank may wait for the others at the barrier (a shard can take hours)
 DEFAULT_TIMEOUT_S = float(os.environ.get("REASONSEG_X_BARRIER_TIMEOUT", 48 * 3600))
@@ -119,6 +119,16 @@ def wait_for_shards(shard_dirs: Sequence[Path], *, timeout_s: float, poll_s: flo
             if time.monotonic() > deadline:
                 raise ReasonSegXError(f"timed out waiting for shards: {', '.join(str(p) for p in pending)}")
             time.sleep(poll_s)
+
+
+def require_visible(shard_dirs: Sequence[Path]) -> None:
+    """After the barrier every shard has finished; if rank 0 cannot see one, the nodes do not share ``--out``."""
+    unseen = [d for d in shard_dirs if not (Path(d) / RUN_FILE).exists()]
+    if unseen:
+        raise ReasonSegXError(
+            f"rank 0 cannot see {len(unseen)} of {len(shard_dirs)} finished shard folders (e.g. {unseen[0]}): with "
+            "several nodes, --out must be on a filesystem every node shares. Otherwise copy the shard-*-of-* "
+            "folders into one folder and run `reasonseg-x merge FOLDER --out FOLDER`")
 
 
 def _status(directory: Path) -> str | None:

@@ -11,6 +11,7 @@ Order of work, chosen so that nothing already paid for is lost or mixed:
 
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 from collections.abc import Callable
@@ -23,14 +24,15 @@ from reasonseg_x.data.source import Source
 from reasonseg_x.errors import InvalidInputError, ReasonSegXError
 from reasonseg_x.predictors.registry import BoundModel, bind_arguments
 from reasonseg_x.runner.loop import LoopStats, predict_samples
+from reasonseg_x.runner.rundir import default_run_dir
 from reasonseg_x.runner.runinfo import (RunIdentity, Stopwatch, check_identity, environment, read_run_info,
                                         utc_now, write_run_info)
 from reasonseg_x.runner.shards import Shard, select_shard
-from reasonseg_x.runner.store import PredictionStore, read_stored_lines
-from reasonseg_x.runner.subset import SubsetSource
+from reasonseg_x.runner.store import PredictionStore, read_stored_lines, remove_stale_temporaries
+from reasonseg_x.runner.subset import SubsetSource, take_ids
 
-__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "PREDICTIONS_FILE",
-           "DEFAULT_BATCH_SIZE"]
+__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "select_ids",
+           "data_fingerprint", "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
 
 PREDICTIONS_FILE = "predictions.jsonl"
 DEFAULT_BATCH_SIZE = 8
@@ -56,7 +58,8 @@ class EvalConfig:
     """The options of ``reasonseg-x eval`` (``model_args`` values may be strings: they get typed)."""
 
     model: str
-    out: str | Path
+    #: the run folder; None: :func:`default_run_dir` (``runs/<model>-<data>[-<split>]``)
+    out: str | Path | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
     data: str = "mini"
     split: str | None = None
@@ -69,6 +72,7 @@ class EvalConfig:
     fresh: bool = False
     strict: bool = False
     skip_invalid: bool = False
+    open_taxonomy: bool = False
     retry_errors: bool = False
     score: bool = True
 
@@ -85,10 +89,27 @@ class EvalOutcome:
     split: str = ""
 
 
-def open_data(spec: str, *, skip_invalid: bool = False) -> Source:
+def resolve_out(config: EvalConfig, bound: BoundModel) -> Path:
+    """``config.out``, or the default run folder this model, data and split name."""
+    if config.out is not None:
+        return Path(config.out)
+    return default_run_dir(bound.name, bound.args, config.data, config.split, path_arg=bound.spec.path_arg)
+
+
+def open_data(spec: str, *, skip_invalid: bool = False, open_taxonomy: bool = False) -> Source:
     from reasonseg_x.data.resolve import open_source
 
-    return open_source(spec, skip_invalid=skip_invalid)
+    return open_source(spec, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
+
+
+def make_run_dir(directory: Path) -> None:
+    """Create a run folder, or say plainly why it cannot be one."""
+    if directory.exists() and not directory.is_dir():
+        raise InvalidInputError(f"--out {directory} is a file, not a folder; choose a folder (it is created)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the run folder {directory}: {exc.strerror or exc}") from None
 
 
 def lock_run_dir(run_dir: Path) -> Any:
@@ -122,46 +143,71 @@ def _clear_run(run_dir: Path) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def select_ids(source: Source, split: str, limit: int | None, shard: Shard) -> tuple[int, list[str], list[str]]:
-    """(split size, the --limit prefix of the ids in source order, this shard's ids); refuses repeated ids."""
+def select_ids(source: Source, split: str, limit: int | None,
+               shard: Shard) -> tuple[int | None, list[str], list[str]]:
+    """(split size, the --limit prefix of the ids in source order, this shard's ids); refuses repeated ids.
+
+    With ``--limit N`` only the first N records are read (a huge split costs nothing more); the
+    split size is then None unless the split turned out smaller than N.
+    """
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"--limit must be >= 1, got {limit}")
+    records = source.ground_truth(split)
     ids: list[str] = []
     seen: set[str] = set()
-    for gt in source.ground_truth(split):
+    for gt in records if limit is None else itertools.islice(records, limit):
         if gt.id in seen:
             raise InvalidInputError(f"split {split!r} of {source.spec!r} has the id {gt.id!r} twice; a run needs unique ids")
         seen.add(gt.id)
         ids.append(gt.id)
-    n_split = len(ids)
-    if limit is not None:
-        if limit < 1:
-            raise InvalidInputError(f"--limit must be >= 1, got {limit}")
-        ids = ids[:limit]
+    n_split = len(ids) if limit is None or len(ids) < limit else None
     return n_split, ids, select_shard(ids, shard)
+
+
+def data_fingerprint(source: Source, split: str) -> str:
+    """What a run's identity pins of the data: the model's inputs (ids, queries, images) and the masks.
+
+    The ground-truth fingerprint alone misses an edited query or a swapped image, and would mix
+    predictions made on different inputs. Cheap: file digests, or the spec of generated data.
+    """
+    method = getattr(source, "input_fingerprint", None)
+    return method(split) if callable(method) else source.fingerprint(split)
 
 
 def run_eval(config: EvalConfig, *, source: Source | None = None, progress: ProgressFactory | None = None,
              bound: BoundModel | None = None) -> EvalOutcome:
     """Predict (resuming what is on disk) and score; see the module docstring for the order of work."""
+    total_clock = Stopwatch()
     shard = Shard(config.shard_id, config.num_shards)
-    out_dir = Path(config.out)
-    run_dir = out_dir / shard.dirname if shard.count > 1 else out_dir
+    if config.batch_size is not None and config.batch_size < 1:
+        raise InvalidInputError(f"--batch-size must be >= 1, got {config.batch_size}")
+    if config.score:  # an unknown protocol must stop the run before the model does any work
+        from reasonseg_x.evaluators.protocols import get_protocol
+
+        get_protocol(config.protocol)
     bound = bound or bind_arguments(config.model, config.model_args)
+    out_dir = resolve_out(config, bound)
+    run_dir = out_dir / shard.dirname if shard.count > 1 else out_dir
     if source is None:
-        source = open_data(config.data, skip_invalid=config.skip_invalid)
+        source = open_data(config.data, skip_invalid=config.skip_invalid, open_taxonomy=config.open_taxonomy)
     split = source.resolve_split(config.split)
     n_split, selected, mine = select_ids(source, split, config.limit, shard)
-    fingerprint = source.fingerprint(split)
+    fingerprint = data_fingerprint(source, split)
     identity = RunIdentity(bound.name, bound.args, fingerprint, split, int(config.seed), shard.count, shard.index)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    data_s = total_clock.seconds()
+
+    make_run_dir(out_dir)
+    make_run_dir(run_dir)
     lock = lock_run_dir(run_dir)
     try:
+        remove_stale_temporaries(run_dir)  # left by a kill inside an atomic write; we hold the lock
         if config.fresh:
             _clear_run(run_dir)
         predictions_path = run_dir / PREDICTIONS_FILE
         existing = read_run_info(run_dir)
         if existing is not None:
-            check_identity(existing, identity, run_dir)
+            check_identity(existing, identity, run_dir, data_spec=source.spec or config.data)
         elif predictions_path.exists() and predictions_path.stat().st_size > 0:
             raise InvalidInputError(f"{predictions_path} exists but {run_dir} has no run.json, so its origin is "
                                     "unknown; pass --fresh to discard it, or choose a new --out")
@@ -171,9 +217,10 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
         foreign = [i for i in stored.lines if i not in mine_set]
         if foreign:
             raise InvalidInputError(
-                f"{predictions_path} holds {len(foreign)} predictions outside this run's selection "
-                f"(e.g. {foreign[0]!r}; an earlier run used a larger --limit?): rerun with that --limit, "
-                "pass --fresh, or choose a new --out")
+                f"{predictions_path} holds {len(foreign)} predictions outside this run's {len(mine)} samples "
+                f"(e.g. {foreign[0]!r}): it was run with {_limit_text((existing or {}).get('data', {}).get('limit'))}, "
+                f"this run asks for {_limit_text(config.limit)}. Rerun with the earlier --limit (or a larger one), "
+                "pass --fresh to start over, or choose a new --out")
         retried = 0
         if config.retry_errors:
             failed = {i for i, status in stored.statuses.items() if status == "error"}
@@ -181,7 +228,7 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
                 stored = store.drop(stored, failed)
                 retried = len(failed)
         info = _start_info(existing, identity, bound, source, config, split, len(selected), len(mine), shard)
-        session: dict[str, Any] = {"started": utc_now(), "resumed_from": len(stored.lines)}
+        session: dict[str, Any] = {"started": utc_now(), "resumed_from": len(stored.lines), "data_s": data_s}
         if retried:
             session["retried_errors"] = retried
         info["sessions"].append(session)
@@ -193,7 +240,11 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
             stats = _predict(bound, source, split, remaining, store, config, session, info, run_dir, progress,
                              total=len(mine), done=len(stored.lines))
         final = read_stored_lines(predictions_path)
-        missing = [i for i in mine if i not in final.lines]
+        declared = set(stats.declared_missing) if stats is not None else set()
+        missing = [i for i in mine if i not in final.lines and i not in declared]
+        skipped: list[str] = []
+        if missing and config.skip_invalid and source.skipped:  # bad rows that only samples() detects (images)
+            skipped, missing = missing, []
         if missing:
             info["status"] = "failed"
             info["error"] = f"{len(missing)} ids were never predicted (source yielded fewer samples than ids)"
@@ -204,6 +255,10 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
         for status in final.statuses.values():
             statuses[status] = statuses.get(status, 0) + 1
         info["counts"] = {"expected": len(mine), "written": len(final.lines), "statuses": dict(sorted(statuses.items()))}
+        info.pop("not_written", None)
+        if declared or skipped:  # merge needs the ids: they are absent from the file on purpose
+            info["not_written"] = {"declared_missing": sorted(declared), "skipped_rows": sorted(skipped)}
+            info["counts"].update(declared_missing=len(declared), skipped_rows=len(skipped))
         info["status"] = "complete"
         session["finished"] = utc_now()
         info["updated"] = session["finished"]
@@ -212,22 +267,30 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
         outcome = EvalOutcome(run_dir, predictions_path, info, len(stored.lines), stats, source=source, split=split)
         if config.score:
             clock = Stopwatch()
-            ids = None if len(mine) == n_split else mine
-            outcome.result = score_run(run_dir, source, split, ids=ids, protocol=config.protocol,
-                                       strict=config.strict, seed=config.seed, label=_label(config, shard))
+            scored = [i for i in mine if i not in set(skipped)] if skipped else mine
+            ids = None if len(scored) == n_split else scored
+            outcome.result = score_run(run_dir, source, split, ids=ids, protocol=config.protocol, strict=config.strict,
+                                       seed=config.seed, label=_label(config, shard, len(skipped)))
             session["score_s"] = clock.seconds()
-            write_run_info(run_dir, info)
+        session["total_s"] = total_clock.seconds()
+        write_run_info(run_dir, info)
     finally:
         lock.release()
     return outcome
 
 
-def _label(config: EvalConfig, shard: Shard) -> str:
+def _limit_text(limit: int | None) -> str:
+    return f"--limit {limit}" if limit is not None else "no --limit (the whole split)"
+
+
+def _label(config: EvalConfig, shard: Shard, skipped: int = 0) -> str:
     parts = []
     if config.limit is not None:
         parts.append(f"first {config.limit}")
     if shard.count > 1:
         parts.append(shard.dirname)
+    if skipped:
+        parts.append(f"{skipped} bad rows skipped")
     return ", ".join(parts) or "subset"
 
 
@@ -238,8 +301,8 @@ def _start_info(existing: dict[str, Any] | None, identity: RunIdentity, bound: B
         "status": "running",
         "identity": identity.to_json(),
         "model": {"name": bound.name, "factory": bound.spec.factory, "args": bound.args, "origin": bound.spec.origin},
-        "data": {"spec": source.spec or config.data, "split": split, "fingerprint": identity.fingerprint,
-                 "limit": config.limit, "n_selected": n_selected,
+        "data": {"spec": source.spec or config.data, "split": split, "input_fingerprint": identity.fingerprint,
+                 "limit": config.limit, "n_selected": n_selected, "open_taxonomy": config.open_taxonomy,
                  "shard": {"index": shard.index, "count": shard.count, "n": n_mine,
                            "rule": "sorted ids, position j -> shard j % count"}},
         "protocol": config.protocol,
@@ -262,11 +325,10 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
         info["environment"] = environment()  # again: the model may have brought up GPUs
         _seed_everything(int(config.seed))
         batch_size = config.batch_size or getattr(predictor, "default_batch_size", None) or DEFAULT_BATCH_SIZE
-        if batch_size < 1:
-            raise InvalidInputError(f"--batch-size must be >= 1, got {batch_size}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"model {bound.name!r}: default_batch_size must be an int >= 1, got {batch_size!r}")
         session["batch_size"] = int(batch_size)
-        todo = set(remaining)
-        samples = (s for s in source.samples(split) if s.id in todo)
+        samples = take_ids(source.samples(split), remaining)
         bar = progress(total, done, bound.name) if progress else nullcontext()
         clock = Stopwatch()
         with bar as reporter:
@@ -282,7 +344,7 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
         return stats
     except BaseException as exc:
         info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        info["error"] = f"{type(exc).__name__}: {exc}"
+        info["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         session["finished"] = utc_now()
         write_run_info(run_dir, info)
         raise

@@ -18,12 +18,13 @@ from typing import Any
 
 from reasonseg_x.data.source import Source
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.runner.evaluate import PREDICTIONS_FILE, lock_run_dir, open_data, score_run, select_ids
+from reasonseg_x.runner.evaluate import (PREDICTIONS_FILE, data_fingerprint, lock_run_dir, make_run_dir, open_data,
+                                         score_run, select_ids)
 from reasonseg_x.runner.runinfo import RUN_FILE, RunIdentity, environment, read_run_info, utc_now, write_run_info
 from reasonseg_x.runner.shards import Shard, parse_shard_dirname, select_shard
 from reasonseg_x.runner.store import read_stored_lines, write_text_atomic
 
-__all__ = ["MergeOutcome", "merge_runs", "expand_run_dirs"]
+__all__ = ["MergeOutcome", "merge_runs", "expand_run_dirs", "default_merge_out"]
 
 
 @dataclass
@@ -76,9 +77,18 @@ def expand_run_dirs(dirs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
+def default_merge_out(dirs: Sequence[str | os.PathLike[str]]) -> Path:
+    """Where ``merge`` writes without ``--out``: the one folder all the given shard folders sit in."""
+    run_dirs = expand_run_dirs(dirs)
+    if len({d.parent.resolve() for d in run_dirs}) != 1 or not all(parse_shard_dirname(d.name) for d in run_dirs):
+        raise InvalidInputError("the folders given are not shard-<i>-of-<k> folders of one parent folder; "
+                                "pass --out to say where the merged run goes")
+    return run_dirs[0].parent
+
+
 def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, source: Source | None = None,
                data: str | None = None, protocol: str | None = None, strict: bool = False, seed: int | None = None,
-               score: bool = True, fresh: bool = False) -> MergeOutcome:
+               score: bool = True, fresh: bool = False, open_taxonomy: bool | None = None) -> MergeOutcome:
     """Check and merge shard runs into ``out`` (predictions.jsonl, run.json, then the scoring outputs)."""
     run_dirs = expand_run_dirs(dirs)
     if not run_dirs:
@@ -93,7 +103,8 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
             raise InvalidInputError(f"{directory} is not a shard of the same run as {run_dirs[0]} ({'; '.join(diffs)})")
     counts = {ident.num_shards for ident in identities}
     if len(counts) != 1:
-        raise InvalidInputError(f"the folders come from different shardings: num_shards {sorted(counts)}")
+        raise InvalidInputError(f"the folders come from different shardings (num_shards {sorted(counts)}); pass the "
+                                "shard-<i>-of-<k> folders of one sharding explicitly")
     num_shards = counts.pop()
     by_index: dict[int, Path] = {}
     info_of: dict[int, dict[str, Any]] = {}
@@ -105,9 +116,13 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
         info_of[ident.shard_id] = info or {}
     absent = [i for i in range(num_shards) if i not in by_index]
     if absent:
-        names = ", ".join(Shard(i, num_shards).dirname for i in absent[:5])
-        raise InvalidInputError(f"{len(absent)} of {num_shards} shards are missing ({names}); run them, then merge "
-                                "all of them")
+        parent = run_dirs[0].parent
+        names = ", ".join(str(parent / Shard(i, num_shards).dirname) for i in absent[:5])
+        more = f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+        given = ", ".join(str(d) for d in run_dirs[:5]) + (" ..." if len(run_dirs) > 5 else "")
+        raise InvalidInputError(f"{len(absent)} of {num_shards} shards are missing: {names}{more} (given: {given}). "
+                                f"Run them (eval ... --num-shards {num_shards} --shard-id {absent[0]}), then merge all "
+                                f"{num_shards}, or pass their parent folder")
     limits = {json.dumps((i or {}).get("data", {}).get("limit")) for i in infos}
     if len(limits) != 1:
         raise InvalidInputError(f"the shards were run with different --limit values: {sorted(limits)}")
@@ -115,17 +130,26 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
 
     first = infos[0] or {}
     if source is None:
-        source = open_data(data or first.get("data", {}).get("spec") or "mini")
+        if open_taxonomy is None:  # as the shards were run
+            open_taxonomy = bool(first.get("data", {}).get("open_taxonomy", False))
+        source = open_data(data or first.get("data", {}).get("spec") or "mini", open_taxonomy=open_taxonomy)
     split = source.resolve_split(base.split)
-    fingerprint = source.fingerprint(split)
+    fingerprint = data_fingerprint(source, split)
     if fingerprint != base.fingerprint:
-        raise InvalidInputError(f"the data has changed since the shards ran: fingerprint {fingerprint} now, "
-                                f"{base.fingerprint} in {run_dirs[0] / RUN_FILE}; pass the same --data")
+        ran_on = first.get("data", {}).get("spec")
+        raise InvalidInputError(f"the shards ran on data {ran_on!r} (fingerprint {base.fingerprint} in "
+                                f"{run_dirs[0] / RUN_FILE}) but {source.spec!r} has fingerprint {fingerprint}: "
+                                "pass the --data the shards used" + (" (it changed on disk since)" if
+                                                                      ran_on == source.spec else ""))
     n_split, selected, _ = select_ids(source, split, limit, Shard(0, 1))
 
     owner: dict[str, Path] = {}
     lines: dict[str, str] = {}
     progress: list[dict[str, Any]] = []
+    # ids a shard left out on purpose: the predictor had no prediction, or --skip-invalid dropped the row
+    not_written = {key: sorted({i for info in infos for i in ((info or {}).get("not_written") or {}).get(key, [])})
+                   for key in ("declared_missing", "skipped_rows")}
+    absent_on_purpose = set(not_written["declared_missing"]) | set(not_written["skipped_rows"])
     for index in range(num_shards):
         directory = by_index[index]
         stored = read_stored_lines(directory / PREDICTIONS_FILE)
@@ -142,10 +166,10 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
             owner[sample_id] = directory
             lines[sample_id] = text
         info = info_of[index]
-        progress.append({"dir": str(directory), "shard_id": index, "expected": len(expected),
+        progress.append({"dir": str(directory), "shard_id": index, "expected": len(expected - absent_on_purpose),
                          "written": len(stored.lines), "status": info.get("status"),
                          "torn_tail_bytes": stored.torn_bytes, "sessions": info.get("sessions", [])})
-    missing = [i for i in selected if i not in lines]
+    missing = [i for i in selected if i not in lines and i not in absent_on_purpose]
     if missing:
         incomplete = [f"{p['dir']} ({p['written']}/{p['expected']}, status {p['status']})"
                       for p in progress if p["written"] < p["expected"]]
@@ -153,7 +177,7 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
                                 f"shards: {', '.join(incomplete)}. Rerun their eval commands (they resume), then merge")
 
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_run_dir(out_dir)
     lock = lock_run_dir(out_dir)
     try:
         if out_dir.resolve() in {d.resolve() for d in run_dirs}:
@@ -166,7 +190,7 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
                                         f"{old.fingerprint} vs {base.model} on {base.fingerprint}); pass --fresh to "
                                         "replace them, or choose a new --out")
         predictions_path = out_dir / PREDICTIONS_FILE
-        write_text_atomic(predictions_path, "".join(lines[i] + "\n" for i in selected))
+        write_text_atomic(predictions_path, "".join(lines[i] + "\n" for i in selected if i in lines))
         run_info = {
             "kind": "merged",
             "status": "complete",
@@ -177,6 +201,7 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
             "protocol": protocol or first.get("protocol", "star"),
             "seed": base.seed,
             "parts": progress,
+            **({"not_written": not_written} if absent_on_purpose else {}),
             "environment": environment(),
             "created": utc_now(),
             "updated": utc_now(),
@@ -187,7 +212,9 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
     outcome = MergeOutcome(out_dir, predictions_path, run_info, [by_index[i] for i in range(num_shards)],
                            source=source, split=split)
     if score:
-        ids = None if len(selected) == n_split else selected
+        skipped = set(not_written["skipped_rows"])
+        scored = [i for i in selected if i not in skipped]
+        ids = None if len(scored) == n_split else scored
         outcome.result = score_run(out_dir, source, split, ids=ids, protocol=run_info["protocol"], strict=strict,
                                    seed=base.seed if seed is None else seed,
                                    label=f"first {limit}" if limit is not None else "subset")

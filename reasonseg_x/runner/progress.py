@@ -8,7 +8,7 @@ from typing import Any
 
 from reasonseg_x.runner.evaluate import Progress
 
-__all__ = ["RichProgress", "LogProgress", "NullProgress", "make_progress_factory"]
+__all__ = ["RichProgress", "LogProgress", "NullProgress", "make_progress_factory", "short_label"]
 
 
 class NullProgress(Progress):
@@ -17,17 +17,17 @@ class NullProgress(Progress):
 
 
 class RichProgress(Progress):
-    """Bar, done/total, samples/s, elapsed and ETA on stderr."""
+    """Bar, done/total, samples/s, elapsed and ETA on stderr (compact: fits an 80-column terminal)."""
 
     def __init__(self, total: int, completed: int, description: str) -> None:
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress as _Bar, TaskProgressColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
-        self._bar = _Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self._bar = _Bar(TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
                          TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
                          TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-        self._task = self._bar.add_task(description, total=total, completed=completed, rate="")
+        self._task = self._bar.add_task(short_label(description), total=total, completed=completed, rate="")
         self._start = time.perf_counter()
         self._new = 0
 
@@ -42,6 +42,13 @@ class RichProgress(Progress):
 
     def __exit__(self, *exc: object) -> None:
         self._bar.stop()
+
+
+def short_label(model: str, width: int = 20) -> str:
+    """The model's name as the bar shows it: ``pkg.module:Factory`` -> ``Factory``, long names cut."""
+    head, sep, _ = model.partition(":")
+    label = head if head == "predictions" else (model.rsplit(":", 1)[-1] if sep else model)
+    return label if len(label) <= width else label[: width - 1] + "\u2026"
 
 
 class LogProgress(Progress):

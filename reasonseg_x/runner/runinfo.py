@@ -7,6 +7,7 @@ or it refuses: predictions of different models or data never mix silently.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -31,7 +32,11 @@ _PACKAGES = ("numpy", "pycocotools", "pillow", "datasets", "pyarrow", "torch", "
 
 @dataclass(frozen=True)
 class RunIdentity:
-    """What must match for two runs' predictions to belong together."""
+    """What must match for two runs' predictions to belong together.
+
+    ``fingerprint`` is the data's input fingerprint (ids, queries, images and masks): a changed
+    query or image is different data even when the masks are not.
+    """
 
     model: str
     model_args: dict[str, Any]
@@ -42,14 +47,15 @@ class RunIdentity:
     shard_id: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "model_args": self.model_args, "data_fingerprint": self.fingerprint,
+        return {"model": self.model, "model_args": self.model_args, "input_fingerprint": self.fingerprint,
                 "split": self.split, "seed": self.seed, "num_shards": self.num_shards, "shard_id": self.shard_id}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], where: str) -> RunIdentity:
         try:
+            fingerprint = obj["input_fingerprint"] if "input_fingerprint" in obj else obj["data_fingerprint"]  # older
             return cls(model=str(obj["model"]), model_args=dict(obj.get("model_args") or {}),
-                       fingerprint=str(obj["data_fingerprint"]), split=str(obj["split"]), seed=int(obj["seed"]),
+                       fingerprint=str(fingerprint), split=str(obj["split"]), seed=int(obj["seed"]),
                        num_shards=int(obj.get("num_shards", 1)), shard_id=int(obj.get("shard_id", 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"run.json has no valid 'identity' ({exc})", where) from None
@@ -80,8 +86,12 @@ def write_run_info(directory: str | os.PathLike[str], info: dict[str, Any]) -> N
     write_text_atomic(Path(directory) / RUN_FILE, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | os.PathLike[str]) -> None:
-    """Refuse to continue a run whose identity differs, naming every difference and the way out."""
+def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | os.PathLike[str], *,
+                   data_spec: str | None = None) -> None:
+    """Refuse to continue a run whose identity differs, naming every difference and the way out.
+
+    ``data_spec`` (this run's ``--data``) is shown beside a changed fingerprint, which alone says little.
+    """
     where = str(Path(directory) / RUN_FILE)
     old = RunIdentity.from_json(existing["identity"], where)
     diffs = []
@@ -89,6 +99,15 @@ def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | 
         after = new.to_json()[key]
         if before != after:
             diffs.append(f"{key}: {before!r} -> {after!r}")
+    old_spec = (existing.get("data") or {}).get("spec")
+    if old.fingerprint != new.fingerprint and old_spec and data_spec:
+        if old_spec != data_spec:
+            diffs.append(f"data: {old_spec!r} -> {data_spec!r}")
+        else:
+            old_version = (existing.get("environment") or {}).get("toolkit_version")
+            why = (f"reasonseg-x {old_version} -> {__version__} may read it differently" if old_version
+                   and old_version != __version__ else "its queries, images or masks changed on disk")
+            diffs.append(f"data {data_spec!r} is not what the earlier run saw ({why})")
     if diffs:
         raise InvalidInputError(
             f"{directory} holds predictions of a different run ({'; '.join(diffs)}). "
@@ -97,19 +116,11 @@ def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | 
 
 def environment() -> dict[str, Any]:
     """Toolkit/software versions and hardware, without importing anything heavy."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    packages = {}
-    for name in _PACKAGES:
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            continue
     env: dict[str, Any] = {
         "toolkit_version": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": packages,
+        "packages": dict(_package_versions()),
         "hardware": _hardware(),
         "host": platform.node(),
         "argv": list(sys.argv),
@@ -117,13 +128,31 @@ def environment() -> dict[str, Any]:
     return env
 
 
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str], ...]:
+    """Installed versions of the packages a result depends on (metadata only: ~20 ms, so read once)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in _PACKAGES:
+        try:
+            found.append((name, version(name)))
+        except PackageNotFoundError:
+            continue
+    return tuple(found)
+
+
 def _hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"machine": platform.machine(), "cpu_count": os.cpu_count()}
+    info: dict[str, Any] = {"machine": platform.machine(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+                            "memory_gib": _memory_gib()}
     torch = sys.modules.get("torch")  # only report GPUs when a model already loaded torch
     if torch is not None:
         try:
             if torch.cuda.is_available():
-                info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+                count = torch.cuda.device_count()
+                info["gpus"] = [torch.cuda.get_device_name(i) for i in range(count)]
+                info["gpu_memory_gib"] = [round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)
+                                          for i in range(count)]
                 info["cuda"] = torch.version.cuda
         except Exception:  # noqa: BLE001 - hardware probing must never fail a run
             pass
@@ -131,6 +160,24 @@ def _hardware() -> dict[str, Any]:
     if visible is not None:
         info["cuda_visible_devices"] = visible
     return info
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 class Stopwatch:

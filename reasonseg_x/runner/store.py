@@ -18,7 +18,8 @@ from typing import IO, Any
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictions import Prediction, prediction_to_json
 
-__all__ = ["PredictionStore", "StoredLines", "read_stored_lines", "serialize", "write_text_atomic"]
+__all__ = ["PredictionStore", "StoredLines", "read_stored_lines", "serialize", "write_text_atomic",
+           "remove_stale_temporaries"]
 
 
 def serialize(prediction: Prediction) -> str:
@@ -157,11 +158,27 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+_TMP_MARK = ".tmp-"
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> int:
+    """Delete the half-written temporaries a kill inside :func:`write_text_atomic` left behind.
+
+    Only call this while holding the folder's lock: then no live writer owns them.
+    """
+    removed = 0
+    for tmp in Path(directory).glob(f".*{_TMP_MARK}*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write a whole file so readers see either the old or the new content, never a mix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()

@@ -1,17 +1,34 @@
 """A view of one split restricted to some ids (``--limit``, a shard): what such a run is scored on.
 
 Scoring a partial run against the whole split would count every other sample as missing; the
-subset's fingerprint covers exactly the samples it holds.
+subset's fingerprint covers exactly the samples it holds. Reading stops at the last wanted id,
+so a ``--limit 10`` run of a huge split touches only its first rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 from reasonseg_x.data.record import GroundTruth, Sample
 from reasonseg_x.data.source import Source
 
-__all__ = ["SubsetSource"]
+__all__ = ["SubsetSource", "take_ids"]
+
+_R = TypeVar("_R", GroundTruth, Sample)
+
+
+def take_ids(records: Iterable[_R], ids: Iterable[str]) -> Iterator[_R]:
+    """The records whose id is in ``ids``, in stream order; stops reading once all were seen."""
+    todo = set(ids)
+    if not todo:
+        return
+    for record in records:
+        if record.id in todo:
+            todo.discard(record.id)
+            yield record
+            if not todo:
+                return
 
 
 class SubsetSource(Source):
@@ -22,6 +39,7 @@ class SubsetSource(Source):
         self.base = base
         self.split = split
         self.ids = frozenset(ids)
+        self.skipped = base.skipped  # the bad rows met while reading are the base's, and reports list them
         self.spec = f"{base.spec} ({label}: {len(self.ids)} samples)"
         self.id_rule = base.id_rule
 
@@ -30,11 +48,11 @@ class SubsetSource(Source):
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         split = self.resolve_split(split)
-        return (s for s in self.base.samples(split) if s.id in self.ids)
+        return take_ids(self.base.samples(split), self.ids)
 
     def ground_truth(self, split: str | None = None) -> Iterator[GroundTruth]:
         split = self.resolve_split(split)
-        return (g for g in self.base.ground_truth(split) if g.id in self.ids)
+        return take_ids(self.base.ground_truth(split), self.ids)
 
     def num_samples(self, split: str | None = None) -> int:
         return len(self.ids)
