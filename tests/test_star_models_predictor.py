@@ -253,3 +253,24 @@ def test_answers_without_a_block_vote_no_object_as_in_star(vlm, sam):
     # a single greedy answer without a block is a parse error, not a "no target"
     single = star(vlm, sam, [GARBAGE]).predict([make_query(15, 90, 90)])[0]
     assert single.status == "parse_error"
+
+
+def test_a_segmenter_typo_fails_before_the_vlm_loads(tmp_path):
+    from reasonseg_x.errors import InvalidInputError
+    from reasonseg_x.star.predictor import StarPredictor
+
+    with pytest.raises(InvalidInputError, match="unknown segmenter 'sam2.1-hiera-larg'"):
+        StarPredictor(str(tmp_path / "never-loaded"), segmenter="sam2.1-hiera-larg", device="cpu")
+
+
+@pytest.mark.parametrize("arg, match", [({"temperature": float("nan")}, "temperature"), ({"top_p": 5.0}, "top_p"),
+                                        ({"device": "tpu"}, "unknown device"), ({"dtype": "fp8"}, "unknown dtype"),
+                                        ({"max_new_tokens": 0}, "max_new_tokens"),
+                                        ({"mask_iou_cluster_threshold": 1.5}, "mask_iou_cluster_threshold"),
+                                        ({"cluster_agg_mode": "bestt"}, "cluster_agg_mode")])
+def test_bad_model_arguments_fail_before_anything_loads(tmp_path, arg, match):
+    from reasonseg_x.errors import InvalidInputError
+    from reasonseg_x.star.predictor import StarPredictor
+
+    with pytest.raises(InvalidInputError, match=match):
+        StarPredictor(str(tmp_path / "never-loaded"), **{"device": "cpu", **arg})

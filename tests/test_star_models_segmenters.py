@@ -176,3 +176,35 @@ def test_cpu_upsampling_agrees_with_torch_bilinear():
     fast = _upsample_logits(logits, (300, 437))
     ref = (F.interpolate(logits[:, None], (300, 437), mode="bilinear", align_corners=False)[:, 0] > 0).numpy()
     assert fast.shape == (3, 300, 437) and np.mean(fast != ref) < 1e-4
+
+
+def test_segmenter_specs_resolve_without_loading(tmp_path):
+    from reasonseg_x.star.segmenters import resolve_segmenter
+
+    ckpt = tiny_checkpoints()
+    assert resolve_segmenter("sam2.1-hiera-large") == ("hf-sam2", "facebook/sam2.1-hiera-large")
+    assert resolve_segmenter(str(ckpt.sam)) == ("hf-sam", str(ckpt.sam))
+    assert resolve_segmenter("segment-anything:vit_b:/x.pth") == ("segment-anything", "vit_b:/x.pth")
+    with pytest.raises(InvalidInputError, match="qwen2_5_vl' model, not SAM"):
+        resolve_segmenter(str(ckpt.qwen25))
+    with pytest.raises(InvalidInputError, match="cannot load the hf-sam2 segmenter: .*model.safetensors"):
+        load_segmenter(f"hf-sam2:{tmp_path}")
+
+
+def test_shared_image_decoder_equals_the_model_forward():
+    """sam2_decoder shares the image-side work across prompts; logits and scores stay the model's own."""
+    from reasonseg_x.star import sam2_decoder
+    from reasonseg_x.star.segmenters import _HFSegmenterBase
+
+    ckpt = tiny_checkpoints()
+    seg = load_segmenter(str(ckpt.sam2), device="cpu")
+    assert sam2_decoder.fits(seg.model) and not sam2_decoder.fits(torch.nn.Linear(2, 2))
+    seg.set_image(random_image(437, 300, seed=5))
+    for kind in ({p.kind for p in PROMPTS} - {(False, 0)}):
+        group = [p for p in PROMPTS if p.kind == kind] * 3  # several prompts per call
+        group = [Prompt(p.box and tuple(v + i for v in p.box), tuple((x + i, y) for x, y in p.points))
+                 for i, p in enumerate(group)]
+        shared_masks, shared_scores = seg._decode(group)
+        own_masks, own_scores = _HFSegmenterBase._decode(seg, group)
+        assert np.abs(shared_scores - own_scores).max() < 1e-5
+        assert np.mean(shared_masks != own_masks) < 1e-4

@@ -174,5 +174,80 @@ def test_uncached_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
 
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
-    with pytest.raises(InvalidInputError, match="not in the local cache"):
+    with pytest.raises(InvalidInputError, match="not in the local Hugging Face cache, and HF_HUB_OFFLINE is set"):
         load_vlm("someone/not-a-real-star-checkpoint", device="cpu")
+
+
+def test_unreachable_hub_fails_at_once_or_uses_the_cache(monkeypatch, tmp_path):
+    import time
+
+    import huggingface_hub.constants as hub_constants
+
+    import reasonseg_x.data.hub as hub
+    from reasonseg_x.star import vlm as vlm_module
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hub, "endpoint_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(vlm_module, "_HUB_REACHABLE", {})
+    started = time.perf_counter()
+    with pytest.raises(InvalidInputError, match="cannot be reached"):
+        load_vlm("someone/not-a-real-star-checkpoint", device="cpu")
+    assert time.perf_counter() - started < 5
+    monkeypatch.setattr(vlm_module, "_repo_cached", lambda ref: True)
+    assert vlm_module.hub_load_kwargs("someone/cached") == {"local_files_only": True}
+
+
+def test_device_and_dtype_are_checked_before_loading():
+    from reasonseg_x.star.vlm import check_dtype_name, resolve_device
+
+    with pytest.raises(InvalidInputError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="no GPU"):
+            resolve_device("cuda")
+    with pytest.raises(InvalidInputError, match="unknown dtype 'fp8'"):
+        check_dtype_name("fp8")
+    check_dtype_name("bf16")
+
+
+def test_a_folder_that_is_not_a_vlm_is_one_clear_line(ckpt, tmp_path):
+    with pytest.raises(InvalidInputError, match="cannot load the vision-language model.*Sam2Config") as info:
+        load_vlm(str(ckpt.sam2), device="cpu")
+    assert "\n" not in str(info.value)
+    with pytest.raises(InvalidInputError, match="cannot load the vision-language model"):
+        load_vlm(str(tmp_path), device="cpu")
+
+
+def test_published_repo_layout_loads_adapter_and_processor(ckpt, tmp_path):
+    """``sj9909/StAR-7B`` keeps ``lora_adapter/`` and ``huggingface/`` (processor) side by side."""
+    import shutil
+
+    from reasonseg_x.star.vlm import KNOWN_BASE_MODELS, resolve_checkpoint
+
+    root = tmp_path / "StAR-7B"
+    shutil.copytree(ckpt.lora_old, root / "lora_adapter")
+    (root / "huggingface").mkdir()
+    for item in ckpt.qwen25.iterdir():
+        if item.suffix in (".json", ".jinja"):
+            shutil.copy(item, root / "huggingface" / item.name)
+    layout = resolve_checkpoint(str(root))
+    # the adapter names an existing base folder: it wins over the published base's Hub id
+    assert (layout.base, layout.adapter, layout.processor) == (
+        str(ckpt.qwen25), str(root / "lora_adapter"), str(root / "huggingface"))
+    vlm = load_vlm(str(root), device="cpu")
+    assert vlm.adapter == str(root / "lora_adapter") and vlm.family == "qwen2.5"
+    config = json.loads((root / "lora_adapter" / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "/training/cluster/path/Qwen2.5-VL-7B-Instruct"
+    (root / "lora_adapter" / "adapter_config.json").write_text(json.dumps(config))
+    assert resolve_checkpoint(str(root)).base == KNOWN_BASE_MODELS["StAR-7B"] == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert resolve_checkpoint(str(root), base_model=str(ckpt.qwen25)).base == str(ckpt.qwen25)
+
+
+def test_hub_ids_may_name_a_folder_inside_a_repo():
+    from reasonseg_x.star.vlm import _hub_parts
+
+    assert _hub_parts("sj9909/StAR-7B") == ("sj9909/StAR-7B", "")
+    assert _hub_parts("sj9909/StAR-7B/lora_adapter") == ("sj9909/StAR-7B", "lora_adapter")

@@ -63,6 +63,33 @@ def answer_prompts(objects: Sequence[Any]) -> list[Any]:
     return prompts
 
 
+def _check_options(*, temperature: float, top_p: float, top_k: int | None, max_new_tokens: int,
+                   batch_size: int | None, thresholds: dict[str, float], device: str, segmenter_device: str | None,
+                   dtype: Any) -> None:
+    """Reject bad model arguments before anything loads (a real checkpoint takes minutes)."""
+    import math
+
+    from reasonseg_x.star.vlm import check_dtype_name, resolve_device
+
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature}", "temperature")
+    if not (0 < top_p <= 1):
+        raise InvalidInputError(f"top_p must be in (0, 1], got {top_p}", "top_p")
+    if top_k is not None and top_k < 1:
+        raise InvalidInputError(f"top_k must be >= 1, got {top_k}", "top_k")
+    if max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens must be >= 1, got {max_new_tokens}", "max_new_tokens")
+    if batch_size is not None and batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}", "batch_size")
+    for name, value in thresholds.items():
+        if not (0 <= value <= 1):  # also rejects nan
+            raise InvalidInputError(f"{name} must be in [0, 1], got {value}", name)
+    check_dtype_name(dtype)
+    resolve_device(device)
+    if segmenter_device is not None:
+        resolve_device(segmenter_device)
+
+
 def _stable_seed(seed: int, sample_id: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(sample_id.encode("utf-8"))) % (2 ** 31)
 
@@ -100,13 +127,21 @@ class VlmSamPredictor:
             raise InvalidInputError(f"unknown style {self.style!r}; use one of {', '.join(PARSER_STYLES)}", "style")
         self.aggregator_name = aggregator
         self.aggregate = get_aggregator(aggregator)
+        thresholds = dict(no_object_vote_threshold=float(no_object_vote_threshold),
+                          mask_iou_cluster_threshold=float(mask_iou_cluster_threshold),
+                          cluster_vote_threshold=float(cluster_vote_threshold),
+                          pixel_majority_threshold=float(pixel_majority_threshold))
+        _check_options(temperature=float(temperature), top_p=float(top_p), top_k=top_k,
+                       max_new_tokens=int(max_new_tokens), batch_size=batch_size, thresholds=thresholds,
+                       device=device, segmenter_device=segmenter_device, dtype=dtype)
+        from reasonseg_x.tts import AGGREGATORS, CLUSTER_AGG_MODES, majority_vote
+
+        if cluster_agg_mode not in CLUSTER_AGG_MODES:
+            raise InvalidInputError(f"cluster_agg_mode must be one of {', '.join(CLUSTER_AGG_MODES)}, "
+                                    f"got {cluster_agg_mode!r}", "cluster_agg_mode")
         self.aggregator_options: dict[str, Any] = {}
-        if aggregator in ("majority_vote", "mv", "majority"):
-            self.aggregator_options = dict(no_object_vote_threshold=float(no_object_vote_threshold),
-                                           mask_iou_cluster_threshold=float(mask_iou_cluster_threshold),
-                                           cluster_vote_threshold=float(cluster_vote_threshold),
-                                           cluster_agg_mode=cluster_agg_mode,
-                                           pixel_majority_threshold=float(pixel_majority_threshold))
+        if AGGREGATORS.get(aggregator) is majority_vote:  # its options; other aggregators use their defaults
+            self.aggregator_options = dict(thresholds, cluster_agg_mode=cluster_agg_mode)
         self.seed = int(seed)
         self.batch_size = int(batch_size) if batch_size else None
         self.max_new_tokens = int(max_new_tokens)
@@ -117,6 +152,10 @@ class VlmSamPredictor:
         self.logits_processor = logits_processor
         if backend not in ("hf", "vllm"):
             raise InvalidInputError(f"backend must be 'hf' or 'vllm', got {backend!r}", "backend")
+        if isinstance(segmenter, str):  # a typo fails now, not after the VLM has loaded
+            from reasonseg_x.star.segmenters import resolve_segmenter
+
+            resolve_segmenter(segmenter)
         if vlm is None and backend == "vllm":
             from reasonseg_x.star.vllm_backend import load_vllm
 

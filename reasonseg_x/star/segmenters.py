@@ -2,8 +2,10 @@
 
 Why one interface with ``set_image`` + ``segment``: the image encoder is the expensive part of SAM,
 so a predictor embeds each image once and then decodes *every* object prompt of *every* sampled
-answer of that image in a few batched decoder calls (identical prompts are decoded once). That is
-what keeps 32-answer test-time scaling close to the cost of one answer on the SAM side.
+answer of that image in a few batched decoder calls (identical prompts are decoded once; for
+transformers' SAM 2 the image-side work of the decoder is shared by all prompts of a call, see
+:mod:`reasonseg_x.star.sam2_decoder`). That is what keeps 32-answer test-time scaling close to the
+cost of one answer on the SAM side.
 
 Backends: transformers ``Sam2Model`` (default), transformers ``SamModel`` (SAM 1), the ``sam2``
 package and the ``segment-anything`` package (both imported lazily). Per prompt: the box and its
@@ -36,6 +38,7 @@ __all__ = [
     "SegmentAnythingSegmenter",
     "SEGMENTER_ALIASES",
     "load_segmenter",
+    "resolve_segmenter",
     "clip_prompt",
 ]
 
@@ -209,12 +212,16 @@ class _HFSegmenterBase(Segmenter):
         self.device = device
         self.dtype = dtype or torch.float32
         self.model_ref = model_ref
+        from reasonseg_x.star.vlm import from_pretrained_or_error, hub_load_kwargs
+
         if model is None:
-            model = self._model_class().from_pretrained(model_ref, dtype=self.dtype)
+            model = from_pretrained_or_error(f"{self.name} segmenter", model_ref, self._model_class().from_pretrained,
+                                             dtype=self.dtype, **hub_load_kwargs(model_ref))
         if processor is None:
             from transformers import AutoProcessor
 
-            processor = AutoProcessor.from_pretrained(model_ref)
+            processor = from_pretrained_or_error(f"{self.name} processor", model_ref, AutoProcessor.from_pretrained,
+                                                 **hub_load_kwargs(model_ref))
         self.model = model.to(device=device, dtype=self.dtype).eval()
         self.processor = processor
         self._embedding: Any = None
@@ -240,17 +247,24 @@ class _HFSegmenterBase(Segmenter):
     def _upsample(self, low_res: Any) -> Any:
         raise NotImplementedError
 
-    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+    def _prompt_tensors(self, prompts: Sequence[Prompt]) -> dict[str, Any]:
+        """``input_boxes`` / ``input_points`` / ``input_labels`` in the model's input frame (None when absent)."""
         import torch
 
         boxes, points, labels = _prompt_arrays(prompts)
-        kwargs: dict[str, Any] = {}
+        tensors: dict[str, Any] = {"input_boxes": None, "input_points": None, "input_labels": None}
         if boxes is not None:
             scaled = self._scale_coords(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
-            kwargs["input_boxes"] = torch.from_numpy(scaled)[None].to(self.device, self.dtype)
+            tensors["input_boxes"] = torch.from_numpy(scaled)[None].to(self.device, self.dtype)
         if points is not None:
-            kwargs["input_points"] = torch.from_numpy(self._scale_coords(points))[None].to(self.device, self.dtype)
-            kwargs["input_labels"] = torch.from_numpy(labels)[None].to(self.device)
+            tensors["input_points"] = torch.from_numpy(self._scale_coords(points))[None].to(self.device, self.dtype)
+            tensors["input_labels"] = torch.from_numpy(labels)[None].to(self.device)
+        return tensors
+
+    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        kwargs = {k: v for k, v in self._prompt_tensors(prompts).items() if v is not None}
         with torch.inference_mode():
             out = self.model(image_embeddings=self._embedding, multimask_output=True, **kwargs)
             iou = out.iou_scores[0].float()  # [n, 3]
@@ -285,6 +299,22 @@ class HFSam2Segmenter(_HFSegmenterBase):
 
     def _upsample(self, low_res: Any) -> np.ndarray:
         return _upsample_logits(low_res, self.image_size)
+
+    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+        """The mask decoder with the image-side work shared by all prompts (``sam2_decoder``)."""
+        from reasonseg_x.star import sam2_decoder
+
+        if not sam2_decoder.fits(self.model):
+            return super()._decode(prompts)
+        import torch
+
+        with torch.inference_mode():
+            if getattr(self, "_image_pe", None) is None:  # depends on the model only
+                self._image_pe = self.model.get_image_wide_positional_embeddings()
+            sparse, dense = self.model.prompt_encoder(input_masks=None, **self._prompt_tensors(prompts))
+            low_res, iou = sam2_decoder.best_masks(self.model, self._embedding, self._image_pe, sparse, dense)
+            masks = self._upsample(low_res)
+        return masks, iou.cpu().numpy().astype(np.float32)
 
 
 class HFSamSegmenter(_HFSegmenterBase):
@@ -453,6 +483,32 @@ def _folder_model_type(ref: str) -> str | None:
         return None
 
 
+#: ``backend:`` prefixes accepted by :func:`load_segmenter`
+SEGMENTER_BACKENDS = ("hf-sam2", "hf-sam", "sam2", "segment-anything")
+
+
+def resolve_segmenter(spec: str) -> tuple[str, str]:
+    """``(backend, reference)`` for a segmenter spec, without loading anything (a typo is reported
+    before the VLM spends minutes loading)."""
+    if spec in SEGMENTER_ALIASES:
+        return SEGMENTER_ALIASES[spec]
+    backend, _, ref = spec.partition(":")
+    if backend in SEGMENTER_BACKENDS and ref:
+        return backend, ref
+    model_type = _folder_model_type(spec)
+    if model_type in ("sam2", "sam2_video"):
+        return "hf-sam2", spec
+    if model_type == "sam":
+        return "hf-sam", spec
+    found = f" ({spec} holds a {model_type!r} model, not SAM)" if model_type else ""
+    if ref and not found and not Path(spec).expanduser().exists():
+        found = f" (unknown backend {backend!r}; backends: {', '.join(SEGMENTER_BACKENDS)})"
+    raise InvalidInputError(
+        f"unknown segmenter {spec!r}{found}: use one of {', '.join(sorted(SEGMENTER_ALIASES))}, "
+        "hf-sam2:REF, hf-sam:REF, sam2:REF, segment-anything:TYPE:CKPT or a transformers SAM folder",
+        "segmenter")
+
+
 def load_segmenter(spec: str | Segmenter = "sam2.1-hiera-large", *, device: str = "cpu", dtype: Any = None) -> Segmenter:
     """A segmenter from a short name, ``backend:ref`` or a local transformers folder.
 
@@ -461,20 +517,7 @@ def load_segmenter(spec: str | Segmenter = "sam2.1-hiera-large", *, device: str 
     """
     if isinstance(spec, Segmenter):
         return spec
-    backend, _, ref = spec.partition(":")
-    if spec in SEGMENTER_ALIASES:
-        backend, ref = SEGMENTER_ALIASES[spec]
-    elif not ref:
-        model_type = _folder_model_type(spec)
-        if model_type in ("sam2", "sam2_video"):
-            backend, ref = "hf-sam2", spec
-        elif model_type == "sam":
-            backend, ref = "hf-sam", spec
-        else:
-            raise InvalidInputError(
-                f"unknown segmenter {spec!r}: use one of {', '.join(sorted(SEGMENTER_ALIASES))}, "
-                "hf-sam2:REF, hf-sam:REF, sam2:REF, segment-anything:TYPE:CKPT or a transformers SAM folder",
-                "segmenter")
+    backend, ref = resolve_segmenter(spec)
     if backend == "hf-sam2":
         return HFSam2Segmenter(ref, device=device, dtype=dtype)
     if backend == "hf-sam":
@@ -482,7 +525,5 @@ def load_segmenter(spec: str | Segmenter = "sam2.1-hiera-large", *, device: str 
     if backend == "sam2":
         config, _, checkpoint = ref.partition(":")
         return Sam2PackageSegmenter(config, checkpoint=checkpoint or None, device=device)
-    if backend == "segment-anything":
-        model_type, _, checkpoint = ref.partition(":")
-        return SegmentAnythingSegmenter(model_type, checkpoint or None, device=device)
-    raise InvalidInputError(f"unknown segmenter backend {backend!r}", "segmenter")
+    model_type, _, checkpoint = ref.partition(":")
+    return SegmentAnythingSegmenter(model_type, checkpoint or None, device=device)

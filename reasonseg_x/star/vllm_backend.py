@@ -14,13 +14,12 @@ to the same 840x840 frame. vLLM maps LoRA module names itself; ``max_lora_rank``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.star.vlm import VLM_FRAME, _local_or_hub_file, model_family_of
+from reasonseg_x.star.vlm import VLM_FRAME, _hub_parts, from_pretrained_or_error, model_family_of, resolve_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -93,14 +92,8 @@ def load_vllm(checkpoint: str, *, base_model: str | None = None, dtype: str = "a
         raise InvalidInputError(f"backend=vllm needs vLLM: pip install 'reasonseg-x[vllm]' ({exc})", "backend") from None
     from transformers import AutoConfig, AutoProcessor
 
-    adapter = None
-    base = checkpoint
-    config_path = _local_or_hub_file(checkpoint, "adapter_config.json")
-    if config_path is not None:
-        adapter = checkpoint
-        base = base_model or json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
-        if not base:
-            raise InvalidInputError("LoRA adapter names no base model: pass base_model=...", str(config_path))
+    layout = resolve_checkpoint(checkpoint, base_model)
+    base, adapter = layout.base, layout.adapter
     dtype_name = "bfloat16" if dtype in ("auto", "bf16") else dtype
     llm = LLM(model=base, dtype=dtype_name, enable_lora=adapter is not None, max_lora_rank=max_lora_rank,
               gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
@@ -111,9 +104,13 @@ def load_vllm(checkpoint: str, *, base_model: str | None = None, dtype: str = "a
 
         from huggingface_hub import snapshot_download
 
-        local = adapter if Path(adapter).is_dir() else snapshot_download(adapter)
+        if Path(adapter).is_dir():
+            local = adapter
+        else:  # a Hub repo, or a folder inside one (owner/name/lora_adapter)
+            repo, sub = _hub_parts(adapter)
+            local = str(Path(snapshot_download(repo, allow_patterns=[f"{sub}/*"] if sub else None)) / sub)
         lora_request = LoRARequest("adapter", 1, local)
-    processor = AutoProcessor.from_pretrained(base)
+    processor = from_pretrained_or_error("processor", layout.processor, AutoProcessor.from_pretrained)
     return VllmVLM(llm=llm, processor=processor, family=model_family_of(AutoConfig.from_pretrained(base)),
                    lora_request=lora_request, checkpoint=checkpoint, base_model=base, adapter=adapter,
                    info={"backend": "vllm", "dtype": dtype_name})

@@ -35,6 +35,13 @@ __all__ = [
     "resolve_dtype",
     "remap_adapter_keys",
     "model_family_of",
+    "from_pretrained_or_error",
+    "resolve_checkpoint",
+    "CheckpointLayout",
+    "KNOWN_BASE_MODELS",
+    "hub_load_kwargs",
+    "check_dtype_name",
+    "DTYPE_NAMES",
 ]
 
 
@@ -51,15 +58,28 @@ class LoraLoadError(ReasonSegXError):
     """A LoRA adapter that does not fit the model: some of its weights would be silently dropped."""
 
 
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: dtype names accepted by :func:`resolve_dtype` (besides ``auto``)
+DTYPE_NAMES = ("bf16", "bfloat16", "fp16", "float16", "half", "fp32", "float32", "float")
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` -> ``cuda`` (all visible GPUs: large models are spread over them) when a GPU is
-    visible, else ``cpu``; under a distributed launcher (``WORLD_SIZE`` > 1) -> this rank's GPU."""
-    if device != "auto":
-        return device
+    visible, else ``cpu``; under a distributed launcher (``WORLD_SIZE`` > 1) -> this rank's GPU.
+    An unknown device, or a GPU asked for where none is visible, is an error at once."""
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise InvalidInputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps", "device")
     import os
 
     import torch
 
+    if device.startswith("cuda"):
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= visible:
+            raise InvalidInputError(f"device={device} but {visible or 'no'} GPU(s) are visible to torch", "device")
+    if device != "auto":
+        return device
     if not torch.cuda.is_available():
         return "cpu"
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
@@ -75,11 +95,15 @@ def resolve_dtype(dtype: str | Any = "auto", device: str = "cpu") -> Any:
         return dtype
     if dtype == "auto":
         return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-             "half": torch.float16, "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}
-    if dtype not in names:
-        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(names))}", "dtype")
-    return names[dtype]
+    check_dtype_name(dtype)
+    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+            "half": torch.float16, "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}[dtype]
+
+
+def check_dtype_name(dtype: Any) -> None:
+    """Reject an unknown dtype name without importing torch."""
+    if isinstance(dtype, str) and dtype != "auto" and dtype not in DTYPE_NAMES:
+        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(DTYPE_NAMES))}", "dtype")
 
 
 def model_family_of(config: Any) -> str:
@@ -112,6 +136,57 @@ def remap_adapter_keys(state: dict[str, Any], mapping: dict[str, str] | None = N
 
 # ----------------------------------------------------------------------------- checkpoint files
 
+_HUB_REACHABLE: dict[str, bool] = {}
+
+
+def _hub_unusable() -> str | None:
+    """Why the Hub cannot be used now (an offline variable is set, or the endpoint does not answer
+    a quick probe), or None. Checked before any download: huggingface_hub would otherwise retry
+    for ~30 s before failing."""
+    from reasonseg_x.data.hub import endpoint_reachable, offline_variable
+
+    variable = offline_variable()
+    if variable is not None:
+        return f"{variable} is set"
+    if "ok" not in _HUB_REACHABLE:
+        _HUB_REACHABLE["ok"] = endpoint_reachable()
+    return None if _HUB_REACHABLE["ok"] else "the Hugging Face Hub cannot be reached (no network?)"
+
+
+def _hub_parts(ref: str) -> tuple[str, str]:
+    """``owner/name[/sub/folder]`` -> (repo id, subfolder): a Hub id names a folder inside a repo
+    the way a path does (the published StAR repos keep ``lora_adapter/`` and ``huggingface/``)."""
+    parts = ref.strip("/").split("/")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def _repo_cached(ref: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, sub = _hub_parts(ref)
+    prefix = f"{sub}/" if sub else ""
+    return any(isinstance(try_to_load_from_cache(repo, prefix + name), str)
+               for name in ("config.json", "adapter_config.json", "processor_config.json", "preprocessor_config.json"))
+
+
+def _not_cached(ref: str, why: str) -> InvalidInputError:
+    return InvalidInputError(f"not a local folder and not in the local Hugging Face cache, and {why}: download "
+                             f"it once with network access (`hf download {ref}`) or pass a local folder", ref)
+
+
+def hub_load_kwargs(ref: str) -> dict[str, Any]:
+    """Extra ``from_pretrained`` arguments for ``ref``: ``local_files_only`` when the Hub cannot be
+    used but the repo is cached; an immediate error when it is neither usable nor cached."""
+    if Path(ref).expanduser().is_dir():
+        return {}
+    why = _hub_unusable()
+    if why is None:
+        return {}
+    if _repo_cached(ref):
+        return {"local_files_only": True}
+    raise _not_cached(_hub_parts(ref)[0], why)
+
+
 def _local_or_hub_file(ref: str, filename: str) -> Path | None:
     """``filename`` of a local folder or a Hub repo, or None when the repo has no such file."""
     folder = Path(ref).expanduser()
@@ -123,20 +198,28 @@ def _local_or_hub_file(ref: str, filename: str) -> Path | None:
     from huggingface_hub import errors as hub_errors
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+    repo, sub = _hub_parts(ref)
+    filename = f"{sub}/{filename}" if sub else filename
+    why = _hub_unusable()
+    if why is not None:
+        cached = try_to_load_from_cache(repo, filename)
+        if isinstance(cached, str):
+            return Path(cached)
+        if cached is not None or _repo_cached(repo) or _repo_cached(ref):  # known absent, or cached without it
+            return None
+        raise _not_cached(repo, why)
     remote_missing = getattr(hub_errors, "RemoteEntryNotFoundError", hub_errors.EntryNotFoundError)
     try:
-        return Path(hf_hub_download(ref, filename))
+        return Path(hf_hub_download(repo, filename))
     except hub_errors.LocalEntryNotFoundError:
-        # offline (or the Hub unreachable) and this file not cached: absent if the repo itself is cached
-        if any(isinstance(try_to_load_from_cache(ref, name), str)
-               for name in ("config.json", "adapter_config.json")):
+        # the Hub stopped answering and this file is not cached: absent if the repo itself is cached
+        if _repo_cached(repo) or _repo_cached(ref):
             return None
-        raise InvalidInputError(f"cannot reach the Hub for {filename} and the repo is not in the local cache "
-                                "(download it once online, or pass a local folder)", ref) from None
+        raise _not_cached(repo, "the Hugging Face Hub did not answer") from None
     except remote_missing:
         return None
     except Exception as exc:  # unknown repo, gated, network
-        raise InvalidInputError(f"cannot fetch {filename} from the Hub: {type(exc).__name__}: {exc}", ref) from None
+        raise InvalidInputError(f"cannot fetch {filename} from the Hub: {type(exc).__name__}: {exc}", repo) from None
 
 
 def _read_adapter_weights(ref: str) -> dict[str, Any]:
@@ -194,7 +277,11 @@ def attach_lora(model: Any, adapter_ref: str, *, key_mapping: dict[str, str] | N
                                                                           "layers_to_transform", "layers_pattern",
                                                                           "exclude_modules", "modules_to_save")}
     config = LoraConfig(**kwargs, target_modules=modules, inference_mode=True)
-    peft_model = get_peft_model(model, config)
+    import warnings
+
+    with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x: not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(model, config)
     expected = set(get_peft_model_state_dict(peft_model))
     given = set(state)
     unloaded, unset = sorted(given - expected), sorted(expected - given)
@@ -291,6 +378,22 @@ class VLM:
         return [texts[i * n:(i + 1) * n] for i in range(len(images))]
 
 
+def from_pretrained_or_error(what: str, ref: str, load: Any, *args: Any, **kwargs: Any) -> Any:
+    """``load(ref, ...)`` (a transformers ``from_pretrained``), with the usual failures (not a model
+    folder, wrong model type, missing files, unknown Hub id) as one clear line naming ``ref``."""
+    if not Path(ref).expanduser().is_dir():
+        ref, sub = _hub_parts(ref)
+        if sub:
+            kwargs = {**kwargs, "subfolder": sub}
+    try:
+        return load(ref, *args, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if len(first) > 300:
+            first = first[:300] + " ..."
+        raise InvalidInputError(f"cannot load the {what}: {first}", ref) from None
+
+
 def _is_adapter(ref: str) -> bool:
     return _local_or_hub_file(ref, "adapter_config.json") is not None
 
@@ -300,37 +403,89 @@ def _has_processor(ref: str) -> bool:
                for name in ("processor_config.json", "preprocessor_config.json"))
 
 
+#: the base model of each published StAR checkpoint (their adapter configs name training paths)
+KNOWN_BASE_MODELS: dict[str, str] = {
+    "StAR-7B": "Qwen/Qwen2.5-VL-7B-Instruct",
+    "StAR-8B": "Qwen/Qwen3-VL-8B-Instruct",
+    "StAR-32B": "Qwen/Qwen3-VL-32B-Instruct",
+}
+#: subfolders of the published StAR repos: the LoRA adapter, and the processor (with the config)
+ADAPTER_SUBFOLDER = "lora_adapter"
+PROCESSOR_SUBFOLDER = "huggingface"
+
+
+def _child(ref: str, name: str) -> str:
+    folder = Path(ref).expanduser()
+    return str(folder / name) if folder.is_dir() else f"{ref.rstrip('/')}/{name}"
+
+
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """Where the parts of a checkpoint are: the model to load, the adapter on it, the processor."""
+
+    base: str
+    adapter: str | None
+    processor: str
+
+
+def resolve_checkpoint(checkpoint: str, base_model: str | None = None) -> CheckpointLayout:
+    """The parts of ``checkpoint``: a full model folder/repo, a LoRA adapter folder/repo, or a
+    published StAR repo (``lora_adapter/`` + ``huggingface/`` inside, as ``sj9909/StAR-7B``).
+
+    The base of an adapter is ``base_model``, else the adapter's ``base_model_name_or_path`` when
+    that folder exists here, else the known base of a published StAR checkpoint, else the
+    adapter's ``base_model_name_or_path`` as a Hub id.
+    """
+    adapter: str | None = None
+    if _is_adapter(checkpoint):
+        adapter = checkpoint
+    elif _local_or_hub_file(checkpoint, f"{ADAPTER_SUBFOLDER}/adapter_config.json") is not None:
+        adapter = _child(checkpoint, ADAPTER_SUBFOLDER)
+    if adapter is None:
+        if base_model:
+            raise InvalidInputError("base_model was given but the checkpoint is not a LoRA adapter", checkpoint)
+        return CheckpointLayout(checkpoint, None, checkpoint)
+    config_path = _local_or_hub_file(adapter, "adapter_config.json")
+    assert config_path is not None
+    named = json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    known = KNOWN_BASE_MODELS.get(Path(checkpoint.rstrip("/")).name)
+    if base_model:
+        base = base_model
+    elif named and Path(named).expanduser().is_dir():
+        base = named
+    else:
+        base = known or named
+    if not base:
+        raise InvalidInputError("LoRA adapter names no base model: pass base_model=...", str(config_path))
+    published_processor = _child(checkpoint, PROCESSOR_SUBFOLDER)
+    if _has_processor(adapter):
+        processor = adapter
+    elif adapter != checkpoint and _has_processor(published_processor):
+        processor = published_processor
+    else:
+        processor = base
+    return CheckpointLayout(base, adapter, processor)
+
+
 def load_vlm(checkpoint: str, *, base_model: str | None = None, device: str = "auto", dtype: str | Any = "auto",
              merge_lora: bool = False, attn_implementation: str | None = None,
              key_mapping: dict[str, str] | None = None) -> VLM:
-    """Load a Qwen-VL checkpoint (full model or LoRA adapter) from a Hub id or a local folder.
-
-    For an adapter the base model is ``base_model`` or the adapter's ``base_model_name_or_path``;
-    the processor comes from the adapter folder when it ships one, else from the base.
-    """
+    """Load a Qwen-VL checkpoint (full model, LoRA adapter, or a published StAR repo) from a Hub id
+    or a local folder; see :func:`resolve_checkpoint` for how the base model and processor are found."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     started = time.perf_counter()
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
-    adapter: str | None = None
-    base = checkpoint
-    if _is_adapter(checkpoint):
-        adapter = checkpoint
-        config_path = _local_or_hub_file(checkpoint, "adapter_config.json")
-        assert config_path is not None
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-        base = base_model or raw.get("base_model_name_or_path")
-        if not base:
-            raise InvalidInputError("LoRA adapter names no base model: pass base_model=...", str(config_path))
-    elif base_model:
-        raise InvalidInputError("base_model was given but the checkpoint is not a LoRA adapter", checkpoint)
+    layout = resolve_checkpoint(checkpoint, base_model)
+    base, adapter = layout.base, layout.adapter
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if device.startswith("cuda"):
         kwargs["device_map"] = "auto" if device == "cuda" else device
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    model = AutoModelForImageTextToText.from_pretrained(base, **kwargs)
+    model = from_pretrained_or_error("vision-language model (a Qwen-VL checkpoint or LoRA adapter)", base,
+                                     AutoModelForImageTextToText.from_pretrained, **kwargs, **hub_load_kwargs(base))
     if not device.startswith("cuda"):
         model = model.to(device)
     if adapter is not None:
@@ -338,8 +493,8 @@ def load_vlm(checkpoint: str, *, base_model: str | None = None, device: str = "a
         if merge_lora:
             model = model.merge_and_unload()
     model.eval()
-    processor_ref = adapter if adapter is not None and _has_processor(adapter) else base
-    processor = AutoProcessor.from_pretrained(processor_ref)
+    processor = from_pretrained_or_error("processor", layout.processor, AutoProcessor.from_pretrained,
+                                         **hub_load_kwargs(layout.processor))
     processor.tokenizer.padding_side = "left"
     config = model.config if hasattr(model, "config") else model.base_model.model.config
     generation = getattr(model, "generation_config", None)
