@@ -245,9 +245,12 @@ def validate_rle(obj: Any, *, expected_size: Sequence[int] | None = None, where:
         compressed = None
     else:
         raise InvalidMaskError(f"RLE 'counts' must be a string or a list of integers, got {type(counts).__name__}", where)
-    if any(r < 0 for r in runs):
+    if isinstance(runs, np.ndarray):  # vectorised: iterating numpy scalars costs ~0.3 ms a mask
+        negative, total = bool(runs.size) and int(runs.min()) < 0, int(runs.sum())
+    else:
+        negative, total = any(r < 0 for r in runs), int(sum(runs))
+    if negative:
         raise InvalidMaskError("RLE counts contain a negative run", where)
-    total = int(sum(runs))
     if total != h * w:
         raise InvalidMaskError(f"RLE counts sum to {total}, expected height*width = {h * w}", where)
     if expected_size is not None and [h, w] != [int(expected_size[0]), int(expected_size[1])]:

@@ -5,7 +5,8 @@ and the leaderboard.
 "raw_text": str (optional), "meta": object (optional)}``
 
 A ``mask`` of ``null`` with status ``ok`` is an empty prediction; ``no_target`` means the model
-said nothing matches; ``parse_error`` / ``error`` are failures the protocol scores as such.
+said nothing matches; ``parse_error`` / ``error`` are failures the protocol scores as such. The
+status decides: a mask on a ``no_target`` or failed line is kept for inspection but not scored.
 
 The reader trusts nothing: every problem (malformed JSON, NaN, wrong types, RLE whose runs do not
 sum to ``h * w``, absurd sizes, conflicting duplicates) raises :class:`InvalidInputError` naming
@@ -41,7 +42,8 @@ __all__ = [
 
 STATUSES = ("ok", "no_target", "parse_error", "error")
 FAILURE_STATUSES = ("parse_error", "error")
-_KNOWN_KEYS = frozenset({"id", "mask", "status", "raw_text", "meta"})
+#: the predictions file inside a run folder written by ``reasonseg-x eval``
+RUN_PREDICTIONS = "predictions.jsonl"
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object with a repeated key (two ``mask`` fields, two ``id`` fields) is ambiguous: json would
+    silently keep the last one."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {repeated!r} appears twice in one object")
+    return obj
+
+
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant)
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
 
 def _has_non_finite(value: Any, depth: int = 0) -> bool:
@@ -248,6 +261,19 @@ class PredictionSet:
         self._raw[pred.id] = obj
 
 
+def _is_torn_last(path: Path, text: str) -> bool:
+    """Whether ``text`` is the file's last line and the file does not end with a newline."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - len(text.encode("utf-8")) - 1))
+            tail = fh.read()
+    except OSError:
+        return False
+    return not tail.endswith(b"\n") and tail.rstrip(b"\r").endswith(text.encode("utf-8"))
+
+
 def _read_jsonl(path: Path, *, skip_invalid: bool, allow_torn_tail: bool) -> PredictionSet:
     out = PredictionSet(str(path))
     name = str(path)
@@ -266,7 +292,8 @@ def _read_jsonl(path: Path, *, skip_invalid: bool, allow_torn_tail: bool) -> Pre
             obj = _loads(text)
         except (ValueError, RecursionError) as exc:
             out.counts["lines"] += 1
-            out._fail(PredictionProblem(where, f"malformed JSON: {exc}"), skip_invalid)
+            hint = " (the unterminated last line of a writer that was killed?)" if _is_torn_last(path, text) else ""
+            out._fail(PredictionProblem(where, f"malformed JSON: {exc}{hint}"), skip_invalid)
             continue
         out._add(obj, where, skip_invalid)
     if out.counts["torn_tail"]:
@@ -279,12 +306,34 @@ def _read_jsonl(path: Path, *, skip_invalid: bool, allow_torn_tail: bool) -> Pre
     return out
 
 
+def _binary_png_mask(array: Any) -> tuple[Any, str]:
+    """The foreground of a mask image, or ``(None, why)`` when it is not a binary mask.
+
+    A pixel is foreground when any channel is nonzero; every foreground pixel must have the same
+    value (0/1, 0/255, black/red, a palette index...). A probability map or a photo would
+    otherwise be thresholded at > 0 without anyone noticing.
+    """
+    import numpy as np
+
+    flat = array.reshape(array.shape[0], array.shape[1], -1).astype(np.uint64)
+    packed = np.zeros(flat.shape[:2], dtype=np.uint64)
+    for k in range(flat.shape[2]):
+        packed = (packed << np.uint64(16)) | flat[:, :, k]
+    foreground = packed != 0
+    values = packed[foreground]
+    if values.size and bool((values != values[0]).any()):
+        return None, ("not a binary mask: its foreground pixels hold several values (a soft/probability map "
+                      "or an image?); save 0 for background and one value (1 or 255) for the target")
+    return foreground, ""
+
+
 def read_png_folder(folder: str | Path, *, skip_invalid: bool = False) -> PredictionSet:
-    """Read ``<id>.png`` masks (nonzero in any channel = foreground) as ``ok`` predictions."""
+    """Read ``<id>.png`` masks as ``ok`` predictions: 0 is background, one other value (in any
+    channel) the target; a mask with several foreground values is refused."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    from reasonseg_x.masks import MAX_SIDE, encode
+    from reasonseg_x.masks import encode
 
     root = Path(folder)
     files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".png")
@@ -303,9 +352,10 @@ def read_png_folder(folder: str | Path, *, skip_invalid: bool = False) -> Predic
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
             out._fail(PredictionProblem(str(path), f"unreadable PNG mask: {exc}", sample_id), skip_invalid)
             continue
-        mask = array != 0
-        if mask.ndim == 3:
-            mask = mask.any(axis=2)
+        mask, reason = _binary_png_mask(array)
+        if mask is None:
+            out._fail(PredictionProblem(str(path), reason, sample_id), skip_invalid)
+            continue
         out.by_id[sample_id] = Prediction(id=sample_id, mask=encode(mask), status="ok")
         out.where[sample_id] = str(path)
     out.valid_bytes = None
@@ -313,14 +363,21 @@ def read_png_folder(folder: str | Path, *, skip_invalid: bool = False) -> Predic
 
 
 def read_predictions(path: str | Path, *, skip_invalid: bool = False, allow_torn_tail: bool = False) -> PredictionSet:
-    """Read a predictions JSONL file or a folder of ``<id>.png`` masks.
+    """Read a predictions JSONL file, a folder of ``<id>.png`` masks, or a run folder holding
+    ``predictions.jsonl``.
 
     Raises :class:`InvalidInputError` (``file:line``) for any bad line unless ``skip_invalid``;
     ``allow_torn_tail`` ignores (and reports) an unterminated last line.
     """
     p = Path(path)
     if p.is_dir():
-        return read_png_folder(p, skip_invalid=skip_invalid)
+        if (p / RUN_PREDICTIONS).is_file():  # a run folder of `reasonseg-x eval`
+            p = p / RUN_PREDICTIONS
+        elif (p / "metrics.json").is_file():
+            raise InvalidInputError(f"this is a scored run folder without {RUN_PREDICTIONS}; pass a predictions "
+                                    "JSONL file or a folder of <id>.png masks", str(p))
+        else:
+            return read_png_folder(p, skip_invalid=skip_invalid)
     if not p.exists():
         raise InvalidInputError("predictions file not found", str(p))
     return _read_jsonl(p, skip_invalid=skip_invalid, allow_torn_tail=allow_torn_tail)

@@ -52,6 +52,9 @@ def test_size_mismatch_names_id_and_line_unless_resize(tmp_path):
     resized = score_predictions(source, None, path, resize=True, n_resamples=0)
     rec = {r.id: r for r in resized.records}["s001"]
     assert rec.resized and rec.iou == 1.0 or rec.U == 0
+    from reasonseg_x.evaluators.report import render_markdown
+
+    assert resized.metrics["predictions"]["resized"] == 1 and "1 prediction mask(s)" in render_markdown(resized.metrics)
     skipped = score_predictions(source, None, path, skip_invalid=True, n_resamples=0)
     assert skipped.metrics["counts"]["invalid"] == 1
 
@@ -155,3 +158,62 @@ def test_empty_split_does_not_crash(tmp_path):
     result = score_predictions(MemorySource([]), None, [], n_resamples=100)
     assert result.metrics["overall"]["n"] == 0 and result.metrics["overall"]["giou_ci"] is None
     write_outputs(result, tmp_path / "e")
+
+
+def test_an_empty_predictions_file_is_an_error(tmp_path):
+    source, _ = make_case(3)
+    (tmp_path / "e.jsonl").write_text("\n\n")
+    for skip in (False, True):
+        with pytest.raises(InvalidInputError, match=r"e.jsonl.*no prediction.*all 3 samples"):
+            score_predictions(source, None, tmp_path / "e.jsonl", skip_invalid=skip)
+
+
+def test_skipped_source_rows_reach_every_view(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from reasonseg_x.data.source import SkippedRow
+    from reasonseg_x.evaluators.report import print_table, render_markdown
+
+    source, arrays = make_case(3)
+    source.skipped.append(SkippedRow("data/test.parquet:row 7", "image is not decodable"))
+    result = score_predictions(source, None, predictions_for(arrays), n_resamples=0)
+    assert result.metrics["data"]["skipped_rows"] == 1 and result.metrics["overall"]["n"] == 3
+    report = render_markdown(result.metrics)
+    assert "1 skipped source row(s)" in report and "data/test.parquet:row 7" in report and "not in n" in report
+    buf = io.StringIO()
+    print_table(result, Console(file=buf, width=120))
+    assert "skipped (--skip-invalid)" in buf.getvalue() and "image is not decodable" in buf.getvalue()
+
+
+def test_contradictions_and_unlabelled_samples_are_told(tmp_path):
+    from reasonseg_x.evaluators.records import read_records, write_records
+    from reasonseg_x.evaluators.report import render_markdown
+
+    source, arrays = make_case(4, p_empty=0.0)
+    source._samples[1] = source._samples[1].__class__(**{**source._samples[1].__dict__, "reasoning_type": None})
+    preds = predictions_for(arrays)
+    preds[0] = Prediction("s000", preds[0].mask, status="no_target")  # says nothing matches, sends a mask
+    result = score_predictions(source, None, preds, n_resamples=0)
+    m = result.metrics
+    assert m["counts"]["mask_ignored"] == 1 and {r.id: r.I for r in result.records}["s000"] == 0
+    assert sum(g["n"] for g in m["by_reasoning_type"].values()) == 3 and m["unlabelled"]["reasoning_type"] == 1
+    report = render_markdown(m)
+    assert "carried a non-empty mask" in report and "1 sample(s) have no reasoning type" in report
+    write_records(result.records, tmp_path / "ps.jsonl")
+    assert read_records(tmp_path / "ps.jsonl", "star").records[0].mask_ignored
+
+
+def test_hints_for_transposed_masks_and_stray_whitespace(tmp_path):
+    source, arrays = make_case(3)
+    target = arrays["s001"][0]
+    preds = predictions_for(arrays)
+    preds[1] = Prediction("s001", masks.encode(target.T.copy()))
+    path = write_jsonl(tmp_path / "t.jsonl", preds)
+    for resize in (False, True):
+        with pytest.raises(InvalidInputError, match=r"t.jsonl:2.*swapped.*transposed"):
+            score_predictions(source, None, path, resize=resize)
+    path = write_jsonl(tmp_path / "w.jsonl", [Prediction("s000 ", None)])
+    with pytest.raises(InvalidInputError, match="'s000' is: stray whitespace"):
+        score_predictions(source, None, path)

@@ -105,6 +105,27 @@ def test_score_reference_outputs_without_data(tmp_path):
         [{"image_id": "1", "ann_id": "1", "intersection": 1, "union": 2, "reasoning_type": "commonsense"}]))
     result = runner.invoke(app, ["score", "--predictions", str(run), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
+    assert "only the star and visionreasoner" in " ".join(result.output.split())
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["overall"]["giou"] == 0.5
     result = runner.invoke(app, ["score", "--predictions", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 2 and "--data" in result.output
+
+
+def test_terminal_table_names_protocol_groups_and_problems(tmp_path, memory_data):
+    _, arrays = memory_data
+    preds = [*predictions_for(arrays, drop=("s002",)), Prediction("ghost", None)]
+    result, _ = _score(tmp_path, "t", preds, "--protocol", "segzero", "--skip-invalid")
+    assert result.exit_code == 0, result.output
+    assert "visionreasoner protocol" in result.output  # not eaten as rich markup
+    assert "long query" in result.output and "short query" in result.output
+    assert "1 problem(s)" in result.output and "unknown id 'ghost'" in result.output
+
+
+def test_compare_shows_both_runs_and_their_failures(tmp_path, memory_data):
+    _, arrays = memory_data
+    _, out_a = _score(tmp_path, "a", predictions_for(arrays, drop=("s001", "s004")))
+    _, out_b = _score(tmp_path, "b", predictions_for(arrays))
+    result = runner.invoke(app, ["compare", str(out_a), str(out_b), "--bootstrap", "100"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "gIoU A -> B" in result.output and "cIoU A -> B" in result.output and "…" not in result.output
+    assert "A missing 2" in result.output and "B none" in result.output

@@ -46,6 +46,10 @@ def test_reads_valid_lines(tmp_path):
     ('{"id": "a", "mask": {"size": [2, 2], "counts": [1, -1, 4]}}', "negative"),
     ('{"id": "a", "mask": "abc"}', "RLE object"),
     ('{"id": "a", "mask": null, "raw_text": 5}', "raw_text"),
+    ('{"id": "a", "mask": null, "id": "b"}', "'id' appears twice"),
+    ('{"id": "a", "mask": {"size": [2.0, 2.0], "counts": "4"}}', "integers"),
+    ('{"id": "a", "mask": {"size": [2, 2], "counts": "\\u00e9"}}', "invalid character"),
+    ('{"id": "a", "mask": null, "meta": {"x": 1e999}}', "infinity"),
 ])
 def test_bad_line_names_file_and_line(tmp_path, line, message):
     path = _write(tmp_path, [{"id": "z", "mask": None}, line])
@@ -76,7 +80,7 @@ def test_duplicates(tmp_path):
 def test_torn_tail(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps(GOOD) + "\n" + '{"id": "b", "mask": nu', encoding="utf-8")
-    with pytest.raises(InvalidInputError, match=":2"):
+    with pytest.raises(InvalidInputError, match=":2.*unterminated last line"):
         read_predictions(path)
     preds = read_predictions(path, allow_torn_tail=True)
     assert set(preds.by_id) == {"a"} and preds.counts["torn_tail"] == 1
@@ -94,10 +98,15 @@ def test_png_folder(tmp_path):
     (tmp_path / "x3.png").write_bytes(b"not a png")
     with pytest.raises(InvalidInputError, match="x3.png"):
         read_predictions(tmp_path)
+    noise = np.random.default_rng(0).integers(0, 255, (5, 6, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "x4.png")
+    soft = np.linspace(0, 255, 30, dtype=np.uint8).reshape(5, 6)
+    Image.fromarray(soft).save(tmp_path / "x5.png")
     preds = read_predictions(tmp_path, skip_invalid=True)
     assert masks.area(preds.by_id["x1"].mask) == 6
-    assert masks.area(preds.by_id["x2"].mask) == 1
-    assert preds.invalid_ids == {"x3"}
+    assert masks.area(preds.by_id["x2"].mask) == 1  # a coloured foreground on black is binary too
+    assert preds.invalid_ids == {"x3", "x4", "x5"}
+    assert all("not a binary mask" in p.reason for p in preds.problems if p.id in ("x4", "x5"))
 
 
 def test_prediction_to_json_round_trip():
@@ -153,3 +162,29 @@ def test_bom_and_crlf_are_tolerated(tmp_path):
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode() + b"\r\n")
     assert set(read_predictions(path).by_id) == {"a"}
+
+
+def test_run_folders(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    _write(run, [GOOD], name="predictions.jsonl")
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(run / "chart.png")
+    preds = read_predictions(run)  # an eval run folder: its predictions.jsonl, not its chart
+    assert set(preds.by_id) == {"a"} and preds.path.endswith("predictions.jsonl")
+    scored = tmp_path / "scored"
+    scored.mkdir()
+    (scored / "metrics.json").write_text("{}")
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint8)).save(scored / "chart.png")
+    with pytest.raises(InvalidInputError, match="scored run folder"):
+        read_predictions(scored)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(h=st.integers(1, 12), w=st.integers(1, 12), seed=st.integers(0, 2**32 - 1),
+       density=st.sampled_from([0.0, 0.1, 0.5, 1.0]), status=st.sampled_from(["ok", "no_target"]))
+def test_written_masks_read_back_identical(tmp_path, h, w, seed, density, status):
+    mask = np.random.default_rng(seed).random((h, w)) < density
+    pred = Prediction("s", masks.encode(mask), status=status, meta={"seed": seed})
+    path = _write(tmp_path, [prediction_to_json(pred)], name="rt.jsonl")
+    back = read_predictions(path).by_id["s"]
+    assert back == pred and np.array_equal(masks.decode(back.mask), mask)

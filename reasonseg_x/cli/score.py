@@ -15,8 +15,8 @@ from reasonseg_x.cli._common import user_errors
 
 def score(
     predictions: Path = typer.Option(..., "--predictions", "-p",
-                                     help="Predictions JSONL, a folder of <id>.png masks, or reference output_*.json "
-                                          "file(s)."),
+                                     help="Predictions JSONL, a run folder holding predictions.jsonl, a folder of "
+                                          "binary <id>.png masks, or reference output_*.json file(s)."),
     data: Optional[str] = typer.Option(None, "--data", "-d",
                                        help="Data source: mini, synth:N, a local folder, a Hub id or known name. "
                                             "Optional only for reference output_*.json files."),

@@ -67,6 +67,9 @@ def count_statuses(records: RecordSet, extra: dict[str, int] | None = None) -> d
             counts[r.status] += 1
         elif r.status == "ok" and r.pred_empty:
             counts["empty_prediction"] += 1
+    ignored = sum(1 for r in records if r.mask_ignored)
+    if ignored:  # only when it happens: a status that contradicts its mask
+        counts["mask_ignored"] = ignored
     for key, value in (extra or {}).items():
         counts[key] = counts.get(key, 0) + int(value)
     return counts
@@ -96,8 +99,9 @@ def gres_accuracy(cols: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def aggregate(records: RecordSet, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
               level: float = DEFAULT_LEVEL, extra_counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """The metric part of ``metrics.json`` (everything but provenance)."""
+    """The metric part of ``metrics.json`` (everything but provenance); independent of record order."""
     protocol = get_protocol(records.protocol)
+    records = records.canonical()
     cols = records.columns()
     opts = {"n_resamples": n_resamples, "seed": seed, "level": level}
     out: dict[str, Any] = {"overall": group_metrics(cols, None, protocol, label="overall", **opts)}

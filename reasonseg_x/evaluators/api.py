@@ -121,6 +121,9 @@ def score_records(source: Source, split: str | None, predictions: Any, *, protoc
             problems.append(PredictionProblem(where, exc.reason, gt.id))
             record = score_sample(truth, None, proto, status="invalid")
         records.append(record)
+    if seen and isinstance(predictions, (str, Path)) and not preds.counts.get("lines"):
+        raise InvalidInputError(f"no prediction in it (empty): all {len(seen)} samples of split {split!r} would "
+                                "score as missing; is this the right file?", preds.path or str(predictions))
     if strict and missing:
         shown = ", ".join(repr(i) for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise InvalidInputError(f"{len(missing)} sample(s) have no prediction (strict mode): {shown}",
@@ -132,6 +135,7 @@ def score_records(source: Source, split: str | None, predictions: Any, *, protoc
             raise InvalidInputError(
                 f"prediction id {first!r} is not a sample of {source.spec or 'the source'} split {split!r}"
                 + (f" ({len(unknown)} unknown ids)" if len(unknown) > 1 else "")
+                + (f"; {first.strip()!r} is: stray whitespace in the id?" if first.strip() in seen else "")
                 + (f"; sample ids of this source come from {source.id_rule!r}"
                    if getattr(source, "id_rule", "") not in ("", "id") else ""), preds.location(first))
         problems.extend(PredictionProblem(preds.location(i), f"unknown id {i!r}", i, kind="unknown_id")
@@ -175,8 +179,9 @@ def score_predictions(source: Source, split: str | None, predictions: Any, *, pr
     if id_rule:
         data["id_rule"] = id_rule
     skipped = getattr(source, "skipped", None)
-    if skipped:
+    if skipped:  # rows the source left out under skip_invalid: not scored, so say so everywhere
         data["skipped_rows"] = len(skipped)
+        data["skipped"] = [{"where": row.where, "reason": row.reason} for row in skipped[:_MAX_LISTED_PROBLEMS]]
     pred_info = {"path": preds.path, "lines": preds.counts.get("lines", 0),
                  "torn_tail": preds.counts.get("torn_tail", 0), "resized": sum(1 for r in records if r.resized)}
     extra = {"duplicate": preds.counts.get("duplicate", 0), "unknown_id": info["unknown_id"]}

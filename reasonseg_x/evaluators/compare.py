@@ -76,8 +76,8 @@ def compare_runs(a: ScoredRun, b: ScoredRun, *, n_resamples: int = DEFAULT_RESAM
         only_b = sorted(set(ids_b) - set(ids_a))[:3]
         raise InvalidInputError(f"runs cover different samples (only in A: {only_a}, only in B: {only_b})", b.path)
     protocol = get_protocol(a.records.protocol)
-    order_ids = a.records.ids
-    order_a = list(range(len(order_ids)))
+    order_ids = sorted(ids_a)  # the canonical order of the aggregates (records.canonical)
+    order_a = [ids_a[i] for i in order_ids]
     order_b = [ids_b[i] for i in order_ids]
     cols_a, cols_b = _columns(a.records, order_a), _columns(b.records, order_b)
     opts = {"n_resamples": n_resamples, "seed": seed, "level": level}
@@ -85,10 +85,12 @@ def compare_runs(a: ScoredRun, b: ScoredRun, *, n_resamples: int = DEFAULT_RESAM
         "protocol": protocol.name,
         "data": a.metrics.get("data"),
         "run_a": a.path, "run_b": b.path,
+        "counts_a": a.metrics.get("counts") or {}, "counts_b": b.metrics.get("counts") or {},
         "overall": paired_bootstrap(cols_a, cols_b, protocol, label="overall", **opts),
     }
+    canonical_a = a.records.canonical()
     for key, field_name in GROUPINGS:
-        labels = a.records.group_labels(key)
+        labels = canonical_a.group_labels(key)
         present = {v for v in labels if v is not None}
         if not present or (key == "source" and len(present) < 2):
             continue
@@ -105,16 +107,6 @@ def compare_runs(a: ScoredRun, b: ScoredRun, *, n_resamples: int = DEFAULT_RESAM
     return out
 
 
-def _rows(result: dict[str, Any], *, short: bool = False) -> list[tuple[str, dict[str, Any]]]:
-    from reasonseg_x.evaluators.report import group_title
-
-    rows = [("Overall", result["overall"])]
-    for _, field_name in GROUPINGS:
-        for key, g in (result.get(field_name) or {}).items():
-            rows.append((group_title(field_name, key, short=short), g))
-    return rows
-
-
 def _signed(v: float | None) -> str:
     return "-" if v is None else f"{100.0 * v:+.1f}"
 
@@ -127,16 +119,32 @@ def _p(p: float | None) -> str:
     return "-" if p is None else f"{p:.3f}"
 
 
+def _failures(counts: dict[str, int]) -> str:
+    """The non-zero failure counts of a run (what can move a score without the model changing)."""
+    keys = ("missing", "invalid", "parse_error", "error", "no_target", "empty_prediction", "mask_ignored", "duplicate",
+            "unknown_id")
+    shown = [f"{k} {counts[k]}" for k in keys if counts.get(k)]
+    return ", ".join(shown) or "none"
+
+
+def _arrow(a: float, b: float) -> str:
+    return f"{100 * a:.1f} -> {100 * b:.1f}"
+
+
 def render_comparison_markdown(result: dict[str, Any]) -> str:
+    from reasonseg_x.evaluators.report import table_rows
+
     level = int(round(100 * result["bootstrap"]["level"]))
     lines = [f"# Paired comparison ({result['protocol']} protocol)", "",
              f"- A: `{result['run_a']}`", f"- B: `{result['run_b']}`",
              f"- data fingerprint `{(result.get('data') or {}).get('fingerprint', '')}`; deltas are B - A in points; "
-             f"{result['bootstrap']['n_resamples']} paired resamples, seed {result['bootstrap']['seed']}", "",
+             f"{result['bootstrap']['n_resamples']} paired resamples, seed {result['bootstrap']['seed']}",
+             f"- failures and empty answers: A {_failures(result.get('counts_a') or {})}; "
+             f"B {_failures(result.get('counts_b') or {})}", "",
              f"| group | n | gIoU A | gIoU B | delta gIoU | {level}% CI | p | cIoU A | cIoU B | delta cIoU | "
              f"{level}% CI | p |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|"]
-    for title, g in _rows(result):
+    for title, g in table_rows(result):
         lines.append(f"| {title} | {g['n']} | {100 * g['giou_a']:.1f} | {100 * g['giou_b']:.1f} | "
                      f"{_signed(g['delta_giou'])} | {_ci(g['delta_giou_ci'])} | {_p(g['p_giou'])} | "
                      f"{100 * g['ciou_a']:.1f} | {100 * g['ciou_b']:.1f} | {_signed(g['delta_ciou'])} | "
@@ -145,14 +153,35 @@ def render_comparison_markdown(result: dict[str, Any]) -> str:
 
 
 def print_comparison(result: dict[str, Any], console: Any = None) -> None:
+    """Print the comparison with rich: one table with gIoU and cIoU side by side on a wide
+    terminal, one table per metric on a narrow one (nothing truncated)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from reasonseg_x.evaluators.report import group_sections
+
     console = console or Console()
-    table = Table(title=f"B - A in points ({result['protocol']}): B = {result['run_b']}, A = {result['run_a']}")
-    for name in ("group", "n", "gIoU B-A [95% CI]", "p", "cIoU B-A [95% CI]", "p "):
-        table.add_column(name, justify="left" if name == "group" else "right", no_wrap=True)
-    for title, g in _rows(result, short=console.width < 110):
-        table.add_row(title, str(g["n"]), f"{_signed(g['delta_giou'])} {_ci(g['delta_giou_ci'])}", _p(g["p_giou"]),
-                      f"{_signed(g['delta_ciou'])} {_ci(g['delta_ciou_ci'])}", _p(g["p_ciou"]))
-    console.print(table)
+    level = int(round(100 * result["bootstrap"]["level"]))
+    wide = console.width >= 140
+    title = f"Paired comparison, {result['protocol']} protocol: A = {result['run_a']}, B = {result['run_b']}"
+    for metrics in ((("gIoU", "giou"), ("cIoU", "ciou")),) if wide else ((("gIoU", "giou"),), (("cIoU", "ciou"),)):
+        table = Table(title=escape(title + " (points; delta = B - A)" if metrics[0][1] == "giou" else ""))
+        table.add_column("group", justify="left", no_wrap=True)
+        table.add_column("n", justify="right", no_wrap=True)
+        for label, _ in metrics:
+            for name in (f"{label} A -> B", f"delta [{level}% CI]", "p"):
+                table.add_column(name, justify="right", no_wrap=True)
+        for block in group_sections(result, short=console.width < 80):
+            for n, (row_title, g) in enumerate(block):
+                cells = [escape(row_title), str(g["n"])]
+                for _, key in metrics:
+                    cells += [_arrow(g[f"{key}_a"], g[f"{key}_b"]),
+                              f"{_signed(g[f'delta_{key}'])} {_ci(g[f'delta_{key}_ci'])}", _p(g[f"p_{key}"])]
+                table.add_row(*cells, end_section=(n == len(block) - 1))
+        console.print(table)
+    console.print(escape(f"failures and empty answers: A {_failures(result.get('counts_a') or {})}; "
+                         f"B {_failures(result.get('counts_b') or {})}"), soft_wrap=True)
+    console.print(f"p: two-sided paired bootstrap ({result['bootstrap']['n_resamples']} resamples); a CI that "
+                  "excludes 0 is a difference beyond resampling noise (per group, not corrected for multiple groups).",
+                  soft_wrap=True)

@@ -23,13 +23,16 @@ __all__ = ["RECORD_STATUSES", "SampleRecord", "RecordSet", "merge_records", "rea
 #: prediction statuses plus the two the scorer adds (no line / a bad line)
 RECORD_STATUSES = ("ok", "no_target", "parse_error", "error", "missing", "invalid")
 FAILED = frozenset({"parse_error", "error", "missing", "invalid"})
+#: boolean fields of a record, written as the ``flags`` list of per_sample.jsonl
+_FLAGS = ("gt_empty", "pred_empty", "resized", "mask_ignored")
 
 
 @dataclass(frozen=True)
 class SampleRecord:
     """Scored sample: intersection ``I``, union ``U`` and ``iou`` under the protocol, the
     prediction ``status``, the sample's ``groups``, and flags: ``gt_empty`` (no target pixels),
-    ``pred_empty`` (the prediction selects nothing), ``resized`` (mask resized on request)."""
+    ``pred_empty`` (the prediction selects nothing), ``resized`` (mask resized on request),
+    ``mask_ignored`` (a ``no_target`` or failed line carried a non-empty mask, not scored)."""
 
     id: str
     I: int
@@ -40,6 +43,7 @@ class SampleRecord:
     gt_empty: bool = False
     pred_empty: bool = False
     resized: bool = False
+    mask_ignored: bool = False
 
     @property
     def failed(self) -> bool:
@@ -48,7 +52,7 @@ class SampleRecord:
     def to_json(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"id": self.id, "I": int(self.I), "U": int(self.U), "iou": float(self.iou),
                                "status": self.status, "groups": dict(self.groups)}
-        flags = [name for name in ("gt_empty", "pred_empty", "resized") if getattr(self, name)]
+        flags = [name for name in _FLAGS if getattr(self, name)]
         if flags:
             obj["flags"] = flags
         return obj
@@ -71,7 +75,7 @@ class SampleRecord:
         except (KeyError, TypeError) as exc:
             raise InvalidInputError(f"not a per-sample record ({exc})", where) from None
         return cls(id=sample_id, I=i, U=u, iou=float(iou), status=status, groups=dict(groups),
-                   gt_empty="gt_empty" in flags, pred_empty="pred_empty" in flags, resized="resized" in flags)
+                   **{name: name in flags for name in _FLAGS})
 
 
 class RecordSet:
@@ -90,6 +94,11 @@ class RecordSet:
 
     def __getitem__(self, index: int) -> SampleRecord:
         return self.records[index]
+
+    def canonical(self) -> RecordSet:
+        """The same records sorted by id: every aggregate is computed in this order, so shards
+        merged in any order give bit-identical numbers, bootstrap intervals included."""
+        return RecordSet(self.protocol, sorted(self.records, key=lambda r: r.id))
 
     def append(self, record: SampleRecord) -> None:
         self.records.append(record)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +27,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonseg_x.data.source import Source
     from reasonseg_x.evaluators.api import EvalResult
 
-__all__ = ["DERIVABLE_PROTOCOLS", "NOTE", "reference_output_files", "read_reference_outputs",
-           "score_reference_outputs", "looks_like_reference_outputs"]
+__all__ = ["DERIVABLE_PROTOCOLS", "NOTE", "ID_KEYS", "reference_output_files", "read_reference_outputs",
+           "score_reference_outputs", "looks_like_reference_outputs", "ReferenceRows"]
 
 DERIVABLE_PROTOCOLS = ("star", "visionreasoner")
 NOTE = ("re-aggregated from reference per-sample outputs (intersection/union only, no masks): only the star and "
-        "visionreasoner/segzero conventions are derivable; failures cannot be told apart from poor masks")
+        "visionreasoner/segzero conventions are derivable; failures cannot be told apart from empty masks (with --data "
+        "both count as empty_prediction)")
 
 
 def reference_output_files(path: str | Path) -> list[Path]:
@@ -69,50 +71,86 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _sample_id(item: dict[str, Any]) -> str | None:
-    for key in ("id", "ann_id", "image_id"):
+#: keys a reference row may name its sample by, in order of preference when no source says which
+ID_KEYS = ("id", "ann_id", "image_id")
+
+
+def _sample_id(item: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
         value = item.get(key)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
             return str(value)
     return None
 
 
-def read_reference_outputs(path: str | Path, *, skip_invalid: bool = False
-                           ) -> tuple[list[dict[str, Any]], list[PredictionProblem], int]:
-    """Rows ``{id, I, U, reasoning_type, where}`` of every file, the problems, and the number of
-    identical duplicates. Conflicting duplicates and bad rows raise (or are problems under
-    ``skip_invalid``)."""
+def _id_keys(source: Source, split: str) -> tuple[str, ...]:
+    """The row key that holds the source's sample id (the scripts write both ``image_id`` and
+    ``ann_id``; a source whose ids are image ids must not be matched on ``ann_id``)."""
+    rule_of = getattr(source, "id_rule_of", None)
+    rule = rule_of(split) if callable(rule_of) else getattr(source, "id_rule", "id")
+    return (rule,) if rule in ("ann_id", "image_id") else ID_KEYS
+
+
+@dataclass
+class ReferenceRows:
+    """What the files hold: valid ``rows`` ``{id, I, U, reasoning_type, where}``, the ``problems``,
+    identical ``duplicates``, ``invalid_ids`` (bad rows, or ids whose rows conflict: none of their
+    rows is used) and ``invalid_without_id`` (bad rows or files naming no sample)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[PredictionProblem] = field(default_factory=list)
+    duplicates: int = 0
+    invalid_ids: set[str] = field(default_factory=set)
+    invalid_without_id: int = 0
+
+
+def read_reference_outputs(path: str | Path, *, skip_invalid: bool = False,
+                           id_keys: tuple[str, ...] = ID_KEYS) -> ReferenceRows:
+    """Read every ``output_*.json``. A bad row or a conflicting duplicate raises naming
+    ``file[index]``, or under ``skip_invalid`` is a problem and its id is invalid (never silently
+    left out). A row's id is the first of ``id_keys`` it holds."""
     rows: dict[str, dict[str, Any]] = {}
-    problems: list[PredictionProblem] = []
-    duplicates = 0
+    out = ReferenceRows()
 
     def fail(where: str, reason: str, sample_id: str | None = None, kind: str = "invalid") -> None:
         if not skip_invalid:
             raise InvalidInputError(reason, where)
-        problems.append(PredictionProblem(where, reason, sample_id, kind))
+        out.problems.append(PredictionProblem(where, reason, sample_id, kind))
+        if sample_id is None:
+            out.invalid_without_id += 1
+        else:
+            out.invalid_ids.add(sample_id)
+            rows.pop(sample_id, None)
 
     for file in reference_output_files(path):
         try:
             data = json.loads(file.read_text(encoding="utf-8"), parse_constant=lambda c: float("nan"))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            fail(str(file), f"malformed JSON: {exc}")
+            fail(str(file), f"malformed JSON: {exc} (none of this file's rows is used)")
             continue
         if not isinstance(data, list):
-            fail(str(file), "expected a JSON list of per-sample objects")
+            fail(str(file), "expected a JSON list of per-sample objects (none of this file's rows is used)")
             continue
         for n, item in enumerate(data):
             where = f"{file}[{n}]"
             if not isinstance(item, dict):
                 fail(where, "expected an object")
                 continue
-            sample_id = _sample_id(item)
+            if "intersection" not in item and "mask" in item:
+                fail(where, "this is a prediction object, not a reference output row (intersection/union); "
+                            "predictions files are JSON Lines: one object per line")
+                continue
+            sample_id = _sample_id(item, id_keys)
             i, u = _count(item.get("intersection")), _count(item.get("union"))
             if sample_id is None:
-                fail(where, "row has no id, ann_id or image_id")
+                fail(where, f"row has no {' or '.join(id_keys)}")
                 continue
             if i is None or u is None or i > u:
                 fail(where, f"id {sample_id!r}: intersection/union must be integers with 0 <= I <= U, got "
                             f"{item.get('intersection')!r}/{item.get('union')!r}", sample_id)
+                continue
+            if sample_id in out.invalid_ids:
+                fail(where, f"id {sample_id!r} repeats an invalid row", sample_id)
                 continue
             rtype = item.get("reasoning_type")
             row = {"id": sample_id, "I": i, "U": u,
@@ -120,13 +158,14 @@ def read_reference_outputs(path: str | Path, *, skip_invalid: bool = False
             if sample_id in rows:
                 first = rows[sample_id]
                 if (first["I"], first["U"], first["reasoning_type"]) == (i, u, row["reasoning_type"]):
-                    duplicates += 1
+                    out.duplicates += 1
                     continue
                 fail(where, f"id {sample_id!r} also at {first['where']} with different numbers (shards from "
                             "different runs merged by the glob?)", sample_id, kind="duplicate_conflict")
                 continue
             rows[sample_id] = row
-    return list(rows.values()), problems, duplicates
+    out.rows = list(rows.values())
+    return out
 
 
 def score_reference_outputs(path: str | Path, *, protocol: str = "star", source: Source | None = None,
@@ -147,10 +186,19 @@ def score_reference_outputs(path: str | Path, *, protocol: str = "star", source:
         raise InvalidInputError(f"protocol {proto.name!r} cannot be derived from reference outputs: they hold only "
                                 "intersection and union (no masks, no ignore region, no no-target answers); "
                                 "use star or visionreasoner")
-    rows, problems, duplicates = read_reference_outputs(path, skip_invalid=skip_invalid)
+    truths = []
+    if source is not None:
+        split = source.resolve_split(split)
+        truths = list(source.ground_truth(split))
+    id_keys = _id_keys(source, split) if source is not None else ID_KEYS
+    read = read_reference_outputs(path, skip_invalid=skip_invalid, id_keys=id_keys)
+    rows, problems = read.rows, list(read.problems)
     records = RecordSet(proto.name)
     data: dict[str, Any] = {"spec": str(path), "split": split or "", "fingerprint": ""}
-    extra = {"duplicate": duplicates}
+    extra = {"duplicate": read.duplicates}
+    if read.invalid_without_id:
+        extra["invalid_lines_without_id"] = read.invalid_without_id
+    note = NOTE
     if source is None:
         from reasonseg_x.taxonomy import reasoning_types
 
@@ -159,26 +207,42 @@ def score_reference_outputs(path: str | Path, *, protocol: str = "star", source:
             rtype = taxonomy.resolve(row["reasoning_type"])
             groups = {"reasoning_type": rtype} if rtype else {}
             records.append(SampleRecord(row["id"], row["I"], row["U"], proto.iou_of(row["I"], row["U"]), "ok", groups))
+        if read.invalid_ids:
+            extra["invalid"] = len(read.invalid_ids)
+            note += (f"; {len(read.invalid_ids)} invalid row id(s) are counted but not in n: without --data there is "
+                     "no target area to score them as failures")
     else:
         by_id = {row["id"]: row for row in rows}
-        split = source.resolve_split(split)
-        truths, seen, missing = [], set(), []
-        for gt in source.ground_truth(split):
-            truths.append(gt)
+        seen, missing = set(), []
+        for gt in truths:
             seen.add(gt.id)
             row = by_id.get(gt.id)
-            if row is None:
+            truth = prepare_truth(gt, proto)
+            if row is None and gt.id in read.invalid_ids:
+                records.append(score_sample(truth, None, proto, status="invalid"))
+            elif row is None:
                 missing.append(gt.id)
-                records.append(score_sample(prepare_truth(gt, proto), None, proto))
+                records.append(score_sample(truth, None, proto))
+            elif row["I"] > truth.target_area or row["U"] < truth.target_area:
+                # I <= area(GT) <= U holds for any mask scored on this ground truth
+                reason = (f"id {gt.id!r}: intersection {row['I']} / union {row['U']} are impossible for a target of "
+                          f"{truth.target_area} pixels: these outputs were computed on other ground truth")
+                if not skip_invalid:
+                    raise InvalidInputError(reason, row["where"])
+                problems.append(PredictionProblem(row["where"], reason, gt.id))
+                records.append(score_sample(truth, None, proto, status="invalid"))
             else:
                 records.append(SampleRecord(gt.id, row["I"], row["U"], proto.iou_of(row["I"], row["U"]), "ok",
-                                            dict(gt.groups)))
+                                            dict(gt.groups), gt_empty=truth.target_area == 0,
+                                            pred_empty=row["U"] + row["I"] == truth.target_area))
         unknown = [r for r in rows if r["id"] not in seen]
+        # a bad row naming an id the split does not hold is an unknown id too (its problem is listed)
+        invalid_unknown = [i for i in read.invalid_ids if i not in seen]
         if unknown and not skip_invalid:
-            raise InvalidInputError(f"id {unknown[0]['id']!r} is not a sample of split {split!r} "
+            raise InvalidInputError(f"{'/'.join(id_keys)} {unknown[0]['id']!r} is not a sample of split {split!r} "
                                     f"({len(unknown)} unknown)", unknown[0]["where"])
         problems += [PredictionProblem(r["where"], f"unknown id {r['id']!r}", r["id"], "unknown_id") for r in unknown]
-        extra["unknown_id"] = len(unknown)
+        extra["unknown_id"] = len(unknown) + len(invalid_unknown)
         if strict and missing:
             raise InvalidInputError(f"{len(missing)} sample(s) have no reference output (strict mode): "
                                     f"{missing[:5]}", str(path))
@@ -186,5 +250,5 @@ def score_reference_outputs(path: str | Path, *, protocol: str = "star", source:
                 "fingerprint": _fingerprint(source, split, truths), "reference_outputs": str(path)}
     metrics = build_metrics(records, data=data, predictions={"path": str(path), "format": "reference output_*.json"},
                             n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra, problems=problems,
-                            note=NOTE)
+                            note=note)
     return EvalResult(metrics=metrics, records=records, problems=problems)

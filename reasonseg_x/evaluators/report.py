@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["table_rows", "render_markdown", "print_table", "draw_chart", "pct", "group_title"]
+__all__ = ["table_rows", "group_sections", "render_markdown", "print_table", "draw_chart", "pct", "group_title"]
 
+#: problems printed in the terminal (metrics.json lists up to 50, the result object all)
+_PRINTED_PROBLEMS = 5
 _GROUP_SECTIONS = (("by_reasoning_type", "Reasoning type"), ("by_query_kind", "Query kind"), ("by_source", "Source"))
 
 
@@ -23,8 +25,9 @@ def _ci(ci: list[float] | None) -> str:
 
 
 def group_title(section: str, key: str, *, short: bool = False) -> str:
-    """``function_purpose`` -> ``P/F function_purpose`` (the code the paper's tables use; the code
-    alone when ``short``)."""
+    """A row title a reader can place: ``function_purpose`` -> ``P/F function_purpose`` (the code the
+    paper's tables use; the code alone when ``short``), ``long`` -> ``long query``, a source ->
+    ``source: NAME``."""
     if section == "by_reasoning_type":
         from reasonseg_x.taxonomy import reasoning_types
 
@@ -32,20 +35,59 @@ def group_title(section: str, key: str, *, short: bool = False) -> str:
         if cat.code == key:
             return key
         return cat.code if short else f"{cat.code} {key}"
+    if section == "by_query_kind":
+        return f"{key} query"
+    if section == "by_source":
+        return f"source: {key}"
     return key
+
+
+def group_sections(metrics: dict[str, Any], *, short: bool = False) -> list[list[tuple[str, dict[str, Any]]]]:
+    """Rows grouped as the tables show them: overall, then one block per grouping present (also
+    fits a comparison, which has the same sections)."""
+    blocks = [[("Overall", metrics["overall"])]]
+    for section, _ in _GROUP_SECTIONS:
+        rows = [(group_title(section, key, short=short), group) for key, group in (metrics.get(section) or {}).items()]
+        if rows:
+            blocks.append(rows)
+    return blocks
 
 
 def table_rows(metrics: dict[str, Any], *, short: bool = False) -> list[tuple[str, dict[str, Any]]]:
     """(title, group metrics) for the overall row and every group, in report order."""
-    rows = [("Overall", metrics["overall"])]
-    for section, _ in _GROUP_SECTIONS:
-        for key, group in (metrics.get(section) or {}).items():
-            rows.append((group_title(section, key, short=short), group))
-    return rows
+    return [row for block in group_sections(metrics, short=short) for row in block]
 
 
 def _counts_line(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def _notes(metrics: dict[str, Any]) -> list[str]:
+    """What a reader must know before trusting the table: reference outputs, resized masks, statuses
+    that contradict their mask, samples in no group row, skipped source rows."""
+    notes = [metrics["note"]] if metrics.get("note") else []
+    resized = (metrics.get("predictions") or {}).get("resized", 0)
+    if resized:
+        notes.append(f"{resized} prediction mask(s) of another size were resized (nearest) to their image")
+    ignored = (metrics.get("counts") or {}).get("mask_ignored", 0)
+    if ignored:
+        notes.append(f"{ignored} line(s) with status no_target/parse_error/error carried a non-empty mask: the "
+                     "status decides, the mask was not scored")
+    for key, count in (metrics.get("unlabelled") or {}).items():
+        what = key.replace("_", " ")
+        notes.append(f"{count} sample(s) have no {what}: they are in Overall but in no {what} row")
+    skipped = (metrics.get("data") or {}).get("skipped_rows", 0)
+    if skipped:
+        notes.append(f"{skipped} invalid source row(s) were skipped (--skip-invalid): they are not scored and not in n")
+    return notes
+
+
+def _listed(metrics: dict[str, Any], limit: int | None = None) -> list[tuple[str, list[dict[str, Any]], int]]:
+    """(heading, first entries, total) of the problem lists: prediction problems, skipped source rows."""
+    data = metrics.get("data") or {}
+    lists = [("problem(s) in the predictions", metrics.get("problems") or [], metrics.get("problems_total", 0)),
+             ("skipped source row(s)", data.get("skipped") or [], data.get("skipped_rows", 0))]
+    return [(heading, entries[:limit], total) for heading, entries, total in lists if total]
 
 
 def render_markdown(metrics: dict[str, Any]) -> str:
@@ -59,8 +101,7 @@ def render_markdown(metrics: dict[str, Any]) -> str:
     lines.append(f"- protocol `{metrics['protocol']}`: {metrics.get('protocol_description', '')}")
     lines.append(f"- toolkit reasonseg-x {metrics.get('version', '')}; bootstrap {boot.get('n_resamples', 0)} "
                  f"resamples, seed {boot.get('seed', 0)}, {level}% percentile intervals")
-    if metrics.get("note"):
-        lines.append(f"- note: {metrics['note']}")
+    lines += [f"- note: {note}" for note in _notes(metrics)]
     lines += ["", "Values in percent.", ""]
     lines.append(f"| group | n | gIoU | gIoU {level}% CI | cIoU | cIoU {level}% CI |")
     lines.append("|---|---:|---:|---|---:|---|")
@@ -82,35 +123,46 @@ def render_markdown(metrics: dict[str, Any]) -> str:
                   f"N-acc {pct(g['n_acc'])} (TP {g['TP']}, FN {g['FN']}); T-acc {pct(g['t_acc'])} "
                   f"(TN {g['TN']}, FP {g['FP']})"]
     lines += ["", "## Counts", "", _counts_line(metrics.get("counts", {}))]
-    if metrics.get("problems"):
-        lines += ["", f"## Problems ({metrics.get('problems_total', len(metrics['problems']))})", ""]
-        lines += [f"- `{p['where']}`: {p['reason']}" for p in metrics["problems"]]
+    for heading, entries, total in _listed(metrics):
+        lines += ["", f"## {total} {heading}", ""]
+        lines += [f"- `{p['where']}`: {p['reason']}" for p in entries]
+        if total > len(entries):
+            lines.append(f"- ... {total - len(entries)} more")
     return "\n".join(lines) + "\n"
 
 
 def print_table(result: Any, console: Any = None) -> None:
     """Print the gIoU/cIoU table (with CIs) and the counts with rich."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     metrics = result.metrics if hasattr(result, "metrics") else result
     console = console or Console()
     data = metrics.get("data", {})
-    table = Table(title=f"ReasonSeg-X [{metrics['protocol']}] {data.get('spec', '')} {data.get('split', '')}".strip())
+    title = f"ReasonSeg-X, {metrics['protocol']} protocol: {data.get('spec', '')} {data.get('split', '')}".strip()
+    table = Table(title=escape(title.rstrip(":")))
     for name, justify in (("group", "left"), ("n", "right"), ("gIoU", "right"), ("95% CI", "left"),
                           ("cIoU", "right"), ("95% CI ", "left"), ("P@0.5", "right")):
         table.add_column(name, justify=justify, no_wrap=True)
-    for n, (title, g) in enumerate(table_rows(metrics, short=console.width < 100)):
-        table.add_row(title, str(g["n"]), pct(g["giou"]), _ci(g.get("giou_ci")), pct(g["ciou"]),
-                      _ci(g.get("ciou_ci")), pct((g.get("precision") or {}).get("0.5")),
-                      end_section=(n == 0))
+    for block in group_sections(metrics, short=console.width < 100):
+        for n, (title, g) in enumerate(block):
+            table.add_row(escape(title), str(g["n"]), pct(g["giou"]), _ci(g.get("giou_ci")), pct(g["ciou"]),
+                          _ci(g.get("ciou_ci")), pct((g.get("precision") or {}).get("0.5")),
+                          end_section=(n == len(block) - 1))
     console.print(table)
-    console.print("counts: " + _counts_line(metrics.get("counts", {})))
+    console.print("counts: " + escape(_counts_line(metrics.get("counts", {}))), soft_wrap=True)
+    for note in _notes(metrics):
+        console.print("note: " + escape(note), soft_wrap=True)
     if "gres" in metrics:
         g = metrics["gres"]
         console.print(f"N-acc {pct(g['n_acc'])}  T-acc {pct(g['t_acc'])}")
-    if metrics.get("problems_total"):
-        console.print(f"[yellow]{metrics['problems_total']} problem(s) in the predictions; see metrics.json[/yellow]")
+    for heading, entries, total in _listed(metrics, _PRINTED_PROBLEMS):
+        console.print(f"[yellow]{total} {heading}:[/yellow]")
+        for entry in entries:
+            console.print(escape(f"  {entry['where']}: {entry['reason']}"), soft_wrap=True)
+        if total > len(entries):
+            console.print(f"  ... {total - len(entries)} more (listed in metrics.json and report.md)")
 
 
 def draw_chart(metrics: dict[str, Any], path: str | Path, *, width: int = 900, height: int = 420) -> Path:
@@ -126,7 +178,10 @@ def draw_chart(metrics: dict[str, Any], path: str | Path, *, width: int = 900, h
     font = ImageFont.load_default()
     left, right, top, bottom = 50, 20, 40, 50
     plot_w, plot_h = width - left - right, height - top - bottom
-    draw.text((left, 10), f"gIoU / cIoU (%) - {metrics['protocol']} protocol", fill="black", font=font)
+    data = metrics.get("data") or {}
+    where = " ".join(str(v) for v in (data.get("spec"), data.get("split")) if v)
+    draw.text((left, 10), f"gIoU / cIoU (%), {metrics['protocol']} protocol" + (f" - {where}" if where else ""),
+              fill="black", font=font)
     for tick in range(0, 101, 20):
         y = top + plot_h - tick * plot_h / 100
         draw.line([(left, y), (left + plot_w, y)], fill=(225, 225, 225))
@@ -156,6 +211,8 @@ def draw_chart(metrics: dict[str, Any], path: str | Path, *, width: int = 900, h
     for k, (key, label) in enumerate((("giou", "gIoU"), ("ciou", "cIoU"))):
         draw.rectangle([lx + k * 70, 12, lx + k * 70 + 12, 24], fill=colours[key])
         draw.text((lx + k * 70 + 16, 12), label, fill="black", font=font)
+    level = int(round(100 * (metrics.get("bootstrap") or {}).get("level", 0.95)))
+    draw.text((lx - 190, 12), f"whiskers: {level}% bootstrap CI", fill="black", font=font)
     out = Path(path)
     img.save(out, format="PNG")
     return out

@@ -78,15 +78,21 @@ def score_sample(truth: PreparedTruth, pred: Prediction | None, protocol: Protoc
         status = "missing" if pred is None else pred.status
     if pred is None or status in FAILED or status == "no_target" or pred.mask is None:
         iou = 0.0 if (protocol.no_target_rows and status in FAILED) else protocol.iou_of(0, truth.target_area)
-        return SampleRecord(gt.id, 0, truth.target_area, iou, status, dict(gt.groups), gt_empty, True)
+        ignored = pred is not None and pred.mask is not None and _area(_coco_rle(pred.mask)) > 0
+        return SampleRecord(gt.id, 0, truth.target_area, iou, status, dict(gt.groups), gt_empty, True,
+                            mask_ignored=ignored)
     mask = pred.mask
     resized = False
-    if [int(mask["size"][0]), int(mask["size"][1])] != [int(gt.height), int(gt.width)]:
+    size, image = [int(mask["size"][0]), int(mask["size"][1])], [int(gt.height), int(gt.width)]
+    if size != image:
+        if size == image[::-1]:
+            raise InvalidMaskError(f"prediction for id {gt.id!r} has size {size} but the image is {image} (height "
+                                   "and width swapped: a transposed mask? a resize would distort it, not fix it)")
         if not resize:
             raise InvalidMaskError(
-                f"prediction for id {gt.id!r} has size {list(mask['size'])} but the image is "
-                f"{[int(gt.height), int(gt.width)]} (ask for a nearest-neighbour resize to accept it)")
-        mask = resize_nearest(mask, int(gt.height), int(gt.width))
+                f"prediction for id {gt.id!r} has size {size} but the image is {image} "
+                "(--resize / resize=True accepts it with a nearest-neighbour resize)")
+        mask = resize_nearest(mask, image[0], image[1])
         resized = True
     p = _coco_rle(mask)
     pred_area = _area(p)
