@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,15 @@ def tar_bytes(members: list[tuple[tarfile.TarInfo, bytes | None]], compression: 
             else:
                 info.size = len(data)
                 archive.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def zip_bytes(members: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip archive of ``(name or ZipInfo, data)`` members."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
     return buf.getvalue()
 
 

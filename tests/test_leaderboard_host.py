@@ -14,9 +14,10 @@ import pytest
 from _leaderboard_helpers import FakeSource, file_member, make_bundle, prediction_lines, tar_bytes, write_jsonl
 from typer.testing import CliRunner
 
-from reasonseg_x.leaderboard.bundle import PREDICTIONS_FILE, SUBMISSION_FILE
+from reasonseg_x.leaderboard.bundle import PREDICTIONS_FILE, SUBMISSION_FILE, open_bundle
 from reasonseg_x.leaderboard.host import GroundTruthContext, score_bundle, score_bundles
 from reasonseg_x.leaderboard.push import PushError, push_bundle
+from reasonseg_x.leaderboard.safety import UnsafeBundleError
 from reasonseg_x.leaderboard.store import LeaderboardStore, result_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,21 +67,46 @@ def test_score_store_and_resubmit_idempotently(tmp_path: Path, source: FakeSourc
 def test_host_rejects_bundles_that_do_not_fit(tmp_path: Path, source: FakeSource, context: GroundTruthContext,
                                               break_it, reason: str) -> None:
     """A bundle built with a doctored manifest still gets re-validated by the host."""
-    import hashlib
-
-    folder = make_bundle(tmp_path, source)
     rows = prediction_lines(source)
     break_it(rows, source)
-    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    (folder / PREDICTIONS_FILE).write_bytes(body)
-    doc = json.loads((folder / SUBMISSION_FILE).read_text())
-    doc["files"][PREDICTIONS_FILE] = {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
-    (folder / SUBMISSION_FILE).write_text(json.dumps(doc))
+    folder = _doctored_bundle(tmp_path, source, "".join(json.dumps(r) + "\n" for r in rows).encode())
     with LeaderboardStore(tmp_path / "lb.sqlite") as store:
         outcome = score_bundle(folder, context, store)
         assert outcome.status == "rejected" and reason in outcome.reason
         assert store.count("submissions") == 0
         assert store.rejections()[0]["source_name"] == folder.name
+
+
+def _doctored_bundle(tmp_path: Path, source: FakeSource, body: bytes) -> Path:
+    """A bundle whose predictions were replaced after submit, with a matching checksum (as an attacker would)."""
+    import hashlib
+
+    folder = make_bundle(tmp_path, source)
+    (folder / PREDICTIONS_FILE).write_bytes(body)
+    doc = json.loads((folder / SUBMISSION_FILE).read_text())
+    doc["files"][PREDICTIONS_FILE] = {"sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+    (folder / SUBMISSION_FILE).write_text(json.dumps(doc))
+    return folder
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"id": "s000", "mask": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper"),
+    ('{"id": "s000", "mask": null, "status": "ok", "meta": {"n": ' + "9" * 5000 + "}}", "number of 5000"),
+    ('{"id": "s000", "mask": null, "status": "ok", "meta": {"x": NaN}}', "not allowed"),
+    ('{"id": "s000", "mask": {"size": [1e9, 1e9], "counts": "0"}, "status": "ok"}', "'s000' (predictions.jsonl:1: RLE"),
+    ('{"id": "s000", "mask": {"size": [99999, 99999], "counts": "0"}, "status": "ok"}', "out of range"),
+    ('{"id": ["s000"], "mask": null}', "malformed lines"),
+    ('"just a string"', "malformed lines"),
+    ('{"id": "s000", "mask": {"size": [2, 2], "counts": {"$ref": 1}}, "status": "ok"}', "invalid RLE"),
+])
+def test_host_rejects_hostile_prediction_lines(tmp_path: Path, source: FakeSource, context: GroundTruthContext,
+                                               line: str, reason: str) -> None:
+    rows = [json.dumps(r) for r in prediction_lines(source)[1:]]
+    folder = _doctored_bundle(tmp_path, source, ("\n".join([line, *rows]) + "\n").encode())
+    with LeaderboardStore(tmp_path / "lb.sqlite") as store:
+        outcome = score_bundle(folder, context, store)
+        assert outcome.status == "rejected" and reason in outcome.reason, outcome.reason
+        assert store.count("submissions") == 0
 
 
 def test_host_rejects_other_dataset_and_hostile_archives(tmp_path: Path, source: FakeSource,
@@ -102,6 +128,16 @@ def test_host_rejects_other_dataset_and_hostile_archives(tmp_path: Path, source:
         assert len(store.rejections()) == 4 and store.rejections()[1]["file_sha256"]
     assert not (tmp_path / "escape.json").exists() and not (tmp_path.parent / "escape.json").exists()
     assert list(work.iterdir()) == []  # scratch folders are removed
+
+
+def test_copied_predictions_are_pointed_out(tmp_path: Path, source: FakeSource, context: GroundTruthContext) -> None:
+    """The same predictions under another name are scored (it may be a fair re-upload) but flagged."""
+    original = make_bundle(tmp_path, source, name="original", quality=0.5, out="a")
+    copy = make_bundle(tmp_path, source, name="copycat", quality=0.5, out="b")
+    with LeaderboardStore(tmp_path / "lb.sqlite") as store:
+        first, second = score_bundles([original, copy], context, store)
+    assert first.reason == "" and second.status == "verified"
+    assert second.reason == f"same predictions as submission {first.submission_id} ('original')"
 
 
 def test_result_rows_flatten_metrics() -> None:
@@ -163,6 +199,34 @@ def test_cli_submit_score_render(tmp_path: Path, source: FakeSource, cli) -> Non
     assert "My Model" in html and "StAR-32B + MV" in html
 
 
+def test_cli_list_shows_every_protocol(tmp_path: Path, source: FakeSource, cli) -> None:  # type: ignore[no-untyped-def]
+    """One bundle scored under two protocols: two evaluations, both listed with their protocol."""
+    bundle = make_bundle(tmp_path, source)
+    db = tmp_path / "lb.sqlite"
+    for protocol in ("star", "lisa"):
+        assert cli("leaderboard", "score", bundle, "--gt", "fake", "--db", db, "--protocol", protocol).exit_code == 0
+    result = cli("leaderboard", "list", "--db", db)
+    assert result.exit_code == 0 and "[star]" in result.output and "[lisa]" in result.output
+    with LeaderboardStore(db) as store:
+        assert [e.protocol for e in store.entries()] == ["star", "lisa"]
+        assert [e.protocol for e in store.entries(protocol="lisa")] == ["lisa"]
+
+
+def test_cli_submit_reads_the_run_folder(tmp_path: Path, source: FakeSource,
+                                         cli) -> None:  # type: ignore[no-untyped-def]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"model": {"name": "star", "args": {"tts": 8, "top_p": 0.9}}}))
+    preds = write_jsonl(run / "predictions.jsonl", prediction_lines(source))
+    result = cli("submit", preds, "--model-name", "m", "--data", "fake", "--meta", "tts.seed=7",
+                 "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    assert "metadata from" in result.output and "tts.n=8" in result.output
+    doc = json.loads((tmp_path / "b" / SUBMISSION_FILE).read_text())
+    assert doc["tts"] == {"method": "majority_vote", "n": 8, "top_p": 0.9, "seed": 7}
+    assert doc["meta"] == {"model": "star"}
+
+
 def test_cli_submit_lists_offending_ids(tmp_path: Path, source: FakeSource, cli) -> None:  # type: ignore[no-untyped-def]
     rows = prediction_lines(source)[3:] + [{"id": "ghost", "mask": None, "status": "ok"}]
     preds = write_jsonl(tmp_path / "p.jsonl", rows)
@@ -170,6 +234,60 @@ def test_cli_submit_lists_offending_ids(tmp_path: Path, source: FakeSource, cli)
     assert result.exit_code == 2
     assert "3 missing ids" in result.output and "'s000'" in result.output and "'ghost'" in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_cli_submit_without_the_data_points_at_manifest(tmp_path: Path, source: FakeSource,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       cli) -> None:  # type: ignore[no-untyped-def]
+    import reasonseg_x.cli.leaderboard as module
+    from reasonseg_x.errors import SourceNotFoundError
+
+    class Unreachable(FakeSource):
+        def samples(self, split=None):  # type: ignore[no-untyped-def]
+            raise SourceNotFoundError("cannot reach the Hub (no network?)")
+            yield
+
+    monkeypatch.setattr(module, "_open_source", lambda spec: Unreachable(4))
+    preds = write_jsonl(tmp_path / "p.jsonl", prediction_lines(source))
+    result = cli("submit", preds, "--model-name", "m", "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "no network" in result.output and "--manifest manifest.json" in result.output
+
+
+def test_cli_push_an_existing_bundle(tmp_path: Path, source: FakeSource, monkeypatch: pytest.MonkeyPatch,
+                                     cli) -> None:  # type: ignore[no-untyped-def]
+    """`leaderboard push` is what the offline `submit --push` message tells the author to run later."""
+    bundle = make_bundle(tmp_path, source)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = cli("leaderboard", "push", bundle, "--repo", "org/subs")
+    assert result.exit_code == 2 and "offline mode is on" in result.output
+    assert f"reasonseg-x leaderboard push {bundle} --repo org/subs" in result.output
+    result = cli("leaderboard", "push", tmp_path / "absent", "--repo", "org/subs")
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["leaderboard", "render", "--out", "{file}"], "must be a folder, but this is a file"),
+    (["leaderboard", "render", "--out", "{file}/site"], "lies below"),
+    (["leaderboard", "manifest", "--data", "fake", "--out", "{file}/m.json"], "lies below"),
+    (["leaderboard", "manifest", "--data", "fake", "--out", "{dir}"], "must be a file, but this is a folder"),
+    (["leaderboard", "score", "{bundle}", "--gt", "fake", "--db", "{dir}/x.sqlite", "--workdir", "{file}"],
+     "must be a folder, but this is a file"),
+    (["leaderboard", "score", "{bundle}", "--gt", "fake", "--db", "{file}/x.sqlite"], "lies below"),
+    (["leaderboard", "score", "{bundle}", "--gt", "fake", "--db", "{dir}"], "must be a file, but this is a folder"),
+    (["submit", "{preds}", "--data", "fake", "--model-name", "m", "--out", "{file}/b"], "lies below"),
+    (["submit", "{preds}", "--data", "fake", "--model-name", "m", "--out", "{file}/b.tar.gz"], "lies below"),
+])
+def test_cli_output_paths_that_cannot_be_written(tmp_path: Path, source: FakeSource, cli, args: list[str],
+                                                message: str) -> None:  # type: ignore[no-untyped-def]
+    """One line naming the path, never a NotADirectoryError traceback (QA bug list, item 2)."""
+    values = {"file": tmp_path / "afile", "dir": tmp_path / "adir", "bundle": make_bundle(tmp_path, source),
+              "preds": write_jsonl(tmp_path / "p.jsonl", prediction_lines(source))}
+    values["file"].write_text("x")
+    values["dir"].mkdir()
+    result = cli(*[a.format(**values) for a in args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert list(values["dir"].iterdir()) == []  # refused before anything was created
+    assert isinstance(result.exception, SystemExit)  # a clean exit, not an OSError
 
 
 def test_cli_score_exit_code_on_rejection(tmp_path: Path, source: FakeSource, cli) -> None:  # type: ignore[no-untyped-def]
@@ -208,6 +326,20 @@ def test_push_unreachable_endpoint_fails_fast(tmp_path: Path, source: FakeSource
     assert time.monotonic() - start < 5.0 and (bundle / PREDICTIONS_FILE).is_file()
 
 
+def test_push_does_not_wait_on_a_hanging_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS is outside the socket timeout: a resolver that never answers must not hold the author."""
+    import socket
+
+    from reasonseg_x.leaderboard.push import check_online
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(3) or [(0, 0, 0, "", ("127.0.0.1", 9))])
+    start = time.monotonic()
+    with pytest.raises(PushError, match="cannot resolve hub.example within 0.2 s"):
+        check_online("https://hub.example", timeout=0.2)
+    assert time.monotonic() - start < 1.5
+
+
 def test_push_opens_a_dataset_pull_request(tmp_path: Path, source: FakeSource) -> None:
     calls = []
 
@@ -224,11 +356,18 @@ def test_push_opens_a_dataset_pull_request(tmp_path: Path, source: FakeSource) -
     assert push_bundle(folder, "org/subs", api=FakeApi()) == "https://hub/pr/1"
     kind, kwargs = calls[0]
     assert kind == "folder" and kwargs["repo_type"] == "dataset" and kwargs["create_pr"] is True
-    assert kwargs["repo_id"] == "org/subs" and kwargs["path_in_repo"] == "submissions/bundle"
-    archive = make_bundle(tmp_path, source, out="b.tar.gz")
-    with pytest.raises(PushError, match="401 unauthorized.*left at"):
+    digest = open_bundle(folder, tmp_path / "w").digest
+    assert kwargs["repo_id"] == "org/subs" and kwargs["path_in_repo"] == f"submissions/model-a-{digest[:12]}"
+    archive = make_bundle(tmp_path, source, name="My model / v2", out="b.tar.gz")
+    with pytest.raises(PushError, match="401 unauthorized.*left at.*leaderboard push"):
         push_bundle(archive, "org/subs", api=FakeApi())
-    assert archive.is_file()
+    assert archive.is_file() and calls[1][1]["path_in_repo"].startswith("submissions/My-model-v2-")
+    assert calls[1][1]["path_in_repo"].endswith(".tar.gz")
+    broken = make_bundle(tmp_path, source, out="broken")
+    (broken / PREDICTIONS_FILE).write_text("tampered\n")
+    with pytest.raises(UnsafeBundleError, match="sha256|declares"):  # nothing broken is uploaded
+        push_bundle(broken, "org/subs", api=FakeApi())
+    assert len(calls) == 2
 
 
 def test_cli_submit_push_offline_in_a_fresh_process(tmp_path: Path, source: FakeSource) -> None:

@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from _leaderboard_helpers import file_member, tar_bytes, tree_listing
+from _leaderboard_helpers import file_member, tar_bytes, tree_listing, zip_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -268,11 +268,26 @@ def test_good_archives_extract(tmp_path: Path) -> None:
         assert archive_kind(src) == kind
         files = safe_extract(src, tmp_path / f"out-{kind}", SMALL)
         assert sorted(p.name for p in files) == ["predictions.jsonl", "submission.json"]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("submission.json", b"{}")
-    (tmp_path / "b.zip").write_bytes(buf.getvalue())
+    (tmp_path / "b.zip").write_bytes(zip_bytes([("submission.json", b"{}")], zipfile.ZIP_DEFLATED))
     assert [p.name for p in safe_extract(tmp_path / "b.zip", tmp_path / "out-zip", SMALL)] == ["submission.json"]
+
+
+def test_archives_made_with_dot_extract(tmp_path: Path) -> None:
+    """`tar -czf b.tgz -C bundle .` writes a './' folder entry and './'-prefixed names: accepted."""
+    top = tarfile.TarInfo(".")
+    top.type = tarfile.DIRTYPE
+    archive = tar_bytes([(top, None), file_member("./submission.json", b"{}"), file_member("./p.jsonl", b"")])
+    (tmp_path / "dot.tgz").write_bytes(archive)
+    files = safe_extract(tmp_path / "dot.tgz", tmp_path / "out", SMALL)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in files) == ["p.jsonl", "submission.json"]
+    (tmp_path / "dot.zip").write_bytes(zip_bytes([(zipfile.ZipInfo("./"), b""), ("./submission.json", b"{}")]))
+    assert [p.name for p in safe_extract(tmp_path / "dot.zip", tmp_path / "out-zip", SMALL)] == ["submission.json"]
+
+
+def test_dot_folder_entry_does_not_open_a_way_out(tmp_path: Path) -> None:
+    top = tarfile.TarInfo("./")
+    top.type = tarfile.DIRTYPE
+    _extract_refused(tmp_path, tar_bytes([(top, None), file_member("./../evil.json", b"{}")]), "climbs out")
 
 
 def test_target_must_be_empty(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tarfile
 from pathlib import Path
@@ -21,6 +22,7 @@ from reasonseg_x.leaderboard.bundle import (
     open_bundle,
 )
 from reasonseg_x.leaderboard.manifest import Manifest, manifest_from_source, read_manifest, write_manifest
+from reasonseg_x.leaderboard.runmeta import merge_meta, meta_from_run
 from reasonseg_x.leaderboard.safety import Limits, UnsafeBundleError
 from reasonseg_x.leaderboard.submission import (
     SubmissionError,
@@ -101,6 +103,37 @@ def test_every_problem_kind_is_listed_with_first_ids(tmp_path: Path, source: Fak
     assert "p.jsonl:" in text  # where: file and line
 
 
+def test_unknown_and_mismatched_ids_point_at_their_lines(tmp_path: Path, source: FakeSource,
+                                                         manifest: Manifest) -> None:
+    rows = prediction_lines(source)
+    h, w = manifest.sizes["s003"]
+    rows[3]["mask"] = masks.empty(h, w + 2)
+    rows.insert(5, {"id": "stray", "mask": None, "status": "ok"})
+    text = validate_predictions(write_jsonl(tmp_path / "p.jsonl", rows), manifest).summary()
+    assert "'stray' (p.jsonl:6)" in text and "'s003' (p.jsonl:4: mask is" in text
+    assert "hint" not in text  # most ids match: no advice about the wrong split
+
+
+def test_predictions_for_another_split_get_a_hint(tmp_path: Path, manifest: Manifest) -> None:
+    other = FakeSource(3, spec="other")
+    other._samples = [dataclasses.replace(s, id=f"x{i}") for i, s in enumerate(other._samples)]
+    report = validate_predictions(write_jsonl(tmp_path / "p.jsonl", prediction_lines(other)), manifest)
+    with pytest.raises(SubmissionError, match=r"against fake:12:0:test") as info:
+        report.raise_for_problems()
+    assert "hint: none of the 3 predicted ids is in fake:12:0:test (e.g. 's000' is)" in str(info.value)
+    assert "'s000'; 's001'" in str(info.value)  # missing ids listed without repeated boilerplate
+
+
+def test_empty_file_and_run_folder_are_explained(tmp_path: Path, manifest: Manifest) -> None:
+    empty = tmp_path / "run" / "predictions.jsonl"
+    empty.parent.mkdir()
+    empty.write_text("")
+    assert "hint: no prediction was read from predictions.jsonl: is it empty?" in \
+        validate_predictions(empty, manifest).summary()
+    with pytest.raises(InvalidInputError, match=r"is a folder; give the predictions JSONL file \(e.g. .*run"):
+        validate_predictions(tmp_path / "run", manifest)
+
+
 def test_rle_that_does_not_sum_is_invalid(tmp_path: Path, source: FakeSource, manifest: Manifest) -> None:
     rows = prediction_lines(source)
     h, w = manifest.sizes[rows[0]["id"]]
@@ -128,11 +161,38 @@ def test_meta_parsing() -> None:
     assert fields["parameter_count"] == 7_000_000_000
     assert fields["tts"] == {"method": "majority_vote", "n": 32, "temperature": 1.0}
     assert fields["meta"] == {"url": "https://x.org/a=b", "open": True}
-    assert parse_meta(["tts=none"]) == {"meta": {}}
+    assert parse_meta(["tts=none"]) == {"meta": {}, "tts": None}
+    assert parse_meta([]) == {"meta": {}}
+    with pytest.raises(InvalidInputError, match="contradicts"):
+        parse_meta(["tts=none", "tts.n=4"])
     with pytest.raises(InvalidInputError, match="KEY=VALUE"):
         parse_meta(["oops"])
     with pytest.raises(InvalidInputError, match="not a number"):
         parse_parameter_count("seven")
+
+
+def _star_run(folder: Path, **args: object) -> Path:
+    """A run folder as `reasonseg-x eval -m star` leaves it (only what the submission reads)."""
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"identity": {}, "model": {"name": "star", "args": args}}))
+    return folder / "predictions.jsonl"
+
+
+def test_metadata_comes_from_the_run_folder(tmp_path: Path) -> None:
+    preds = _star_run(tmp_path / "run", checkpoint="sj9909/StAR-8B", base_model="Qwen/Qwen3-VL-8B-Instruct", tts=32,
+                      aggregator="majority_vote", temperature=1.0, top_p=0.9, seed=42, device="cuda")
+    found = meta_from_run(preds)
+    assert found == {"meta": {"model": "star", "checkpoint": "sj9909/StAR-8B"},
+                     "base_model": "Qwen/Qwen3-VL-8B-Instruct",
+                     "tts": {"method": "majority_vote", "n": 32, "temperature": 1.0, "top_p": 0.9, "seed": 42}}
+    merged = merge_meta(found, parse_meta(["tts.n=16", "params=8B", "model=StAR-8B-mine"]))
+    assert merged["tts"]["n"] == 16 and merged["tts"]["top_p"] == 0.9 and merged["parameter_count"] == 8 * 10**9
+    assert merged["meta"] == {"model": "StAR-8B-mine", "checkpoint": "sj9909/StAR-8B"}
+    assert merge_meta(found, parse_meta(["tts=none"]))["tts"] is None
+    assert meta_from_run(_star_run(tmp_path / "greedy", tts=1)) == {"meta": {"model": "star"}}
+    assert meta_from_run(tmp_path / "elsewhere" / "p.jsonl") == {}
+    (tmp_path / "greedy" / "run.json").write_text("[" * 100)  # broken: ignored, the submission is not refused
+    assert meta_from_run(tmp_path / "greedy" / "predictions.jsonl") == {}
 
 
 @settings(max_examples=50, deadline=None)
@@ -154,11 +214,24 @@ def test_bundle_folder_and_archive_have_one_identity(tmp_path: Path, source: Fak
     assert doc["dataset"]["fingerprint"] == source.fingerprint("test") and doc["dataset"]["n"] == 12
     assert doc["protocol"] == "star" and doc["toolkit_version"]
     opened = open_bundle(folder, tmp_path / "work")
-    assert opened.digest == bundle_digest((folder / SUBMISSION_FILE).read_bytes())
+    assert opened.digest == bundle_digest(json.loads((folder / SUBMISSION_FILE).read_bytes()))
     archive = tmp_path / "same.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:  # the author tars the folder themselves
         tar.add(folder, arcname="my-bundle")
     assert open_bundle(archive, tmp_path / "work2").digest == opened.digest
+
+
+def test_identity_ignores_layout_and_creation_time(tmp_path: Path, source: FakeSource) -> None:
+    """Re-running submit on the same predictions, or re-indenting submission.json, keeps the identity;
+    any change of content (here the model name) gives a new one."""
+    first = open_bundle(make_bundle(tmp_path, source, out="one"), tmp_path / "w1")
+    doc = json.loads((tmp_path / "one" / SUBMISSION_FILE).read_text())
+    doc["created"] = "1999-01-01T00:00:00Z"
+    (tmp_path / "one" / SUBMISSION_FILE).write_text(json.dumps(doc, indent=7))
+    assert open_bundle(tmp_path / "one", tmp_path / "w2").digest == first.digest
+    assert open_bundle(make_bundle(tmp_path, source, out="two"), tmp_path / "w3").digest == first.digest
+    renamed = open_bundle(make_bundle(tmp_path, source, name="model-b", out="three"), tmp_path / "w4")
+    assert renamed.digest != first.digest
 
 
 def test_build_refuses_bad_predictions_and_writes_nothing(tmp_path: Path, source: FakeSource,
@@ -168,6 +241,33 @@ def test_build_refuses_bad_predictions_and_writes_nothing(tmp_path: Path, source
     with pytest.raises(SubmissionError, match="1 missing ids"):
         build_submission(path, manifest, model_name="m", out=tmp_path / "out.tar.gz")
     assert not (tmp_path / "out.tar.gz").exists()
+
+
+@pytest.mark.parametrize("name, meta, match", [
+    ("x" * 300, {}, "'model_name' is longer than 200"),
+    ("m", {"meta": {"k" * 80: 1}}, "'meta key' is longer than 64"),
+    ("m", {"tts": {"n": [1, 2]}}, "'tts.n' must be a string, number"),
+])
+def test_bad_metadata_is_refused_before_reading_predictions(tmp_path: Path, manifest: Manifest, name: str,
+                                                            meta: dict, match: str) -> None:
+    """The host's schema is applied to --model-name / --meta first: no wait on a big file to learn it."""
+    with pytest.raises(InvalidInputError, match=match) as info:
+        build_submission(tmp_path / "not-even-there.jsonl", manifest, model_name=name, meta=meta,
+                         out=tmp_path / "b")
+    assert info.value.where == "--model-name / --meta" and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("out, match", [("b.zip", "folder or a .tar.gz"), ("b.tar", "folder or a .tar.gz"),
+                                        ("taken", "not an empty folder"), ("taken.tar.gz", "already exists")])
+def test_bad_output_path_is_refused_before_reading_predictions(tmp_path: Path, manifest: Manifest, out: str,
+                                                                match: str) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("keep")
+    (tmp_path / "taken.tar.gz").write_bytes(b"keep")
+    with pytest.raises(InvalidInputError, match=match):
+        build_submission(tmp_path / "not-even-there.jsonl", manifest, model_name="m", out=tmp_path / out)
+    assert (tmp_path / "taken" / "mine.txt").read_text() == "keep"
+    assert (tmp_path / "taken.tar.gz").read_bytes() == b"keep"
 
 
 def test_archive_bundle_is_reproducible(tmp_path: Path, source: FakeSource, manifest: Manifest) -> None:
@@ -203,6 +303,8 @@ def _write_submission(tmp_path: Path, source: FakeSource, mutate) -> Path:  # ty
     (lambda d: d.update(format_version=2), "format_version"),
     (lambda d: d.update(evil=1), "unknown field"),
     (lambda d: d["meta"].update(note="a\x00b"), "control characters"),
+    (lambda d: d.update(model_name="\ud800x"), "lone surrogates"),
+    (lambda d: d.update(model_name="StAR-32B\u202e VM +"), "bidirectional-override"),
 ])
 def test_wrong_types_in_submission_json_are_refused(tmp_path: Path, source: FakeSource, mutate, match: str) -> None:
     folder = _write_submission(tmp_path, source, mutate)
@@ -221,6 +323,9 @@ def test_submission_json_must_be_an_object_and_bounded(tmp_path: Path, source: F
     (folder / SUBMISSION_FILE).write_text('"just a string"')
     with pytest.raises(UnsafeBundleError, match="JSON object"):
         open_bundle(folder, tmp_path / "w")
+    (folder / SUBMISSION_FILE).write_text("{" + " " * 5000 + "}")  # huge: refused before parsing
+    with pytest.raises(UnsafeBundleError, match="exceeds the limit of 4096"):
+        open_bundle(folder, tmp_path / "w", Limits(max_json_bytes=4096))
 
 
 def test_tampered_predictions_fail_the_checksum(tmp_path: Path, source: FakeSource) -> None:

@@ -12,9 +12,10 @@ from reasonseg_x.cli._common import user_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from reasonseg_x.data.source import Source
+    from reasonseg_x.leaderboard.manifest import Manifest
 
-board_app = typer.Typer(name="leaderboard", help="Host a leaderboard: write manifests, score untrusted bundles, "
-                        "render the static site.", no_args_is_help=True)
+board_app = typer.Typer(name="leaderboard", help="Push a submission bundle; host a leaderboard: write manifests, "
+                        "score untrusted bundles, render the static site.", no_args_is_help=True)
 
 
 def _open_source(spec: str) -> Source:
@@ -22,6 +23,30 @@ def _open_source(spec: str) -> Source:
     from reasonseg_x.data.resolve import open_source
 
     return open_source(spec)
+
+
+def _author_manifest(spec: str, split: str | None) -> Manifest:
+    """The manifest an author validates against; when the data cannot be reached, point at ``--manifest``."""
+    from reasonseg_x.errors import SourceNotFoundError
+    from reasonseg_x.leaderboard.manifest import manifest_from_source
+
+    try:
+        return manifest_from_source(_open_source(spec), split)
+    except SourceNotFoundError as exc:
+        raise SourceNotFoundError(f"{exc}\nhint: without the data, validate against the split's published "
+                                  "manifest instead: `reasonseg-x submit ... --manifest manifest.json` "
+                                  "(the host writes it with `reasonseg-x leaderboard manifest`)") from None
+
+
+def _flat(fields: dict) -> dict:
+    """``{"tts": {"n": 32}, "meta": {"model": "star"}}`` -> ``{"tts.n": 32, "model": "star"}`` for printing."""
+    out = {}
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            out.update({(f"{key}.{k}" if key != "meta" else k): v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
 
 
 def _canonical_protocol(name: str) -> str:
@@ -41,7 +66,9 @@ def submit(
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Validate against this manifest JSON instead of "
                                             "opening the data (no masks needed)."),
     meta: Optional[list[str]] = typer.Option(None, "--meta", help="KEY=VALUE: base_model, parameter_count (7B), tts "
-                                             "(majority_vote), tts.n=32, or any other key. Repeatable."),
+                                             "(majority_vote, or none), tts.n=32, or any other key. Repeatable. "
+                                             "Defaults come from the run.json of `reasonseg-x eval` beside "
+                                             "PREDICTIONS (model, checkpoint, base model, tts settings)."),
     protocol: str = typer.Option("star", "--protocol", help="Protocol the results are meant for."),
     out: Path = typer.Option(..., "--out", help="Bundle to write: a new folder, or a .tar.gz / .tgz file."),
     push: Optional[str] = typer.Option(None, "--push", help="Also open a pull request adding the bundle to this Hub "
@@ -50,10 +77,16 @@ def submit(
     """Validate predictions against a split's manifest and write a submission bundle."""
     with user_errors():
         from reasonseg_x.errors import InvalidInputError
-        from reasonseg_x.leaderboard.manifest import manifest_from_source, read_manifest
+        from reasonseg_x.leaderboard.manifest import read_manifest
+        from reasonseg_x.leaderboard.runmeta import RUN_FILE, meta_from_run, merge_meta
         from reasonseg_x.leaderboard.submission import build_submission, parse_meta
 
         fields = parse_meta(meta)
+        from_run = meta_from_run(predictions)
+        if from_run:
+            fields = merge_meta(from_run, fields)
+            typer.echo(f"metadata from {predictions.parent / RUN_FILE} (--meta overrides it): "
+                       + ", ".join(f"{k}={v}" for k, v in _flat(fields).items()))
         proto = _canonical_protocol(protocol)
         if manifest is not None:
             man = read_manifest(manifest)
@@ -61,7 +94,7 @@ def submit(
                 raise InvalidInputError(f"--split {split!r} differs from the manifest's split {man.split!r}",
                                         str(manifest))
         else:
-            man = manifest_from_source(_open_source(data), split)
+            man = _author_manifest(data, split)
         path, info = build_submission(predictions, man, model_name=model_name, out=out, protocol=proto, meta=fields)
         typer.echo(f"bundle written: {path} ({info.dataset.n} predictions of {man.data}:{man.split}, "
                    f"fingerprint {man.fingerprint})")
@@ -70,6 +103,18 @@ def submit(
 
             url = push_bundle(path, push)
             typer.echo(f"pull request opened: {url}")
+
+
+@board_app.command("push")
+def push_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle written by `reasonseg-x submit` (folder or .tar.gz)."),
+    repo: str = typer.Option(..., "--repo", help="Hub dataset repo of submissions (ORG/NAME)."),
+) -> None:
+    """Open a pull request adding a bundle to the submissions repo (e.g. after an offline `submit`)."""
+    with user_errors():
+        from reasonseg_x.leaderboard.push import push_bundle
+
+        typer.echo(f"pull request opened: {push_bundle(bundle, repo)}")
 
 
 @board_app.command("manifest")
@@ -100,9 +145,12 @@ def score_cmd(
     """Score untrusted bundles against the ground truth and store the results (idempotent)."""
     with user_errors():
         from reasonseg_x.leaderboard.host import GroundTruthContext, score_bundles
+        from reasonseg_x.leaderboard.outputs import prepare_folder
         from reasonseg_x.leaderboard.store import LeaderboardStore
 
         proto = _canonical_protocol(protocol)
+        if workdir is not None:  # a bad scratch folder would fail every bundle: say so once, up front
+            prepare_folder(workdir, "the scratch folder (--workdir)")
         context = GroundTruthContext.load(_open_source(gt), split)
         with LeaderboardStore(db) as store:
             outcomes = score_bundles(bundles, context, store, protocol=proto, rescore=rescore, workdir=workdir)
@@ -113,7 +161,9 @@ def score_cmd(
                 score = ""
                 if o.giou is not None and o.ciou is not None:
                     score = f"gIoU {100 * o.giou:.1f} cIoU {100 * o.ciou:.1f}"
-                typer.echo(f"{o.status:<10} {o.source}: {o.model_name} (submission {o.submission_id}) {score}")
+                note = f" [note: {o.reason}]" if o.reason and o.status == "verified" else ""
+                typer.echo(f"{o.status:<10} {o.source}: {o.model_name} (submission {o.submission_id}, {proto}) "
+                           f"{score}{note}")
         if any(o.status in ("rejected", "error") for o in outcomes):
             raise typer.Exit(code=1)
 

@@ -4,8 +4,9 @@
 the protocol, the toolkit version, the dataset fingerprint it was validated against, and the
 sha256 of the predictions file. Its schema is strict (unknown keys and wrong types are refused)
 because the host reads it from strangers. A bundle's identity (:func:`bundle_digest`) is the
-sha256 of ``submission.json``, which pins the predictions through their checksum: the same bundle
-sent as a folder, a ``.tar.gz`` or a ``.zip``, or sent twice, is one submission.
+sha256 of ``submission.json`` in canonical form without its ``created`` time; it pins the
+predictions through their checksum. The same bundle sent as a folder, a ``.tar.gz`` or a ``.zip``,
+sent twice, or written again by ``submit`` from the same predictions and metadata, is one submission.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "bundle_digest",
     "write_bundle_dir",
     "write_bundle_archive",
+    "check_bundle_target",
     "open_bundle",
 ]
 
@@ -56,6 +58,8 @@ _MAX_META = 64
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PROTOCOL = re.compile(r"^[a-z0-9_\-]{1,32}$")
 _SCALAR = (str, int, float, bool, type(None))
+#: lone UTF-16 surrogates (not storable as UTF-8) and the bidi embedding / override / isolate controls
+_UNSAFE_TEXT = re.compile("[\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,9 @@ class _Checker:
             self.fail(f"field {name!r} is longer than {limit} characters")
         if any(ord(c) < 32 and c not in "\t" for c in value):
             self.fail(f"field {name!r} contains control characters")
+        if _UNSAFE_TEXT.search(value):
+            self.fail(f"field {name!r} contains lone surrogates or bidirectional-override characters "
+                      "(they break storage or disguise a name on the board)")
         return value
 
     def integer(self, value: Any, name: str, low: int, high: int) -> int:
@@ -214,9 +221,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def bundle_digest(submission_json: bytes) -> str:
-    """A bundle's identity: sha256 of its ``submission.json`` bytes (which pin the predictions)."""
-    return hashlib.sha256(submission_json).hexdigest()
+def bundle_digest(submission: dict[str, Any]) -> str:
+    """A bundle's identity: sha256 of the parsed ``submission.json`` (keys sorted, no whitespace),
+    leaving out ``created`` so that re-running ``submit`` on the same predictions changes nothing."""
+    import json
+
+    body = {k: v for k, v in submission.items() if k != "created"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _submission_bytes(info: SubmissionInfo) -> bytes:
@@ -225,13 +237,30 @@ def _submission_bytes(info: SubmissionInfo) -> bytes:
     return (json.dumps(info.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def check_bundle_target(out: str | os.PathLike[str]) -> None:
+    """Refuse an output path a bundle cannot be written to, before any work is done.
+
+    A folder must be absent or empty, an archive (``.tar.gz`` / ``.tgz``) absent; ``.tar`` and
+    ``.zip`` are read by the host but not written, so the author's bundle is always compressed.
+    """
+    from reasonseg_x.errors import InvalidInputError
+    from reasonseg_x.leaderboard.outputs import check_creatable
+
+    path = Path(out)
+    check_creatable(path, "the bundle output")
+    if str(out).lower().endswith((".tar", ".zip")):
+        raise InvalidInputError("write bundles as a folder or a .tar.gz (.tgz)", str(out))
+    if is_archive_path(out):
+        if path.exists():
+            raise InvalidInputError("bundle output already exists; choose a new path", str(path))
+    elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InvalidInputError("bundle output exists and is not an empty folder; choose a new path", str(path))
+
+
 def write_bundle_dir(predictions: bytes, info: SubmissionInfo, out: str | os.PathLike[str]) -> Path:
     """Write the bundle folder ``out`` (created; must be absent or empty)."""
+    check_bundle_target(out)
     root = Path(out)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        from reasonseg_x.errors import InvalidInputError
-
-        raise InvalidInputError("bundle output exists and is not an empty folder; choose a new path", str(root))
     root.mkdir(parents=True, exist_ok=True)
     (root / PREDICTIONS_FILE).write_bytes(predictions)
     (root / SUBMISSION_FILE).write_bytes(_submission_bytes(info))
@@ -242,11 +271,8 @@ def write_bundle_archive(predictions: bytes, info: SubmissionInfo, out: str | os
     """Write the bundle as a reproducible ``.tar.gz`` (fixed mtimes, owner 0, files at the root)."""
     import gzip
 
+    check_bundle_target(out)
     path = Path(out)
-    if path.exists():
-        from reasonseg_x.errors import InvalidInputError
-
-        raise InvalidInputError("bundle output already exists; choose a new path", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
@@ -305,7 +331,8 @@ def open_bundle(path: str | os.PathLike[str], workdir: str | os.PathLike[str],
         folder = src
     elif src.is_file():
         if archive_kind(src) is None:
-            raise UnsafeBundleError("bundle is neither a folder nor a tar/zip archive", where)
+            raise UnsafeBundleError("bundle is neither a folder nor a tar/zip archive (a predictions file becomes "
+                                    "a bundle with `reasonseg-x submit`)", where)
         folder = Path(workdir) / f"bundle-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
         if folder.exists():
             shutil.rmtree(folder)
@@ -329,4 +356,4 @@ def open_bundle(path: str | os.PathLike[str], workdir: str | os.PathLike[str],
     if sha256_file(pred_path) != info.predictions_sha256:
         raise UnsafeBundleError(f"{PREDICTIONS_FILE} does not match the sha256 in {SUBMISSION_FILE} "
                                 "(bundle altered or corrupt)", where)
-    return OpenedBundle(info=info, digest=bundle_digest(raw), predictions_path=pred_path, root=root, source=where)
+    return OpenedBundle(info=info, digest=bundle_digest(obj), predictions_path=pred_path, root=root, source=where)

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import ReasonSegXError
-from reasonseg_x.leaderboard.bundle import open_bundle, sha256_file
+from reasonseg_x.leaderboard.bundle import PREDICTIONS_FILE, open_bundle, sha256_file
 from reasonseg_x.leaderboard.manifest import Manifest, manifest_from_source
+from reasonseg_x.leaderboard.outputs import prepare_folder
 from reasonseg_x.leaderboard.safety import DEFAULT_LIMITS, Limits
 from reasonseg_x.leaderboard.store import LeaderboardStore
 from reasonseg_x.leaderboard.submission import validate_predictions
@@ -64,7 +65,8 @@ class GroundTruthContext:
 @dataclass(frozen=True)
 class HostOutcome:
     """What happened to one bundle: ``verified`` (scored now), ``unchanged`` (already scored), ``rejected``
-    (the bundle broke a rule) or ``error`` (the host failed on it; logged with the rejections)."""
+    (the bundle broke a rule) or ``error`` (the host failed on it; logged with the rejections).
+    ``reason`` says why; on a verified bundle it is a note (e.g. the same predictions as another)."""
 
     source: str
     status: str
@@ -93,6 +95,8 @@ def score_bundle(path: str | os.PathLike[str], gt: GroundTruthContext, store: Le
 
     name = str(path)
     scorer = scorer or evaluator_scorer
+    if workdir is not None:
+        prepare_folder(workdir, "the scratch folder (--workdir)")
     scratch = Path(tempfile.mkdtemp(prefix="rsx-bundle-", dir=workdir))
     try:
         opened = open_bundle(path, scratch, limits)
@@ -109,6 +113,7 @@ def score_bundle(path: str | os.PathLike[str], gt: GroundTruthContext, store: Le
                 return HostOutcome(name, "unchanged", "already scored (same bundle digest)", info.model_name,
                                    submission_id, existing, *_overall(store, existing))
         report = validate_predictions(opened.predictions_path, gt.manifest, limits=limits)
+        report.path = PREDICTIONS_FILE  # not the scratch folder an archive was extracted into
         report.raise_for_problems()
         metrics = scorer(gt.source, gt.split, list(report.predictions.values()), protocol)
         raw = (opened.root / "submission.json").read_text(encoding="utf-8")
@@ -117,14 +122,21 @@ def score_bundle(path: str | os.PathLike[str], gt: GroundTruthContext, store: Le
             evaluation_id, _ = store.add_evaluation(
                 submission_id, gt_spec=gt.source.spec, gt_split=gt.split, gt_fingerprint=gt.fingerprint,
                 protocol=protocol, metrics=metrics, toolkit_version=__version__, replace=rescore)
-        return HostOutcome(name, "verified", "", info.model_name, submission_id, evaluation_id,
+        twins = store.same_predictions(submission_id)
+        note = ("same predictions as " + ", ".join(f"submission {i} ({n!r})" for i, n in twins[:3])) if twins else ""
+        return HostOutcome(name, "verified", note, info.model_name, submission_id, evaluation_id,
                            *_overall(store, evaluation_id))
     except ReasonSegXError as exc:
-        return _reject(store, path, "rejected", str(exc))
+        return _reject(store, path, "rejected", _without_prefix(str(exc), name))
     except Exception as exc:  # a bug must not stop the batch, nor pass silently: logged as an error
         return _reject(store, path, "error", f"internal error while scoring: {exc.__class__.__name__}: {exc}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _without_prefix(message: str, name: str) -> str:
+    """The outcome already names the bundle: drop a leading ``<bundle>: `` from the message."""
+    return message[len(name) + 2:] if message.startswith(f"{name}: ") else message
 
 
 def _reject(store: LeaderboardStore, path: str | os.PathLike[str], status: str, reason: str) -> HostOutcome:

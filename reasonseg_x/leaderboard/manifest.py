@@ -101,8 +101,9 @@ def manifest_from_source(source: Source, split: str | None = None) -> Manifest:
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     """Write the manifest as JSON (atomically: a temp file renamed into place)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from reasonseg_x.leaderboard.outputs import prepare_file
+
+    out = prepare_file(path, "the manifest (--out)")
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(manifest.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, out)

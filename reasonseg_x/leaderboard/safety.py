@@ -154,6 +154,12 @@ def _check_member_name(name: str, limits: Limits, where: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+def _names_the_root(name: str) -> bool:
+    """``.``, ``./`` or ``/``-free equivalents: the archive's own top folder (``tar -C dir .`` writes it)."""
+    return bool(name) and "\\" not in name and "\x00" not in name and not name.startswith("/") \
+        and all(p in ("", ".") for p in name.split("/"))
+
+
 def _check_suffix(rel: PurePosixPath, where: str) -> None:
     if rel.suffix.lower() not in ALLOWED_SUFFIXES:
         raise UnsafeBundleError(
@@ -259,6 +265,8 @@ def _extract_tar(path: Path, kind: str, writer: _Writer, limits: Limits, where: 
                 count += 1
                 if count > limits.max_members:
                     raise UnsafeBundleError(f"archive has more than {limits.max_members} members", where)
+                if member.isdir() and _names_the_root(member.name):
+                    continue
                 rel = _check_member_name(member.name, limits, where)
                 if member.isdir():
                     writer.mkdir(rel)
@@ -303,6 +311,8 @@ def _extract_zip(path: Path, writer: _Writer, limits: Limits, where: str) -> Non
             raise UnsafeBundleError(f"archive has {len(infos)} members; the limit is {limits.max_members}", where)
         declared_total = 0
         for info in infos:
+            if info.is_dir() and _names_the_root(info.filename):
+                continue
             rel = _check_member_name(info.filename, limits, where)
             # Unix modes live in the high 16 bits when the archive was made on Unix (create_system 3)
             mode = (info.external_attr >> 16) & 0xFFFF if info.create_system == 3 else 0

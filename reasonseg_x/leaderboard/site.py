@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.leaderboard.outputs import prepare_folder
 from reasonseg_x.leaderboard.store import LeaderboardStore, StoredEntry
 
-__all__ = ["load_reported", "board_data", "render_html", "render_site"]
+__all__ = ["load_reported", "board_data", "render_html", "render_site", "public_data_name"]
 
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 
@@ -71,7 +72,7 @@ def load_reported(path: str | os.PathLike[str] | None = None) -> list[dict[str, 
             "kind": "reported", "model": str(row["model"]), "base_model": row.get("base_model"),
             "params": row.get("parameter_count"), "tts": _tts_label(row.get("tts")),
             "protocol": doc.get("protocol", "star"), "date": None,
-            "data": f"{doc.get('short', {}).get(benchmark, label)}, paper",
+            "data": label,
             "source": doc.get("source", "paper"), "overall": _metric(float(g), float(c)), "types": types,
             "other": other,
         })
@@ -87,6 +88,24 @@ def _tts_label(tts: dict[str, Any] | None) -> str | None:
     return f"{short}@{n}" if n is not None else short
 
 
+def public_data_name(spec: str, split: str) -> str:
+    """The data as the page shows it and groups rows by.
+
+    ReasonSeg-X itself (the catalog name, the Hub id, or a local copy named like it) becomes
+    ``ReasonSeg-X <split>``, the label of the paper's rows, so verified entries rank beside them.
+    Anything else is ``spec:split``, with a local path cut to its last folder name so the host's
+    private layout (``/srv/private/...``) never reaches the public site.
+    """
+    text = spec.rstrip("/\\") or spec
+    last = re.split(r"[\\/]", text)[-1] or text
+    squeezed = re.sub(r"[^a-z0-9]", "", last.lower())
+    if squeezed.startswith("reasonsegx") and squeezed[len("reasonsegx"):] in ("", split.lower()):
+        return f"ReasonSeg-X {split}"
+    if text.startswith(("/", "~", ".")) or re.match(r"^[A-Za-z]:[\\/]", text):
+        text = last
+    return f"{text}:{split}"
+
+
 def _verified_entry(entry: StoredEntry) -> dict[str, Any]:
     def block(m: dict[str, Any]) -> dict[str, Any]:
         return _metric(_pct(m.get("giou")), _pct(m.get("ciou")), _pct_ci(m.get("giou_lo"), m.get("giou_hi")),
@@ -97,7 +116,7 @@ def _verified_entry(entry: StoredEntry) -> dict[str, Any]:
     return {
         "kind": "verified", "model": entry.model_name, "base_model": entry.base_model,
         "params": entry.parameter_count, "tts": _tts_label(entry.tts), "protocol": entry.protocol,
-        "data": f"{entry.gt_spec}:{entry.gt_split}", "date": entry.scored_at[:10],
+        "data": public_data_name(entry.gt_spec, entry.gt_split), "date": entry.scored_at[:10],
         "source": f"bundle {entry.bundle_sha256[:12]}", "overall": block(overall), "types": types,
         "counts": entry.counts,
     }
@@ -111,8 +130,8 @@ def board_data(store: LeaderboardStore | None, *, protocol: str | None = "star",
 
     taxonomy = reasoning_types()
     entries = [_verified_entry(e) for e in store.entries(protocol=protocol)] if store is not None else []
-    if reported:
-        entries.extend(load_reported(reported_path))
+    if reported:  # the paper's numbers follow its own protocol: never shown beside another one
+        entries.extend(e for e in load_reported(reported_path) if protocol is None or e["protocol"] == protocol)
     seen = list(taxonomy.ids)
     for e in entries:
         for key in e["types"]:
@@ -122,8 +141,18 @@ def board_data(store: LeaderboardStore | None, *, protocol: str | None = "star",
     for tid in seen:
         cat = taxonomy.opened().category(tid)
         types.append({"id": cat.id, "code": cat.code, "name": cat.name})
-    return {"title": title, "protocol": protocol, "types": types, "entries": entries,
+    return {"title": title, "protocol": protocol, "protocol_text": _protocol_text(protocol), "types": types,
+            "entries": entries,
             "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")}
+
+
+def _protocol_text(protocol: str | None) -> str:
+    """The footer's line on how the verified numbers were computed."""
+    if protocol is None:
+        return "Protocols: several (each entry as scored)."
+    from reasonseg_x.evaluators.protocols import get_protocol
+
+    return f"Protocol: {protocol} ({get_protocol(protocol).description})."
 
 
 def _template(name: str) -> str:
@@ -146,6 +175,7 @@ def render_html(data: dict[str, Any]) -> str:
     values = {
         "TITLE": _html_text(str(data.get("title", "Leaderboard"))),
         "GENERATED": _html_text(str(data.get("generated", ""))),
+        "PROTOCOL": _html_text(str(data.get("protocol_text", ""))),
         "STYLE": _template("board.css"),
         "SCRIPT": _template("board.js"),
         "DATA": _script_json(data),
@@ -163,8 +193,7 @@ def render_site(db: str | os.PathLike[str] | None, out: str | os.PathLike[str], 
             data = board_data(store, protocol=protocol, reported=reported, reported_path=reported_path)
     else:
         data = board_data(None, protocol=protocol, reported=reported, reported_path=reported_path)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = prepare_folder(out, "the site folder (--out)")
     page = folder / "index.html"
     for target, text in ((folder / "data.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n"),
                          (page, render_html(data))):

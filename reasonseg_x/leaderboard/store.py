@@ -15,10 +15,10 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.leaderboard.outputs import prepare_file
 
 __all__ = ["LeaderboardStore", "StoredEntry", "result_rows", "utc_now"]
 
@@ -96,9 +96,7 @@ class LeaderboardStore:
     """A connection to the leaderboard database (created on first use)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = prepare_file(path, "the leaderboard database (--db)")
         try:
             self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
@@ -149,6 +147,16 @@ class LeaderboardStore:
                  submission["protocol"], submission["toolkit_version"], ds["data"], ds["split"], ds["fingerprint"],
                  submission["files"]["predictions.jsonl"]["sha256"], raw_json, submission.get("created"), utc_now()))
             return int(cur.lastrowid), True
+
+    def same_predictions(self, submission_id: int) -> list[tuple[int, str]]:
+        """Other submissions carrying byte-identical predictions: ``(id, model_name)``, oldest first.
+
+        The predictions are canonical (manifest order, one JSON form), so a copied file under
+        another name or with other metadata is found here."""
+        rows = self.conn.execute(
+            "SELECT o.id, o.model_name FROM submissions s JOIN submissions o ON o.predictions_sha256 = "
+            "s.predictions_sha256 AND o.id != s.id WHERE s.id = ? ORDER BY o.id", (submission_id,))
+        return [(int(r["id"]), str(r["model_name"])) for r in rows]
 
     def find_submission(self, digest: str) -> int | None:
         row = self.conn.execute("SELECT id FROM submissions WHERE bundle_sha256 = ?", (digest,)).fetchone()
@@ -209,7 +217,8 @@ class LeaderboardStore:
         return [dict(r) for r in self.conn.execute("SELECT * FROM rejections ORDER BY id")]
 
     def entries(self, *, protocol: str | None = None) -> list[StoredEntry]:
-        """Every submission's most recent evaluation (optionally of one protocol), with its results."""
+        """Every evaluation (one per submission, ground truth and protocol; optionally of one
+        protocol only), oldest first, with its results."""
         query = ("SELECT s.id AS sid, s.bundle_sha256, s.model_name, s.base_model, s.parameter_count, s.tts_json, "
                  "s.created, e.id AS eid, e.protocol, e.gt_spec, e.gt_split, e.gt_fingerprint, e.scored_at, "
                  "e.counts_json FROM evaluations e JOIN submissions s ON s.id = e.submission_id")
@@ -217,12 +226,9 @@ class LeaderboardStore:
         if protocol is not None:
             query += " WHERE e.protocol = ?"
             params = (protocol,)
-        query += " ORDER BY e.scored_at DESC, e.id DESC"
-        latest: dict[tuple[int, str], sqlite3.Row] = {}
-        for row in self.conn.execute(query, params):
-            latest.setdefault((row["sid"], row["gt_fingerprint"]), row)
+        query += " ORDER BY e.id"
         out = []
-        for row in sorted(latest.values(), key=lambda r: r["eid"]):
+        for row in self.conn.execute(query, params).fetchall():
             results: dict[str, dict[str, dict[str, Any]]] = {}
             for r in self.conn.execute("SELECT * FROM results WHERE evaluation_id = ? ORDER BY group_key, group_value",
                                        (row["eid"],)):

@@ -21,6 +21,7 @@ from reasonseg_x.errors import InvalidInputError, InvalidMaskError
 from reasonseg_x.leaderboard.bundle import (
     DatasetRef,
     SubmissionInfo,
+    check_bundle_target,
     is_archive_path,
     write_bundle_archive,
     write_bundle_dir,
@@ -48,8 +49,8 @@ _KIND_TEXT = {
     "duplicate_id": "duplicate ids",
     "bad_status": "unknown statuses",
     "invalid_rle": "invalid RLE masks",
-    "missing_id": "missing ids (in the split, not in the predictions)",
-    "unknown_id": "unknown ids (in the predictions, not in the split)",
+    "missing_id": "missing ids (in the split, no prediction)",
+    "unknown_id": "unknown ids (predicted, not in the split)",
     "size_mismatch": "masks whose size differs from the image",
 }
 _MAX_ID = 512
@@ -78,6 +79,12 @@ class ValidationReport:
     path: str
     predictions: dict[str, Prediction] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    #: ``file:line`` of each parsed prediction, so later checks can point at the line
+    lines: dict[str, str] = field(default_factory=dict)
+    #: what the predictions were checked against (``data:split``), for the error message
+    against: str = "the split manifest"
+    #: advice printed after the problems (e.g. "none of the ids belongs to this split")
+    hints: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -95,10 +102,10 @@ class ValidationReport:
         """One line per kind: count, then the first ``max_ids`` offenders with where and why."""
         lines = []
         for kind, hits in self.by_kind().items():
-            shown = "; ".join(f"{p.id!r} ({p.where}: {p.reason})" if p.id is not None else f"{p.where}: {p.reason}"
-                              for p in hits[:max_ids])
+            shown = "; ".join(_describe(p) for p in hits[:max_ids])
             more = f"; ... and {len(hits) - max_ids} more" if len(hits) > max_ids else ""
             lines.append(f"{len(hits)} {_KIND_TEXT[kind]}: {shown}{more}")
+        lines.extend(f"hint: {h}" for h in self.hints)
         return "\n".join(lines)
 
     def counts(self) -> dict[str, int]:
@@ -107,8 +114,16 @@ class ValidationReport:
 
     def raise_for_problems(self) -> None:
         if self.problems:
-            raise SubmissionError(f"{len(self.problems)} problem(s) against the split manifest:\n{self.summary()}",
+            raise SubmissionError(f"{len(self.problems)} problem(s) against {self.against}:\n{self.summary()}",
                                   self.path, self)
+
+
+def _describe(p: Problem) -> str:
+    """``'id' (file:line: reason)``; the parts that are empty are left out."""
+    detail = ": ".join(x for x in (p.where, p.reason) if x)
+    if p.id is None:
+        return detail
+    return f"{p.id!r} ({detail})" if detail else repr(p.id)
 
 
 def _read_lines(path: Path, limits: Limits):  # type: ignore[no-untyped-def]
@@ -134,6 +149,10 @@ def read_prediction_lines(path: str | os.PathLike[str], report: ValidationReport
     """
     p = Path(path)
     report = report or ValidationReport(path=str(p))
+    if p.is_dir():
+        inside = p / "predictions.jsonl"
+        raise InvalidInputError("is a folder; give the predictions JSONL file" +
+                                (f" (e.g. {inside})" if inside.is_file() else ""), str(p))
     if not p.is_file():
         raise InvalidInputError("predictions file not found", str(p))
     if p.stat().st_size > limits.max_member_bytes:
@@ -157,6 +176,7 @@ def read_prediction_lines(path: str | os.PathLike[str], report: ValidationReport
             continue
         seen[pred.id] = where
         report.predictions[pred.id] = pred
+        report.lines[pred.id] = where
     return report
 
 
@@ -182,18 +202,27 @@ def validate_predictions(path: str | os.PathLike[str], manifest: Manifest,
                          limits: Limits = DEFAULT_LIMITS) -> ValidationReport:
     """Read ``path`` and check it against ``manifest``; returns the report (call ``raise_for_problems``)."""
     report = read_prediction_lines(path, limits=limits)
+    report.against = f"{manifest.data}:{manifest.split}"
     where_of = {p.id: p.where for p in report.problems if p.id is not None}
+    unknown = 0
     for sid, pred in report.predictions.items():
         expected = manifest.sizes.get(sid)
         if expected is None:
-            report.problems.append(Problem("unknown_id", sid, "predictions", "not in the split"))
+            unknown += 1
+            report.problems.append(Problem("unknown_id", sid, report.lines[sid], ""))
         elif pred.mask is not None and tuple(pred.mask["size"]) != tuple(expected):
-            report.problems.append(Problem("size_mismatch", sid, "predictions",
+            report.problems.append(Problem("size_mismatch", sid, report.lines[sid],
                                            f"mask is {pred.mask['size'][0]}x{pred.mask['size'][1]}, image is "
                                            f"{expected[0]}x{expected[1]}"))
     for sid in manifest.ids:
         if sid not in report.predictions and sid not in where_of:
-            report.problems.append(Problem("missing_id", sid, manifest.split, "no prediction"))
+            report.problems.append(Problem("missing_id", sid, "", ""))
+    if not report.predictions and not any(p.kind == "bad_line" for p in report.problems):
+        report.hints.append(f"no prediction was read from {Path(path).name}: is it empty?")
+    if unknown and unknown == len(report.predictions):
+        example = f" (e.g. {manifest.ids[0]!r} is)" if manifest.ids else ""
+        report.hints.append(f"none of the {unknown} predicted ids is in {report.against}{example}: are these "
+                            "predictions for another split or data source? Check --data / --split (or --manifest).")
     return report
 
 
@@ -229,11 +258,13 @@ def _scalar(text: str) -> Any:
 def parse_meta(items: list[str] | None) -> dict[str, Any]:
     """Turn ``--meta KEY=VALUE`` options into submission fields.
 
-    ``base_model``, ``parameter_count`` (or ``params``), ``tts`` (a method name, ``none``) and
-    ``tts.KEY`` (settings such as ``tts.n=32``) fill their fields; any other key goes to ``meta``.
+    ``base_model``, ``parameter_count`` (or ``params``), ``tts`` (a method name, or ``none``: no
+    test-time scaling) and ``tts.KEY`` (settings such as ``tts.n=32``) fill their fields; any other
+    key goes to ``meta``.
     """
     out: dict[str, Any] = {"meta": {}}
     tts: dict[str, Any] = {}
+    no_tts = False
     for item in items or []:
         key, sep, value = item.partition("=")
         key = key.strip()
@@ -244,14 +275,18 @@ def parse_meta(items: list[str] | None) -> dict[str, Any]:
         elif key in ("parameter_count", "params"):
             out["parameter_count"] = parse_parameter_count(value)
         elif key == "tts":
-            if value.strip().lower() not in ("", "none", "null"):
+            if value.strip().lower() in ("", "none", "null"):
+                no_tts = True
+            else:
                 tts["method"] = value.strip()
         elif key.startswith("tts."):
             tts[key[4:]] = _scalar(value)
         else:
             out["meta"][key] = _scalar(value)
-    if tts:
-        out["tts"] = tts
+    if no_tts and tts:
+        raise InvalidInputError("--meta tts=none contradicts the tts.* settings given with it")
+    if tts or no_tts:
+        out["tts"] = tts or None
     return out
 
 
@@ -279,23 +314,28 @@ def build_submission(predictions: str | os.PathLike[str], manifest: Manifest, *,
 
     if not model_name or not model_name.strip():
         raise InvalidInputError("--model-name must not be empty")
+    check_bundle_target(out)
+    fields = dict(meta or {})
+
+    def describe(sha256: str, size: int, counts: dict[str, int]) -> SubmissionInfo:
+        return SubmissionInfo(
+            model_name=model_name.strip(), protocol=protocol, toolkit_version=__version__,
+            dataset=DatasetRef(data=manifest.data, split=manifest.split, fingerprint=manifest.fingerprint,
+                               n=len(manifest)),
+            predictions_sha256=sha256, predictions_bytes=size, base_model=fields.get("base_model"),
+            parameter_count=fields.get("parameter_count"), tts=fields.get("tts"), counts=counts,
+            created=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+            meta=fields.get("meta", {}))
+
+    # the author's bundle must pass the host's own schema check: test the metadata before the work
+    try:
+        SubmissionInfo.from_json(describe("0" * 64, 0, {}).to_json())
+    except UnsafeBundleError as exc:
+        raise InvalidInputError(exc.reason, "--model-name / --meta") from None
     report = validate_predictions(predictions, manifest, limits=limits)
     report.raise_for_problems()
     body = _canonical_predictions(report, manifest)
-    fields = dict(meta or {})
-    info = SubmissionInfo(
-        model_name=model_name.strip(), protocol=protocol, toolkit_version=__version__,
-        dataset=DatasetRef(data=manifest.data, split=manifest.split, fingerprint=manifest.fingerprint,
-                           n=len(manifest)),
-        predictions_sha256=hashlib.sha256(body).hexdigest(), predictions_bytes=len(body),
-        base_model=fields.get("base_model"), parameter_count=fields.get("parameter_count"),
-        tts=fields.get("tts"), counts=report.counts(),
-        created=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        meta=fields.get("meta", {}))
-    # the author's bundle must pass the host's own schema check
-    SubmissionInfo.from_json(info.to_json(), where="submission.json")
-    if str(out).lower().endswith((".tar", ".zip")):
-        raise InvalidInputError("write bundles as a folder or a .tar.gz (.tgz)", str(out))
+    info = describe(hashlib.sha256(body).hexdigest(), len(body), report.counts())
     writer = write_bundle_archive if is_archive_path(out) else write_bundle_dir
     return writer(body, info, out), info
 

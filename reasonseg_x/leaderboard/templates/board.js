@@ -5,11 +5,15 @@
   var DATA = JSON.parse(document.getElementById("board-data").textContent);
   var TYPES = DATA.types || [];
   var SVG_NS = "http://www.w3.org/2000/svg";
-  var PALETTE = ["#2457c5", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d6a9f", "#ef8a17", "#3c3c3c",
-                 "#9bc53d", "#e55934"];
+  // Tableau 10: the chart shows at most CHART_MAX entries, each in its own hue; reported (paper)
+  // entries are hatched rather than faded, so a faded hue is never mistaken for another one.
+  var PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+                 "#9c755f", "#bab0ac"];
+  var CHART_MAX = 8;
   var state = { metric: "giou", sort: "overall", dir: "desc", reported: true, data: "" };
 
-  function columns() {
+  function columns(every) {
+    // the Data column only when rows of several data are shown (else the filter names it)
     var cols = [
       { key: "rank", label: "#", text: false, sortable: false },
       { key: "model", label: "Model", text: true },
@@ -17,12 +21,12 @@
       { key: "overall", label: "Overall", metric: true, named: true }
     ];
     TYPES.forEach(function (t) { cols.push({ key: t.id, label: t.code, title: t.name, metric: true }); });
-    return cols.concat([
+    cols = cols.concat([
       { key: "params", label: "Params", text: false },
       { key: "tts", label: "TTS", text: true },
-      { key: "base_model", label: "Base model", text: true },
-      { key: "data", label: "Data", text: true }
+      { key: "base_model", label: "Base model", text: true }
     ]);
+    return every || !state.data ? cols.concat([{ key: "data", label: "Data", text: true }]) : cols;
   }
 
   function block(entry, key) {
@@ -123,6 +127,11 @@
     var body = document.getElementById("board-body");
     body.textContent = "";
     var best = bestValues(rows, cols);
+    if (!rows.length) {
+      var empty = el("td", "text missing", "No entries to show (none scored yet, or all hidden by the filters).");
+      empty.colSpan = cols.length;
+      body.appendChild(el("tr")).appendChild(empty);
+    }
     rows.forEach(function (e, i) {
       var tr = el("tr", e.kind);
       tr.setAttribute("data-model", e.model);
@@ -130,7 +139,14 @@
       cols.forEach(function (c) {
         var td;
         if (c.key === "rank") { td = el("td", "", String(i + 1)); }
-        else if (c.key === "model") { td = el("td", "text model", e.model); td.title = e.model + (e.source ? " \u2013 " + e.source : ""); }
+        else if (c.key === "model") {
+          td = el("td", "text model");
+          td.appendChild(el("span", "name", e.model));
+          td.title = e.model + (e.source ? " \u2013 " + e.source : "") + (e.date ? ", " + e.date : "") +
+            Object.keys(e.other || {}).map(function (k) {  // the paper's other benchmarks, gIoU/cIoU
+              return "\n" + k + ": " + fmt(e.other[k].giou) + " / " + fmt(e.other[k].ciou);
+            }).join("");
+        }
         else if (c.key === "kind") {
           td = el("td", "text");
           var badge = el("span", "badge " + e.kind, e.kind);
@@ -138,7 +154,10 @@
           td.appendChild(badge);
         }
         else if (c.key === "base_model" || c.key === "data") {
-          td = el("td", "text small", e[c.key] === null || e[c.key] === undefined ? "\u2014" : String(e[c.key]));
+          var text = e[c.key] === null || e[c.key] === undefined ? "\u2014" : String(e[c.key]);
+          td = el("td", "text small");
+          td.appendChild(el("span", "clamp", text));
+          td.title = text;
         }
         else if (c.key === "params") { td = el("td", "", formatParams(e.params)); }
         else if (c.text) { td = el("td", "text", e[c.key] === null || e[c.key] === undefined ? "\u2014" : String(e[c.key])); }
@@ -166,17 +185,33 @@
     return node;
   }
 
+  function hatch(defs, i) {
+    var id = "hatch-" + i;
+    var pattern = svg("pattern", { id: id, patternUnits: "userSpaceOnUse", width: 6, height: 6,
+                                   patternTransform: "rotate(45)" });
+    pattern.appendChild(svg("rect", { width: 6, height: 6, fill: PALETTE[i % PALETTE.length] }));
+    pattern.appendChild(svg("line", { x1: 0, y1: 0, x2: 0, y2: 6, stroke: "#fff", "stroke-width": 2.5 }));
+    defs.appendChild(pattern);
+    return "url(#" + id + ")";
+  }
+
   function renderChart(rows) {
     var box = document.getElementById("chart");
     box.textContent = "";
-    var shown = rows.slice(0, 8);
+    var shown = rows.slice(0, CHART_MAX);
     var groups = [{ id: "overall", code: "Overall" }].concat(TYPES);
-    var W = 1200, H = 360, left = 46, right = 250, top = 16, bottom = 40;
+    var W = 1200, H = 360, left = 46, right = 290, top = 16, bottom = 40;
     var plotW = W - left - right, plotH = H - top - bottom;
     var root = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", id: "chart-svg",
                             "aria-label": "per reasoning type " + state.metric });
+    var defs = svg("defs", {});
+    root.appendChild(defs);
+    var fills = shown.map(function (e, ei) {
+      return e.kind === "reported" ? hatch(defs, ei) : PALETTE[ei % PALETTE.length];
+    });
+    function yOf(v) { return top + plotH * (1 - Math.max(0, Math.min(100, v)) / 100); }
     for (var t = 0; t <= 100; t += 20) {
-      var y = top + plotH * (1 - t / 100);
+      var y = yOf(t);
       root.appendChild(svg("line", { x1: left, x2: left + plotW, y1: y, y2: y, stroke: "#e4e8ee" }));
       root.appendChild(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end", "font-size": 11, fill: "#5f6b7a" }, String(t)));
     }
@@ -188,26 +223,41 @@
         var b = block(e, g.id);
         var v = b ? b[state.metric] : null;
         if (typeof v !== "number") { return; }
-        var h = plotH * Math.max(0, Math.min(100, v)) / 100;
-        var rect = svg("rect", { x: x0 + ei * barW, y: top + plotH - h, width: Math.max(1, barW - 1), height: h,
-                                 fill: PALETTE[ei % PALETTE.length], "fill-opacity": e.kind === "reported" ? 0.45 : 0.95,
+        var x = x0 + ei * barW, w = Math.max(1, barW - 1);
+        var rect = svg("rect", { x: x, y: yOf(v), width: w, height: top + plotH - yOf(v), fill: fills[ei],
                                  "class": "bar", "data-model": e.model, "data-group": g.id });
-        rect.appendChild(svg("title", {}, e.model + " \u2013 " + g.code + ": " + v.toFixed(1)));
+        var ci = b[state.metric + "_ci"];
+        var hasCi = !!ci && ci.length === 2 && typeof ci[0] === "number" && typeof ci[1] === "number";
+        var tip = e.model + " \u2013 " + g.code + ": " + v.toFixed(1) +
+                  (hasCi ? " [" + ci[0].toFixed(1) + ", " + ci[1].toFixed(1) + "]" : "");
+        rect.appendChild(svg("title", {}, tip));
         root.appendChild(rect);
+        if (hasCi && ci[1] > ci[0]) {  // 95% CI whisker
+          var cx = x + w / 2, cap = Math.min(4, w / 3);
+          [[cx, yOf(ci[0]), cx, yOf(ci[1])], [cx - cap, yOf(ci[0]), cx + cap, yOf(ci[0])],
+           [cx - cap, yOf(ci[1]), cx + cap, yOf(ci[1])]].forEach(function (p) {
+            root.appendChild(svg("line", { x1: p[0], y1: p[1], x2: p[2], y2: p[3], stroke: "#1d232b",
+                                           "stroke-width": 1, "class": "ci" }));
+          });
+        }
       });
       root.appendChild(svg("text", { x: left + gi * groupW + groupW / 2, y: H - bottom + 18, "text-anchor": "middle",
                                      "font-size": 12, fill: "#1d232b" }, g.code));
     });
     shown.forEach(function (e, ei) {
-      var ly = top + 6 + ei * 20;
-      root.appendChild(svg("rect", { x: W - right + 16, y: ly, width: 12, height: 12, fill: PALETTE[ei % PALETTE.length],
-                                     "fill-opacity": e.kind === "reported" ? 0.45 : 0.95 }));
-      var name = e.model.length > 30 ? e.model.slice(0, 29) + "\u2026" : e.model;
-      root.appendChild(svg("text", { x: W - right + 34, y: ly + 10, "font-size": 11, fill: "#1d232b",
-                                     "class": "legend-" + e.kind }, name));
+      var ly = top + 6 + ei * 22;
+      root.appendChild(svg("rect", { x: W - right + 16, y: ly, width: 14, height: 14, fill: fills[ei] }));
+      var name = e.model.length > 36 ? e.model.slice(0, 35) + "\u2026" : e.model;
+      var label = svg("text", { x: W - right + 36, y: ly + 11, "font-size": 12, fill: "#1d232b",
+                                "class": "legend-" + e.kind }, name);
+      label.appendChild(svg("title", {}, e.model));
+      root.appendChild(label);
     });
-    root.appendChild(svg("text", { x: W - right + 16, y: top + 6 + shown.length * 20 + 14, "font-size": 10,
-                                   fill: "#5f6b7a" }, "faded bars: reported (paper)"));
+    var noteY = top + 6 + shown.length * 22 + 14;
+    root.appendChild(svg("text", { x: W - right + 16, y: noteY, "font-size": 11, fill: "#5f6b7a" },
+                         "hatched: reported (paper)"));
+    root.appendChild(svg("text", { x: W - right + 16, y: noteY + 16, "font-size": 11, fill: "#5f6b7a" },
+                         "whiskers: 95% CI (verified)"));
     box.appendChild(root);
     document.getElementById("chart-title").textContent =
       "Per reasoning type, " + (state.metric === "giou" ? "gIoU" : "cIoU") + " (top " + shown.length + " of the current order)";
@@ -219,18 +269,20 @@
       var kv = part.split("=");
       if (kv[0]) { params[decodeURIComponent(kv[0])] = decodeURIComponent(kv[1] || ""); }
     });
-    var keys = columns().map(function (c) { return c.key; });
+    var keys = columns(true).map(function (c) { return c.key; });
     if (params.metric === "giou" || params.metric === "ciou") { state.metric = params.metric; }
     if (params.sort === "giou" || params.sort === "ciou") { state.metric = params.sort; state.sort = "overall"; }
     else if (params.sort && keys.indexOf(params.sort) >= 0) { state.sort = params.sort; }
     if (params.dir === "asc" || params.dir === "desc") { state.dir = params.dir; }
     if (params.reported === "0" || params.reported === "1") { state.reported = params.reported === "1"; }
-    state.data = params.data && dataValues().indexOf(params.data) >= 0 ? params.data : "";
+    // one benchmark at a time by default (numbers on different data do not rank); "all" shows every row
+    if (params.data === "all") { state.data = ""; }
+    else { state.data = params.data && dataValues().indexOf(params.data) >= 0 ? params.data : defaultData(); }
   }
 
   function writeHash() {
     var hash = "#metric=" + state.metric + "&sort=" + encodeURIComponent(state.sort) + "&dir=" + state.dir +
-               (state.reported ? "" : "&reported=0") + (state.data ? "&data=" + encodeURIComponent(state.data) : "");
+               (state.reported ? "" : "&reported=0") + "&data=" + (state.data ? encodeURIComponent(state.data) : "all");
     if (location.hash !== hash && window.history && history.replaceState) {
       try { history.replaceState(null, "", hash); } catch (err) { /* file:// in some browsers */ }
     }
@@ -249,10 +301,21 @@
     renderHead(cols);
     renderBody(rows, cols);
     renderChart(rows);
-    var verified = (DATA.entries || []).filter(function (e) { return e.kind === "verified"; }).length;
-    document.getElementById("status").textContent =
-      verified + " verified, " + ((DATA.entries || []).length - verified) + " reported";
+    var verified = rows.filter(function (e) { return e.kind === "verified"; }).length;
+    document.getElementById("status").textContent = verified + " verified, " + (rows.length - verified) +
+      " reported" + (state.data ? " on " + state.data : "") + " (" + (DATA.entries || []).length + " entries in all)";
     if (pushHash) { writeHash(); }
+  }
+
+  function defaultData() {
+    // the data with the most verified entries (else the paper's); all data when there is only one
+    var values = dataValues(), best = "", bestCount = -1;
+    if (values.length < 2) { return ""; }
+    values.forEach(function (v) {
+      var n = (DATA.entries || []).filter(function (e) { return e.data === v && e.kind === "verified"; }).length;
+      if (n > bestCount) { best = v; bestCount = n; }
+    });
+    return best;
   }
 
   function dataValues() {

@@ -1,0 +1,66 @@
+"""Submission metadata recovered from the ``run.json`` that ``reasonseg-x eval`` writes beside its
+predictions.
+
+Authors forget ``--meta tts=...``: a StAR run with 32 sampled answers submitted without it would
+be listed as a greedy model. When the predictions file sits in a run folder, the model, checkpoint,
+base model and test-time-scaling settings are taken from the run; ``--meta`` still wins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from reasonseg_x.leaderboard.safety import Limits, read_bounded, safe_json_loads
+
+__all__ = ["RUN_FILE", "meta_from_run", "merge_meta"]
+
+RUN_FILE = "run.json"
+_MAX_RUN_BYTES = 4 * 2**20
+#: sampling settings that describe a test-time-scaling run, copied into ``tts`` when present
+_TTS_SETTINGS = ("temperature", "top_p", "top_k", "seed", "cluster_agg_mode")
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) and not (isinstance(value, str) and len(value) > 200)
+
+
+def meta_from_run(predictions: str | os.PathLike[str]) -> dict[str, Any]:
+    """Fields for :func:`~reasonseg_x.leaderboard.submission.build_submission` from ``run.json``
+    beside ``predictions`` (``{}`` when there is none or it is not a model run)."""
+    path = Path(predictions).parent / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        run = safe_json_loads(read_bounded(path, _MAX_RUN_BYTES), limits=Limits(max_json_depth=16),
+                              max_bytes=_MAX_RUN_BYTES, where=str(path))
+    except (ValueError, OSError):  # the runner's business, not a reason to refuse a submission
+        return {}
+    model = run.get("model") if isinstance(run, dict) else None
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or model["name"].startswith("predictions"):
+        return {}
+    args = model.get("args") if isinstance(model.get("args"), dict) else {}
+    out: dict[str, Any] = {"meta": {"model": model["name"]}}
+    if isinstance(args.get("checkpoint"), str):
+        out["meta"]["checkpoint"] = args["checkpoint"]
+    if isinstance(args.get("base_model"), str):
+        out["base_model"] = args["base_model"]
+    n = args.get("tts")
+    n = int(n) if isinstance(n, str) and n.strip().isdigit() else n  # an unconverted "-a tts=32"
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        tts: dict[str, Any] = {"method": str(args.get("aggregator") or "majority_vote"), "n": n}
+        tts.update({k: args[k] for k in _TTS_SETTINGS if k in args and _scalar(args[k])})
+        out["tts"] = tts
+    return out
+
+
+def merge_meta(from_run: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` (from ``--meta``) over ``from_run``; ``tts`` settings and ``meta`` keys merge one by one."""
+    out = {**from_run, **{k: v for k, v in given.items() if k not in ("meta", "tts")}}
+    out["meta"] = {**from_run.get("meta", {}), **given.get("meta", {})}
+    if "tts" in given and given["tts"] is None:  # --meta tts=none: the author says no scaling
+        out["tts"] = None
+    elif "tts" in given or "tts" in from_run:
+        out["tts"] = {**from_run.get("tts", {}), **given.get("tts", {})}
+    return out
