@@ -81,7 +81,8 @@ class Taxonomy:
             return text
         known = ", ".join(f"{c.id} ({c.code}, {c.name})" for c in self.categories)
         raise UnknownLabelError(f"unknown {self.name} label {text!r}; known: {known}. "
-                                "Use an open taxonomy to keep unknown labels as their own group.")
+                                "To keep unknown labels as their own group, open the taxonomy "
+                                "(--open-taxonomy on the command line, open_taxonomy=True in Python).")
 
     def category(self, label: str) -> Category:
         """The category of a label; in an open taxonomy an unknown label gets an ad-hoc category."""

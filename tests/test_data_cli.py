@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import _datahf_helpers as h
 from reasonseg_x.cli import app
+from reasonseg_x.data.resolve import open_source
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +32,8 @@ def test_info_prints_tables_and_json(tmp_path):
     assert split["samples"] == 5 and split["no_target"] == 1 and split["height"] == {"min": 24, "median": 24.0,
                                                                                      "max": 24}
     assert split["reasoning_type"]["function_purpose"] == 2 and info["skipped"] == []
+    src = open_source(str(tmp_path / "hub"))
+    assert (split["fingerprint"], split["input_fingerprint"]) == (src.fingerprint("test"), src.input_fingerprint("test"))
 
 
 def test_info_reports_skipped_rows_and_errors_cleanly(tmp_path):
@@ -42,6 +45,29 @@ def test_info_reports_skipped_rows_and_errors_cleanly(tmp_path):
     result = _run("data", "info", str(tmp_path / "hub"), "--skip-invalid", "--json")
     info = json.loads(result.output)
     assert info["splits"][0]["samples"] == 3 and info["skipped"][0]["where"].endswith(":row 1")
+
+
+def test_info_checks_images_counts_each_bad_row_once_and_export_agrees(tmp_path):
+    rows = h.make_rows(5)
+    rows[1]["reasoning_type"] = "mystery"
+    rows[3]["image"] = {"bytes": h.png_bytes()[:-30], "path": None}  # truncated: only the end marker tells
+    h.write_hub_folder(tmp_path / "hub", {"test": rows})
+    result = _run("data", "info", str(tmp_path / "hub"), "--open-taxonomy")
+    assert result.exit_code == 2 and ":row 3: truncated image" in result.stderr
+    info = json.loads(_run("data", "info", str(tmp_path / "hub"), "--skip-invalid", "--json").output)
+    assert info["splits"][0]["samples"] == 3
+    assert sorted(row["where"].rsplit(":", 1)[1] for row in info["skipped"]) == ["row 1", "row 3"]
+    unchecked = json.loads(_run("data", "info", str(tmp_path / "hub"), "--skip-invalid", "--json",
+                                "--no-check-images").output)
+    assert unchecked["splits"][0]["samples"] == 4
+    result = _run("data", "export", str(tmp_path / "hub"), "--skip-invalid", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0 and "test: 3 samples" in result.output and "skipped 2 invalid row(s)" in result.stderr
+
+
+def test_export_to_an_existing_file_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = _run("data", "export", "mini", "--out", str(tmp_path / "afile"))
+    assert result.exit_code == 2 and "exists and is not a folder" in result.stderr and "Traceback" not in result.output
 
 
 def test_export_then_info_gives_the_same_numbers(tmp_path):
@@ -75,6 +101,11 @@ def test_info_on_a_known_name_describes_the_splits_that_are_available(tmp_path, 
     assert info["splits"][0]["source"] == {"reasonseg-x": 3}
     result = _run("data", "info", "reasonseg-x", "--split", "val")
     assert result.exit_code == 2 and "HF_HUB_OFFLINE" in result.stderr
+    result = _run("data", "export", "reasonseg-x", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0 and "test: 3 samples" in result.stdout
+    assert "split train not available, not exported" in result.stderr and "split val not available" in result.stderr
+    result = _run("data", "export", "reasonseg-x", "--split", "val", "--out", str(tmp_path / "out2"))
+    assert result.exit_code == 2 and "HF_HUB_OFFLINE" in result.stderr and not (tmp_path / "out2").exists()
 
 
 def test_export_one_split_skipping_bad_rows(tmp_path):

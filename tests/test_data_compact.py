@@ -105,6 +105,26 @@ def test_bad_rle_in_a_compact_shard_names_the_row(tmp_path, hub):
     assert lenient.num_samples() == 6 and len(lenient.skipped) == 1
 
 
+def test_truncated_image_in_a_compact_shard_names_the_row_once(tmp_path, hub):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_compact({"test": open_local(hub).samples("test")}, tmp_path / "out")
+    path = tmp_path / "out" / "data" / "test-00000-of-00001.parquet"
+    table = pq.read_table(path)
+    images = table.column("image").to_pylist()
+    images[4] = {"bytes": images[4]["bytes"][:-30], "path": None}
+    table = table.set_column(table.schema.get_field_index("image"), "image",
+                             pa.array(images, type=table.schema.field("image").type))
+    pq.write_table(table, path)
+    with pytest.raises(InvalidInputError, match=r"test-00000-of-00001.parquet:row 4: truncated image"):
+        list(open_local(tmp_path / "out").samples())
+    lenient = open_local(tmp_path / "out", skip_invalid=True)
+    for _ in range(2):
+        assert len(list(lenient.samples())) == 6
+    assert [s.where.rsplit(":", 1)[1] for s in lenient.skipped] == ["row 4"]
+
+
 def test_a_failed_export_leaves_no_partial_shards(tmp_path, hub):
     src = open_local(hub)
 
@@ -116,8 +136,19 @@ def test_a_failed_export_leaves_no_partial_shards(tmp_path, hub):
 
     with pytest.raises(InvalidInputError, match="boom"):
         write_compact({"test": broken()}, tmp_path / "out", shard_rows=2, row_group_rows=1)
-    assert list((tmp_path / "out" / "data").iterdir()) == []
-    assert not (tmp_path / "out" / "README.md").exists()
+    assert not (tmp_path / "out").exists()  # the folders it created are gone too
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(InvalidInputError, match="boom"):
+        write_compact({"test": broken()}, tmp_path / "kept", shard_rows=2, row_group_rows=1)
+    assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []
+
+
+def test_an_existing_file_as_out_is_a_clear_error(tmp_path, hub):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InvalidInputError, match=r"afile: exists and is not a folder"):
+        write_compact({"test": open_local(hub).samples("test")}, tmp_path / "afile")
+    with pytest.raises(InvalidInputError, match=r"afile/sub/data: cannot create the output folder"):
+        write_compact({"test": open_local(hub).samples("test")}, tmp_path / "afile" / "sub")
 
 
 def test_duplicate_ids_are_refused_by_the_writer(tmp_path, hub):

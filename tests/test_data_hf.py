@@ -24,7 +24,7 @@ def _cache(tmp_path, monkeypatch):
 # --- nested bools -> RLE ------------------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**31)), min_size=1, max_size=5),
        st.integers(0, 3))
 def test_nested_bool_conversion_equals_masks_encode(shapes, start):
@@ -106,6 +106,9 @@ def test_duplicate_ann_id_falls_back_to_image_id(tmp_path):
     h.write_hub_folder(tmp_path / "hub", {"test": rows})
     src = h.open_hf(tmp_path / "hub")
     assert [g.id for g in src.ground_truth()] == [r["image_id"] for r in rows] and src.id_rule == "image_id"
+    from reasonseg_x.data.info import describe
+
+    assert describe(src).id_rule == "image_id (ann_id not unique or not always set)"
 
 
 def test_duplicates_in_every_id_column_name_both_rows(tmp_path):
@@ -148,6 +151,20 @@ def test_corrupt_image_bytes_name_the_row(tmp_path):
         list(h.open_hf(tmp_path / "hub").samples())
     src = h.open_hf(tmp_path / "hub", skip_invalid=True)
     assert [s.id for s in src.samples()] == ["ann000", "ann002"] and len(src.skipped) == 1
+
+
+def test_truncated_and_wrong_size_images_are_bad_rows_counted_once(tmp_path):
+    rows = h.make_rows(4)
+    rows[1]["image"] = {"bytes": h.png_bytes()[:-30], "path": None}  # header intact, IEND missing
+    rows[3]["image"] = {"bytes": h.png_bytes(height=h.H + 2), "path": None}
+    h.write_hub_folder(tmp_path / "hub", {"test": rows})
+    with pytest.raises(InvalidInputError, match=r":row 1: truncated image"):
+        list(h.open_hf(tmp_path / "hub").samples())
+    src = h.open_hf(tmp_path / "hub", skip_invalid=True)
+    for _ in range(2):
+        assert [s.id for s in src.samples()] == ["ann000", "ann002"]
+    assert [(s.where.rsplit(":", 1)[-1], s.reason.split(":")[0]) for s in src.skipped] == [
+        ("row 1", "truncated image"), ("row 3", f"image is {h.H + 2}x{h.W} (h x w) but the row says {h.H}x{h.W}")]
 
 
 def test_training_rows_use_id_problem_and_instance_union(tmp_path):

@@ -117,6 +117,21 @@ def test_unreachable_endpoint_fails_at_once(tmp_path):
     assert seconds < 3.0 and "cannot reach the Hugging Face Hub" in message and "--data" in message
 
 
+@pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_the_offline_message_names_the_variable_that_is_set(variable, monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    from reasonseg_x.data import hub
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub, "_local_snapshot", lambda repo: None)
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(SourceNotFoundError, match=f"not in the local cache and {variable} is set"):
+        hub.fetch_dataset_repo("someone/data")
+
+
 def test_offline_flag_set_after_import_is_still_honoured(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
@@ -140,6 +155,47 @@ def test_load_dataset_has_typed_features(tmp_path):
     row = ds[0]
     assert row["id"] == "ann000" and row["target"]["size"] == [24, 32] and row["ignore"] is None
     assert ds.features["reasoning_type"].int2str(row["reasoning_type"]) == "function_purpose"
+
+
+def test_load_dataset_is_not_served_stale_after_a_query_is_edited(tmp_path):
+    import json
+
+    import reasonseg_x
+
+    h.write_lisa_folder(tmp_path / "lisa", n=2)
+    cache = str(tmp_path / "hfc")
+    assert reasonseg_x.load_dataset(str(tmp_path / "lisa"), cache_dir=cache)[0]["text"] == "what is 0"
+    ann = tmp_path / "lisa" / "val" / "img_0.json"
+    data = json.loads(ann.read_text(encoding="utf-8"))
+    data["text"] = ["edited query"]  # same masks, so the ground-truth fingerprint is unchanged
+    before = open_source(str(tmp_path / "lisa"))
+    fingerprints = (before.fingerprint(), before.input_fingerprint())
+    ann.write_text(json.dumps(data), encoding="utf-8")
+    after = open_source(str(tmp_path / "lisa"))
+    assert after.fingerprint() == fingerprints[0] and after.input_fingerprint() != fingerprints[1]
+    assert reasonseg_x.load_dataset(str(tmp_path / "lisa"), cache_dir=cache)[0]["text"] == "edited query"
+
+
+def test_input_fingerprint_of_synth_renders_nothing(monkeypatch):
+    from reasonseg_x.data.synth import source as synth_source
+
+    monkeypatch.setattr(synth_source, "render_sample", lambda *a: pytest.fail("rendered"))
+    monkeypatch.setattr(synth_source, "render_ground_truth", lambda *a: pytest.fail("rendered"))
+    a, b = open_source("synth:100000:1"), open_source("synth:100000:2")
+    assert a.input_fingerprint() == open_source("synth:100000:1").input_fingerprint() != b.input_fingerprint()
+
+
+def test_load_dataset_names_the_bad_row_not_a_generic_generation_error(tmp_path):
+    import reasonseg_x
+
+    rows = h.make_rows(3)
+    rows[1]["image"] = {"bytes": b"\x89PNG\r\n\x1a\nnot really", "path": None}
+    h.write_hub_folder(tmp_path / "hub", {"test": rows})
+    with pytest.raises(InvalidInputError, match=r"test-00000-of-00001\.parquet:row 1: corrupt or unreadable image"):
+        reasonseg_x.load_dataset(str(tmp_path / "hub"), cache_dir=str(tmp_path / "hfc"))
+    with pytest.warns(UserWarning, match=r"skipped 1 invalid row\(s\), e\.g\. .*:row 1: corrupt or unreadable image"):
+        ds = reasonseg_x.load_dataset(str(tmp_path / "hub"), skip_invalid=True, cache_dir=str(tmp_path / "hfc"))
+    assert ds["id"] == ["ann000", "ann002"]
 
 
 def test_lisa_folder_opens_and_round_trips_through_compact(tmp_path):

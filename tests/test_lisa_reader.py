@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -129,12 +131,15 @@ def test_corrupt_image_names_the_file(tmp_path):
     assert list(LisaSource(tmp_path, skip_invalid=True).samples()) == []
 
 
-def test_truncated_image_fails_when_opened(tmp_path):
+def test_truncated_image_is_caught_without_decoding_good_ones(tmp_path):
     write_pair(tmp_path / "val", "half", image="truncated", height=64, width=64)
-    sample = _only(LisaSource(tmp_path))
-    assert (sample.height, sample.width) == (64, 64)  # the header is intact
-    with pytest.raises(InvalidInputError, match=r"half\.jpg"):
-        sample.image.open()
+    write_pair(tmp_path / "val", "whole", height=64, width=64)
+    with pytest.raises(InvalidInputError, match=r"half\.jpg: truncated image"):
+        list(LisaSource(tmp_path).ground_truth())  # the header is intact: the end marker is not
+    src = LisaSource(tmp_path, skip_invalid=True)
+    assert [gt.id for gt in src.ground_truth()] == ["whole"]
+    list(src.ground_truth())  # a second pass (data info reads twice) does not count the row again
+    assert [(Path(s.where).name, s.reason.split(":")[0]) for s in src.skipped] == [("half.jpg", "truncated image")]
 
 
 def test_exif_rotation_swaps_the_size_like_opencv(tmp_path):
@@ -175,7 +180,10 @@ def test_malformed_annotations_name_the_file(tmp_path, annotation, message):
 
 
 def test_unpaired_files_and_missing_folders(tmp_path):
+    write_pair(tmp_path / "val", "paired")
     write_annotation(tmp_path / "val" / "lonely.json", shapes=[])
+    write_annotation(tmp_path / "explanatory" / "train.json", shapes=[])  # LISA ships JSON-only folders
+    assert LisaSource(tmp_path).splits() == ["val"]
     with pytest.raises(InvalidInputError, match=r"lonely\.json: annotation has no image"):
         list(LisaSource(tmp_path).samples())
     write_image(tmp_path / "val2" / "alone.jpg", 10, 10)
@@ -185,7 +193,7 @@ def test_unpaired_files_and_missing_folders(tmp_path):
     with pytest.raises(SourceNotFoundError):
         LisaSource(tmp_path / "nope")
     (tmp_path / "plain").mkdir()
-    with pytest.raises(InvalidInputError, match="no LISA annotations"):
+    with pytest.raises(InvalidInputError, match=r"no LISA annotation \+ image pairs"):
         LisaSource(tmp_path / "plain")
     assert not is_lisa_folder(tmp_path / "plain")
 
@@ -197,7 +205,7 @@ def test_duplicate_image_stems_are_reported(tmp_path):
         list(LisaSource(tmp_path).samples())
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True, database=None)
 @given(st.lists(st.text(min_size=1, max_size=20).filter(lambda t: t.strip()), min_size=1, max_size=3),
        st.booleans(), st.sampled_from(["utf-8", "cp1252"]))
 def test_json_decoding_round_trips(texts, is_sentence, encoding):
@@ -206,4 +214,8 @@ def test_json_decoding_round_trips(texts, is_sentence, encoding):
         raw = json.dumps(data, ensure_ascii=False).encode(encoding)
     except UnicodeEncodeError:
         raw = json.dumps(data).encode(encoding)  # \\u escapes: plain ASCII
-    assert decode_json_bytes(raw, "x.json") == data
+    try:  # like the reference: UTF-8 first, so cp1252 bytes that happen to be valid UTF-8 read as UTF-8
+        expected = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        expected = data
+    assert decode_json_bytes(raw, "x.json") == expected

@@ -33,18 +33,33 @@ def export(
     with user_errors():
         from reasonseg_x.data.compact import write_compact
         from reasonseg_x.data.resolve import open_source
+        from reasonseg_x.errors import SourceNotFoundError
 
         src = open_source(source, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
         names = [src.resolve_split(s) for s in split] if split else src.splits()
-        counts = write_compact({name: src.samples(name) for name in names}, out, card_title=title,
-                               shard_rows=shard_rows, open_taxonomy=open_taxonomy, overwrite=overwrite,
-                               description=f"Exported from `{source}` with reasonseg-x.")
+        streams, unavailable = {}, {}
+        for name in names:
+            try:  # a known name opens (downloads) each split here
+                streams[name] = src.samples(name)
+            except SourceNotFoundError as exc:
+                if split or len(names) == 1:
+                    raise
+                unavailable[name] = str(exc)
+        if not streams:
+            raise SourceNotFoundError(next(iter(unavailable.values())))
+        for name, reason in unavailable.items():
+            typer.echo(f"split {name} not available, not exported (--split picks splits): {reason}", err=True)
+        counts = write_compact(streams, out, card_title=title, shard_rows=shard_rows, open_taxonomy=open_taxonomy,
+                               overwrite=overwrite, description=f"Exported from `{source}` with reasonseg-x.")
         for name, n in counts.items():
             typer.echo(f"{name}: {n} samples")
         if src.skipped:
             typer.echo(f"skipped {len(src.skipped)} invalid row(s):", err=True)
             for row in src.skipped[:20]:
                 typer.echo(f"  {row.where}: {row.reason}", err=True)
+            if len(src.skipped) > 20:
+                typer.echo(f"  ... and {len(src.skipped) - 20} more (`reasonseg-x data info SOURCE --skip-invalid "
+                           "--json` lists them all)", err=True)
         typer.echo(f"wrote {out}")
 
 
@@ -55,6 +70,9 @@ def info(
     skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Count bad rows instead of stopping."),
     open_taxonomy: bool = typer.Option(False, "--open-taxonomy", help="Keep unknown reasoning-type labels."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    check_images: bool = typer.Option(True, "--check-images/--no-check-images",
+                                      help="Check every stored image (header and completeness; reads the image "
+                                           "bytes, decodes no pixels)."),
 ) -> None:
     """Samples per split, reasoning type and query kind; id rule; image sizes; empty targets; skipped rows."""
     with user_errors():
@@ -62,7 +80,7 @@ def info(
         from reasonseg_x.data.resolve import open_source
 
         src = open_source(source, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
-        summary = describe(src, list(split) if split else None)
+        summary = describe(src, list(split) if split else None, check_images=check_images)
         if as_json:
             typer.echo(json.dumps(summary.to_dict(), indent=2))
             return
@@ -104,15 +122,19 @@ def _print_summary(summary) -> None:  # noqa: ANN001 - a SourceSummary
                 name = f"{cat.code} {cat.name}" if cat.code != cat.id else label
             table.add_row(name, *(str(getattr(s, attr).get(label, 0)) for s in summary.splits))
         console.print(table)
+    for s in summary.splits:  # what a run or a paper can quote to say "this exact ground truth"
+        console.print(f"fingerprints of {s.name}: ground truth {s.fingerprint}, inputs {s.input_fingerprint}")
     for name, reason in summary.unavailable.items():
         console.print(f"[yellow]split {name} not available:[/yellow] {reason}")
     if summary.skipped:
         table = Table(title=f"Skipped rows ({len(summary.skipped)})")
-        table.add_column("where")
-        table.add_column("reason")
+        table.add_column("where", overflow="fold", ratio=2)
+        table.add_column("reason", overflow="fold", ratio=3)
         for row in summary.skipped[:50]:
             table.add_row(row["where"], row["reason"])
         console.print(table)
+        if len(summary.skipped) > 50:
+            console.print(f"... and {len(summary.skipped) - 50} more (--json lists them all)")
     else:
         console.print("skipped rows: 0")
 

@@ -143,6 +143,17 @@ class CatalogSource(Source):
         source.skipped = self.skipped  # one list: rows skipped by any split are reported here
         return source
 
+    @property
+    def id_rule_notes(self) -> dict[str, str]:
+        """Why a split's ids do not come from its first id column (from the opened split sources)."""
+        return {name: note for name, src in self._opened.items()
+                for note in [getattr(src, "id_rule_notes", {}).get(name)] if note}
+
+    def files(self, split: str | None = None) -> list[Path] | None:
+        """The data files behind ``split`` (opening, and downloading, it if needed)."""
+        split = self.resolve_split(split)
+        return self.split_source(split).files(split)
+
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         split = self.resolve_split(split)
         return self.split_source(split).samples(split)

@@ -31,8 +31,8 @@ from reasonseg_x.taxonomy import query_kinds, reasoning_types
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["write_compact", "CompactSource", "compact_schema", "samples_to_table", "FORMAT_NAME", "FORMAT_VERSION",
-           "CITATION"]
+__all__ = ["write_compact", "CompactSource", "compact_schema", "samples_to_table", "sample_row", "FORMAT_NAME",
+           "FORMAT_VERSION", "CITATION"]
 
 FORMAT_NAME = "reasonseg-x-compact"
 FORMAT_VERSION = 1
@@ -121,9 +121,33 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+def sample_row(s: Sample, *, split: str) -> dict[str, Any]:
+    """One sample as a row of the compact columns, labels as strings (what ``datasets`` generators take)."""
+    meta = {k: v for k, v in s.meta.items() if k != "where"}
+    return {
+        "id": s.id,
+        "image": {"bytes": s.image.read_bytes(), "path": Path(s.image.path).name if s.image.path else None},
+        "text": s.query,
+        "queries": list(s.queries) or [s.query],
+        "query_kind": s.query_kind,
+        "reasoning_type": s.reasoning_type,
+        "target": _rle_value(s.target),
+        "ignore": None if s.ignore is None else _rle_value(s.ignore),
+        "height": int(s.height),
+        "width": int(s.width),
+        "source": s.source,
+        "split": s.split or split,
+        "meta": json.dumps(json_safe(meta), sort_keys=True) if meta else None,
+    }
+
+
+def _rle_value(rle: masks.RLE) -> dict[str, Any]:
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"]}
+
+
 def samples_to_table(samples: list[Sample], *, split: str, open_taxonomy: bool = False,
                      schema: pa.Schema | None = None) -> pa.Table:
-    """Encode samples as one compact table (images as bytes, masks as RLE structs)."""
+    """Encode samples as one compact table (images as bytes, masks as RLE structs, labels as class indices)."""
     import pyarrow as pa
 
     schema = schema or compact_schema(open_taxonomy=open_taxonomy)
@@ -134,23 +158,12 @@ def samples_to_table(samples: list[Sample], *, split: str, open_taxonomy: bool =
         if [int(v) for v in s.target["size"]] != [s.height, s.width]:
             raise InvalidMaskError(f"target size {s.target['size']} differs from the image size {[s.height, s.width]}",
                                    where)
-        raw = s.image.read_bytes()
-        cols["id"].append(s.id)
-        cols["image"].append({"bytes": raw, "path": Path(s.image.path).name if s.image.path else None})
-        cols["text"].append(s.query)
-        cols["queries"].append(list(s.queries) or [s.query])
-        cols["query_kind"].append(_label_index(kinds, s.query_kind, "query_kind", where))
-        rtype = s.reasoning_type
-        cols["reasoning_type"].append(rtype if types is None else _label_index(types, rtype, "reasoning_type", where))
-        cols["target"].append({"size": [int(v) for v in s.target["size"]], "counts": s.target["counts"]})
-        cols["ignore"].append(None if s.ignore is None else
-                              {"size": [int(v) for v in s.ignore["size"]], "counts": s.ignore["counts"]})
-        cols["height"].append(int(s.height))
-        cols["width"].append(int(s.width))
-        cols["source"].append(s.source)
-        cols["split"].append(s.split or split)
-        meta = {k: v for k, v in s.meta.items() if k != "where"}
-        cols["meta"].append(json.dumps(json_safe(meta), sort_keys=True) if meta else None)
+        row = sample_row(s, split=split)
+        row["query_kind"] = _label_index(kinds, s.query_kind, "query_kind", where)
+        if types is not None:
+            row["reasoning_type"] = _label_index(types, s.reasoning_type, "reasoning_type", where)
+        for name in schema.names:
+            cols[name].append(row[name])
     return pa.Table.from_pydict(cols, schema=schema)
 
 
@@ -160,8 +173,8 @@ def _label_index(names: list[str], label: str | None, what: str, where: str) -> 
     try:
         return names.index(label)
     except ValueError:
-        raise InvalidInputError(f"{what} {label!r} is not one of {', '.join(names)}; export with an open taxonomy "
-                                "to keep unknown labels", where) from None
+        raise InvalidInputError(f"{what} {label!r} is not one of {', '.join(names)}; export with --open-taxonomy "
+                                "(open_taxonomy=True) to keep unknown labels", where) from None
 
 
 def write_compact(samples_by_split: Mapping[str, Iterable[Sample]], out_dir: str | Path, *,
@@ -183,7 +196,14 @@ def write_compact(samples_by_split: Mapping[str, Iterable[Sample]], out_dir: str
     if existing and not overwrite:
         raise InvalidInputError(f"{data_dir} already holds {len(existing)} parquet file(s); choose an empty folder "
                                 "or overwrite", str(out))
-    data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (out, data_dir):
+        if folder.exists() and not folder.is_dir():
+            raise InvalidInputError("exists and is not a folder; --out needs a folder (new or empty)", str(folder))
+    created = [f for f in (out, data_dir) if not f.exists()]
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the output folder: {exc.strerror or exc}", str(data_dir)) from None
     schema = compact_schema(open_taxonomy=open_taxonomy)
     counts: dict[str, int] = {}
     sizes: dict[str, int] = {}
@@ -247,6 +267,9 @@ def write_compact(samples_by_split: Mapping[str, Iterable[Sample]], out_dir: str
                     temp.unlink()
         for temp in data_dir.glob(".*.parquet.tmp"):
             temp.unlink()
+        for folder in reversed(created):  # leave no empty folder behind for the next try to trip on
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
     _write_card(out, counts, sizes, card_title=card_title, open_taxonomy=open_taxonomy, description=description)
     return counts
@@ -324,7 +347,6 @@ class CompactSource(Source):
         self.open_taxonomy = open_taxonomy
         self._default_source = default_source
         self._taxonomy = reasoning_types(open=open_taxonomy)
-        self._reported: set[str] = set()
         if files_by_split is None:
             from reasonseg_x.data.layout import detect_layout
 
@@ -357,7 +379,9 @@ class CompactSource(Source):
         for row, gt, where in self._rows(split, None):
             image = row.get("image") or {}
             if not image.get("bytes"):
-                self._reject_once("row has no image bytes", where)
+                self.reject("row has no image bytes", where)
+                continue
+            if not self.image_ok(image["bytes"], gt, where):
                 continue
             queries = tuple(row.get("queries") or ()) or ((row["text"],) if row.get("text") else ())
             try:
@@ -370,12 +394,6 @@ class CompactSource(Source):
                          target=gt.target, ignore=gt.ignore, queries=queries,
                          query_kind=gt.groups.get("query_kind"), reasoning_type=gt.groups.get("reasoning_type"),
                          source=gt.groups.get("source"), split=split, meta=meta)
-
-    def _reject_once(self, reason: str, where: str) -> None:
-        if where in self._reported:
-            return
-        self._reported.add(where)
-        self.reject(reason, where)
 
     def _rows(self, split: str, columns: list[str] | None) -> Iterator[tuple[dict[str, Any], GroundTruth, str]]:
         import pyarrow.parquet as pq
@@ -432,7 +450,7 @@ class CompactSource(Source):
             reason = exc.reason if isinstance(exc, InvalidInputError) else str(exc)
             if isinstance(exc, UnknownLabelError):
                 reason = str(exc)
-            self._reject_once(reason, where)
+            self.reject(reason, where)
             return None
         return GroundTruth(sample_id, height, width, target, ignore, groups)
 

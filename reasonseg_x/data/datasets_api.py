@@ -4,12 +4,13 @@ Why: people who already work with ``datasets`` get the benchmark with proper fea
 RLE struct masks, ClassLabel reasoning type and query kind) whatever form it was published in.
 Rows are generated from the source's samples (images stay encoded bytes, masks stay RLE strings:
 no nested lists of pixels), and ``datasets`` caches the result keyed by the split's content
-fingerprint, so a changed folder is never served from a stale cache.
+(:meth:`Source.input_fingerprint`: queries, images and masks), so a changed folder is never served
+from a stale cache.
 """
 
 from __future__ import annotations
 
-import json
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,31 +28,17 @@ def features(*, open_taxonomy: bool = False) -> datasets.Features:
 
 
 def _generate(spec: str, split: str, skip_invalid: bool, open_taxonomy: bool, content: str) -> Iterator[dict[str, Any]]:
-    """Rows of one split; ``content`` (the split's fingerprint) only keys the datasets cache."""
-    from pathlib import Path
-
-    from reasonseg_x.data.compact import json_safe
+    """Rows of one split; ``content`` (the split's input fingerprint) only keys the datasets cache."""
+    from reasonseg_x.data.compact import sample_row
     from reasonseg_x.data.resolve import open_source
 
     source = open_source(spec, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
-    for s in source.samples(split):
-        meta = {k: v for k, v in s.meta.items() if k != "where"}
-        yield {
-            "id": s.id,
-            "image": {"bytes": s.image.read_bytes(), "path": Path(s.image.path).name if s.image.path else None},
-            "text": s.query,
-            "queries": list(s.queries) or [s.query],
-            "query_kind": s.query_kind,
-            "reasoning_type": s.reasoning_type,
-            "target": {"size": [int(v) for v in s.target["size"]], "counts": s.target["counts"]},
-            "ignore": None if s.ignore is None else {"size": [int(v) for v in s.ignore["size"]],
-                                                     "counts": s.ignore["counts"]},
-            "height": s.height,
-            "width": s.width,
-            "source": s.source,
-            "split": s.split or split,
-            "meta": json.dumps(json_safe(meta), sort_keys=True) if meta else None,
-        }
+    for sample in source.samples(split):
+        yield sample_row(sample, split=split)
+    if source.skipped:  # the rows are left out as asked; say so, since nothing else will
+        first = source.skipped[0]
+        warnings.warn(f"{spec} ({split}): skipped {len(source.skipped)} invalid row(s), e.g. {first.where}: "
+                      f"{first.reason}", stacklevel=2)
 
 
 def load_dataset(name_or_spec: str, split: str | None = None, *, skip_invalid: bool = False,
@@ -63,19 +50,28 @@ def load_dataset(name_or_spec: str, split: str | None = None, *, skip_invalid: b
     ``DatasetDict`` of all splits.
     """
     import datasets
+    from datasets.exceptions import DatasetGenerationError
 
     from reasonseg_x.data.resolve import open_source
+    from reasonseg_x.errors import ReasonSegXError
 
     source = open_source(name_or_spec, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
     feats = features(open_taxonomy=open_taxonomy)
     names = [source.resolve_split(split)] if split is not None else source.splits()
 
     def build(name: str) -> datasets.Dataset:
-        content = source.fingerprint(name)
-        return datasets.Dataset.from_generator(
-            _generate, features=feats, cache_dir=cache_dir, split=datasets.NamedSplit(name),
-            gen_kwargs={"spec": str(name_or_spec), "split": name, "skip_invalid": skip_invalid,
-                        "open_taxonomy": open_taxonomy, "content": content})
+        content = source.input_fingerprint(name)
+        try:
+            return datasets.Dataset.from_generator(
+                _generate, features=feats, cache_dir=cache_dir, split=datasets.NamedSplit(name),
+                gen_kwargs={"spec": str(name_or_spec), "split": name, "skip_invalid": skip_invalid,
+                            "open_taxonomy": open_taxonomy, "content": content})
+        except DatasetGenerationError as exc:
+            # datasets wraps our error in a generic one; the file and row are in the cause
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ReasonSegXError):
+                raise cause.with_traceback(None) from None
+            raise
 
     if len(names) == 1:
         return build(names[0])

@@ -11,7 +11,6 @@ image and, the second time, not even the parquet file. Images stay encoded bytes
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -183,7 +182,8 @@ class HFSource(Source):
         self._taxonomy = reasoning_types(open=open_taxonomy)
         self._rows: dict[str, list[_Row]] = {}
         self._id_rules: dict[str, str] = {}
-        self._image_checked: set[tuple[str, int, int]] = set()
+        #: per split, why the id rule is not the first id column (``data info`` shows it)
+        self.id_rule_notes: dict[str, str] = {}
         self.id_rule = "ann_id"
 
     # -- Source API -----------------------------------------------------------------------------
@@ -248,11 +248,14 @@ class HFSource(Source):
     def _choose_id_rule(self, split: str, tables: list[tuple[int, Path, pa.Table]]) -> str:
         present = [c for c in ID_COLUMNS
                    if all(c in json.loads((t.schema.metadata or {}).get(b"columns", b"[]")) for _, _, t in tables)]
-        for column in present:
+        for k, column in enumerate(present):
             values = [v for _, _, t in tables for v in t.column(column).to_pylist()]
             if all(v not in (None, "") for v in values) and len(set(values)) == len(values):
+                if k:  # say why the preferred columns were passed over (data info prints it)
+                    self.id_rule_notes[split] = f"{', '.join(present[:k])} not unique or not always set"
                 return column
         if not present:
+            self.id_rule_notes[split] = "no ann_id, image_id or id column: <file stem>_<row>"
             return "file/row"
         if self.skip_invalid:
             return present[0]
@@ -323,7 +326,7 @@ class HFSource(Source):
                     continue
                 where = f"{path}:row {index}"
                 image = self._image_ref(images, k, path, where)
-                if image is None or not self._image_ok(split, file_index, index, image, gt, where):
+                if image is None or not self.image_ok(image.read_bytes(), gt, where):
                     continue
                 yield self._sample(gt, image, plain, k, cols, split, where)
             row += table.num_rows
@@ -353,25 +356,6 @@ class HFSource(Source):
             self.reject("image is empty", where)
             return None
         return ImageRef(data=data, path=image_path, where=where)
-
-    def _image_ok(self, split: str, file_index: int, row: int, image: ImageRef, gt: GroundTruth, where: str) -> bool:
-        """Read the image header (cheap, no pixel decoding): unreadable or wrong-size images are bad rows."""
-        from PIL import Image, UnidentifiedImageError
-
-        key = (split, file_index, row)
-        try:
-            with Image.open(io.BytesIO(image.read_bytes())) as img:
-                width, height = img.size
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            reason = f"corrupt or unreadable image: {exc}"
-        else:
-            if (height, width) == (gt.height, gt.width):
-                return True
-            reason = f"image is {height}x{width} but img_height x img_width say {gt.height}x{gt.width}"
-        if key not in self._image_checked:
-            self._image_checked.add(key)
-            self.reject(reason, where)
-        return False
 
     def _sample(self, gt: GroundTruth, image: ImageRef, plain: dict[str, list[Any]], k: int, cols: _Columns,
                 split: str, where: str) -> Sample:

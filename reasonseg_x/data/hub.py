@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from reasonseg_x.errors import SourceNotFoundError
 
-__all__ = ["fetch_dataset_repo", "is_offline", "endpoint_reachable", "HOW_TO_USE_LOCAL"]
+__all__ = ["fetch_dataset_repo", "is_offline", "offline_variable", "endpoint_reachable", "HOW_TO_USE_LOCAL"]
 
 #: the files a loader needs; images live inside the parquet/arrow files
 _PATTERNS = ["*.parquet", "**/*.parquet", "*.arrow", "**/*.arrow", "*.json", "**/*.json", "README.md"]
@@ -34,12 +34,22 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def is_offline() -> bool:
-    """Offline mode as the user asked for it, read now (the hub library reads it only at import)."""
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def offline_variable() -> str | None:
+    """The variable that puts us offline (read now: the hub library reads it only at import), or None."""
     from huggingface_hub import constants
 
-    return bool(constants.HF_HUB_OFFLINE) or _truthy(os.environ.get("HF_HUB_OFFLINE")) \
-        or _truthy(os.environ.get("HF_DATASETS_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+    for name in _OFFLINE_VARIABLES:
+        if _truthy(os.environ.get(name)):
+            return name
+    return "HF_HUB_OFFLINE" if constants.HF_HUB_OFFLINE else None
+
+
+def is_offline() -> bool:
+    """Offline mode as the user asked for it (any of HF_HUB_OFFLINE, HF_DATASETS_OFFLINE, TRANSFORMERS_OFFLINE)."""
+    return offline_variable() is not None
 
 
 def _endpoint() -> str:
@@ -110,8 +120,9 @@ def fetch_dataset_repo(repo: str, *, spec: str | None = None) -> Path:
         return cached
     label = spec if spec and spec != repo else repo
     hint = HOW_TO_USE_LOCAL.format(repo=repo)
-    if is_offline():
-        raise SourceNotFoundError(f"{label}: the Hub dataset {repo} is not in the local cache and HF_HUB_OFFLINE is "
+    variable = offline_variable()
+    if variable is not None:
+        raise SourceNotFoundError(f"{label}: the Hub dataset {repo} is not in the local cache and {variable} is "
                                   f"set; {hint}")
     if not endpoint_reachable():
         raise SourceNotFoundError(f"{label}: cannot reach the Hugging Face Hub at {_endpoint()} to download {repo} "

@@ -30,7 +30,10 @@ class SplitSummary:
     width: dict[str, float] = field(default_factory=dict)
     no_target: int = 0
     with_ignore: int = 0
+    #: content hash of the ground truth (:meth:`Source.fingerprint`)
     fingerprint: str = ""
+    #: content hash of everything a model is given as well (:meth:`Source.input_fingerprint`)
+    input_fingerprint: str = ""
 
 
 @dataclass
@@ -60,21 +63,27 @@ def _ordered(counter: Counter, order: list[str]) -> dict[str, int]:
     return {k: int(counter[k]) for k in known + rest}
 
 
-def describe(source: Source, splits: list[str] | None = None) -> SourceSummary:
-    """Summarise ``splits`` (default: all) of an opened source."""
+def describe(source: Source, splits: list[str] | None = None, *, check_images: bool = True) -> SourceSummary:
+    """Summarise ``splits`` (default: all) of an opened source.
+
+    With ``check_images`` every stored image is checked (header and completeness, no decoding),
+    so a corrupt one is reported here rather than by the first model that opens it; samples
+    skipped for their image are not counted.
+    """
     names = [source.resolve_split(s) for s in splits] if splits else source.splits()
     summaries = []
     id_rules = []
     unavailable: dict[str, str] = {}
     for name in names:
         try:
-            summaries.append(_describe_split(source, name))
+            summaries.append(_describe_split(source, name, check_images))
         except SourceNotFoundError as exc:
             if splits or len(names) == 1:
                 raise
             unavailable[name] = str(exc)
             continue
-        id_rules.append(getattr(source, "id_rule", "id"))
+        note = getattr(source, "id_rule_notes", {}).get(name)
+        id_rules.append(getattr(source, "id_rule", "id") + (f" ({note})" if note else ""))
     if not summaries and unavailable:
         raise SourceNotFoundError(next(iter(unavailable.values())))
     rules = sorted(set(id_rules))
@@ -83,8 +92,9 @@ def describe(source: Source, splits: list[str] | None = None) -> SourceSummary:
                          unavailable=unavailable)
 
 
-def _describe_split(source: Source, name: str) -> SplitSummary:
+def _describe_split(source: Source, name: str, check_images: bool) -> SplitSummary:
     """Counts, sizes and fingerprint of one split, from its ground truth."""
+    good = source.ids_with_good_images(name) if check_images else None
     by_type: Counter = Counter()
     by_kind: Counter = Counter()
     by_source: Counter = Counter()
@@ -92,7 +102,11 @@ def _describe_split(source: Source, name: str) -> SplitSummary:
     widths: list[int] = []
     targets: list[masks.RLE] = []
     ignores: list[masks.RLE] = []
-    for gt in source.ground_truth(name):
+    records = list(source.ground_truth(name))
+    fingerprint = source.fingerprint(name, records=records)  # one pass over the ground truth, not two
+    for gt in records:
+        if good is not None and gt.id not in good:
+            continue
         heights.append(gt.height)
         widths.append(gt.width)
         targets.append(gt.target)
@@ -109,5 +123,6 @@ def _describe_split(source: Source, name: str) -> SplitSummary:
         height=_stats(heights), width=_stats(widths),
         no_target=int((masks.areas(targets) == 0).sum()) if targets else 0,
         with_ignore=int((masks.areas(ignores) > 0).sum()) if ignores else 0,
-        fingerprint=source.fingerprint(name),
+        fingerprint=fingerprint,
+        input_fingerprint=source.input_fingerprint(name),
     )

@@ -120,18 +120,6 @@ def _is_compact_parquet(path: Path) -> bool:
     return b"reasonseg_x" in meta
 
 
-def _looks_like_lisa(root: Path) -> bool:
-    def has_pairs(folder: Path) -> bool:
-        for js in folder.glob("*.json"):
-            if any((folder / (js.stem + ext)).is_file() for ext in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")):
-                return True
-        return False
-
-    if has_pairs(root):
-        return True
-    return any(sub.is_dir() and has_pairs(sub) for sub in root.iterdir())
-
-
 def detect_layout(path: str | Path) -> Layout | None:
     """Recognise ``path`` (a file or folder); ``None`` when it is none of the known layouts."""
     root = Path(path)
@@ -175,7 +163,9 @@ def detect_layout(path: str | Path) -> Layout | None:
             groups = _group_by_split(candidates)
             implicit = all(split_name_of(f) is None for f in candidates)
             return _parquet_layout(root, groups, implicit=implicit)
-    if _looks_like_lisa(root):
+    from reasonseg_x.data.lisa import is_lisa_folder
+
+    if is_lisa_folder(root):
         return Layout("lisa", root)
     return None
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from reasonseg_x import masks as rle
 from reasonseg_x.data import polygons
+from reasonseg_x.data.images import probe_image
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
 from reasonseg_x.data.source import Source, check_unique_ids
 from reasonseg_x.errors import InvalidInputError, SourceNotFoundError, UnknownLabelError
@@ -132,21 +133,14 @@ def read_annotation(path: Path, *, open_taxonomy: bool = False) -> LisaAnnotatio
 
 
 def _image_size(path: Path) -> tuple[int, int, bool]:
-    """(height, width, transposed) from the header; EXIF rotation applied as OpenCV's imread does."""
-    from PIL import Image, UnidentifiedImageError
+    """(height, width, transposed) from the header; EXIF rotation applied as OpenCV's imread does.
 
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            try:
-                orientation = img.getexif().get(0x0112, 1)
-            except Exception:  # a broken EXIF block does not stop OpenCV either
-                orientation = 1
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidInputError(f"corrupt or unreadable image: {exc}", str(path)) from None
-    if orientation in _TRANSPOSED:
-        return width, height, True
-    return height, width, False
+    A corrupt or truncated file raises an error naming it (see :mod:`reasonseg_x.data.images`).
+    """
+    probe = probe_image(path, str(path))
+    if probe.orientation in _TRANSPOSED:
+        return probe.width, probe.height, True
+    return probe.height, probe.width, False
 
 
 def _oriented_png(path: Path) -> bytes:
@@ -169,24 +163,31 @@ def _split_rank(folder: Path) -> tuple[int, str]:
     return (_SPLIT_ORDER.index(name) if name in _SPLIT_ORDER else len(_SPLIT_ORDER), name)
 
 
-def _has_annotations(folder: Path) -> bool:
-    return any(p.suffix.lower() == ".json" for p in folder.iterdir() if p.is_file())
+def _has_pairs(folder: Path) -> bool:
+    """Whether ``folder`` is a split: at least one ``<stem>.json`` beside an image of the same stem.
+
+    LISA's release also has ``explanatory/`` (JSON only, no images), which is not a split.
+    """
+    files = [p for p in folder.iterdir() if p.is_file()]
+    stems = {p.stem for p in files if p.suffix.lower() in IMAGE_SUFFIXES}
+    return any(p.suffix.lower() == ".json" and p.stem in stems for p in files)
 
 
 def is_lisa_folder(path: str | Path) -> bool:
-    """True when ``path`` holds ``*.json`` annotations itself or in its sub-folders (splits)."""
+    """True when ``path`` holds ``<stem>.json`` + image pairs itself or in its sub-folders (splits)."""
     root = Path(path)
     if not root.is_dir():
         return False
-    if _has_annotations(root):
+    if _has_pairs(root):
         return True
-    return any(sub.is_dir() and _has_annotations(sub) for sub in root.iterdir())
+    return any(sub.is_dir() and _has_pairs(sub) for sub in root.iterdir())
 
 
 class LisaSource(Source):
     """A LISA-format folder as a source; sample id = file stem."""
 
     id_rule = "file stem"
+    ground_truth_checks_images = True
 
     def __init__(self, path: str | Path, *, skip_invalid: bool = False, open_taxonomy: bool = False,
                  source: str | None = None) -> None:
@@ -197,16 +198,23 @@ class LisaSource(Source):
         self.source = source
         if not self.root.is_dir():
             raise SourceNotFoundError(f"LISA folder not found: {self.root}")
-        if _has_annotations(self.root):
+        if _has_pairs(self.root):
             self._split_dirs = {self.root.name: self.root}
         else:
-            subs = sorted((p for p in self.root.iterdir() if p.is_dir() and _has_annotations(p)), key=_split_rank)
+            subs = sorted((p for p in self.root.iterdir() if p.is_dir() and _has_pairs(p)), key=_split_rank)
             self._split_dirs = {p.name: p for p in subs}
         if not self._split_dirs:
-            raise InvalidInputError("no LISA annotations (*.json) found here or in its sub-folders", str(self.root))
+            raise InvalidInputError("no LISA annotation + image pairs (<stem>.json beside <stem>.jpg) found here or "
+                                    "in its sub-folders", str(self.root))
 
     def splits(self) -> list[str]:
         return list(self._split_dirs)
+
+    def files(self, split: str | None = None) -> list[Path]:
+        """The annotation and image files of ``split`` (what its samples are read from), sorted."""
+        folder = self._split_dirs[self.resolve_split(split)]
+        return sorted(p for p in folder.iterdir()
+                      if p.is_file() and p.suffix.lower() in (".json", *IMAGE_SUFFIXES))
 
     # --- pairing -------------------------------------------------------------------------------
 

@@ -130,10 +130,12 @@ def _open_synth(text: str, *, skip_invalid: bool) -> Source:
     if not match:
         raise InvalidInputError(f"bad synth spec {text!r}: expected synth:N or synth:N:SEED with integers, "
                                 "e.g. synth:200:7")
-    n, seed = int(match.group("n")), int(match.group("seed") or 0)
-    if n <= 0:
-        raise InvalidInputError(f"synth:N needs N >= 1, got {n}")
     from reasonseg_x.data.synth import SynthSource
+    from reasonseg_x.data.synth.source import MAX_SAMPLES
+
+    n, seed = int(match.group("n")), int(match.group("seed") or 0)
+    if not 1 <= n <= MAX_SAMPLES:
+        raise InvalidInputError(f"synth:N needs 1 <= N <= {MAX_SAMPLES:,}, got {n:,}")
 
     source = SynthSource(n, seed, skip_invalid=skip_invalid)
     source.spec = text

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from reasonseg_x.data.record import GroundTruth, Sample
 from reasonseg_x.errors import InvalidInputError
@@ -33,10 +34,14 @@ class Source(ABC):
     spec: str = ""
     #: how sample ids were derived (``ann_id``, ``image_id``, ``file stem``, ...)
     id_rule: str = "id"
+    #: whether :meth:`ground_truth` already rejects corrupt, truncated or wrong-size images (LISA
+    #: reads each header; synth renders its own); when False, :meth:`samples` is where they show
+    ground_truth_checks_images: bool = False
 
     def __init__(self, *, skip_invalid: bool = False) -> None:
         self.skip_invalid = skip_invalid
         self.skipped: list[SkippedRow] = []
+        self._skipped_where: set[str] = set()
         self._fingerprints: dict[str, str] = {}
 
     @abstractmethod
@@ -71,21 +76,83 @@ class Source(ABC):
     def num_samples(self, split: str | None = None) -> int:
         return sum(1 for _ in self.ground_truth(split))
 
-    def fingerprint(self, split: str | None = None) -> str:
-        """A content hash of the split's ground truth (ids, sizes, masks, groups); cached."""
+    def ids_with_good_images(self, split: str | None = None) -> set[str] | None:
+        """Ids of the samples whose image passes the header and completeness check.
+
+        ``None`` when :meth:`ground_truth` checks images itself. Reads every image's bytes, never
+        decodes pixels; a bad image raises, or is recorded in :attr:`skipped` under ``skip_invalid``.
+        """
+        if self.ground_truth_checks_images:
+            return None
+        return {sample.id for sample in self.samples(split)}
+
+    def files(self, split: str | None = None) -> list[Path] | None:
+        """The files ``split`` is read from; ``None`` for a generated source."""
+        return None
+
+    def input_fingerprint(self, split: str | None = None) -> str:
+        """A content hash of everything a model is given (ids, query texts, images) and of the masks.
+
+        Unlike :meth:`fingerprint` it changes when only a query or an image changes, so a run or a
+        ``datasets`` cache keyed by it is never reused for different inputs. Cheap: the content
+        digests of the split's files (memoised in the cache until a file changes); a generated
+        source hashes its spec; anything else hashes its samples.
+        """
+        from reasonseg_x import __version__
+
+        split = self.resolve_split(split)
+        digest = hashlib.sha256(f"{type(self).__name__}\0{split}\0{__version__}\n".encode("utf-8"))
+        files = self.files(split)
+        if files is not None:
+            from reasonseg_x.data.cache import file_digest
+
+            for path in files:
+                digest.update(f"{Path(path).name}\0{file_digest(path)}\n".encode("utf-8"))
+        else:
+            for sample in self.samples(split):
+                digest.update("\0".join((sample.id, *sample.queries, sample.query)).encode("utf-8"))
+                digest.update(hashlib.sha256(sample.image.read_bytes()).digest())
+                digest.update(sample.target["counts"].encode("utf-8"))
+        return "sha256:" + digest.hexdigest()[:32]
+
+    def fingerprint(self, split: str | None = None, *, records: Iterable[GroundTruth] | None = None) -> str:
+        """A content hash of the split's ground truth (ids, sizes, masks, groups); cached.
+
+        ``records``: the split's ground truth, already read by the caller (saves a second pass).
+        """
         split = self.resolve_split(split)
         if split not in self._fingerprints:
-            self._fingerprints[split] = fingerprint_ground_truth(self.ground_truth(split))
+            self._fingerprints[split] = fingerprint_ground_truth(
+                self.ground_truth(split) if records is None else records)
         return self._fingerprints[split]
 
     def reject(self, reason: str, where: str) -> None:
-        """Raise for a bad row, or record it and go on under ``skip_invalid``."""
+        """Raise for a bad row, or record it and go on under ``skip_invalid``.
+
+        A row is recorded once however often the split is read (``data info`` reads its images,
+        then its ground truth; a run reads it again), so ``skipped`` counts rows, not passes.
+        """
         if not self.skip_invalid:
             raise InvalidInputError(reason, where)
+        if where in self._skipped_where:
+            return
+        self._skipped_where.add(where)
         self.skipped.append(SkippedRow(where, reason))
 
+    def image_ok(self, raw: bytes, gt: GroundTruth, where: str) -> bool:
+        """Header and completeness check of a stored image (no pixel decoding); a corrupt, truncated
+        or wrong-size image is a bad row (raised, or recorded under ``skip_invalid``)."""
+        from reasonseg_x.data.images import check_image
 
-def fingerprint_ground_truth(records: Iterator[GroundTruth]) -> str:
+        try:
+            check_image(raw, gt.height, gt.width, where)
+        except InvalidInputError as exc:
+            self.reject(exc.reason, where)
+            return False
+        return True
+
+
+def fingerprint_ground_truth(records: Iterable[GroundTruth]) -> str:
     """Order-independent sha256 over each record's id, size, target, ignore and groups."""
     rows = []
     for gt in records:

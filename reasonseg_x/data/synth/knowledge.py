@@ -126,7 +126,7 @@ def flags(rng: np.random.Generator, canvas: Canvas, variant: str | None = None) 
     else:
         long = [f"Which flag belongs to the country whose capital is {capital}?",
                 f"Someone from {capital} is looking for their national flag; which one is it?"]
-        short = [f"the flag of the country whose capital is {capital}", f"the national flag of {capital}"]
+        short = [f"the flag of the country whose capital is {capital}", f"the flag of {capital}'s country"]
     return Scene("flags", variant, "commonsense", long=long, short=short,
                  targets=[target] if target is not None else [],
                  answer=f"the flag of {wanted}" if target is not None else f"none: no flag of {wanted}")

@@ -64,6 +64,7 @@ class MiniSource(Source):
     """``mini`` rendered on the fly (the shipped copy in ``annotations/mini/`` holds the same samples)."""
 
     id_rule = "mini-<index>"
+    ground_truth_checks_images = True
 
     def __init__(self, *, skip_invalid: bool = False) -> None:
         super().__init__(skip_invalid=skip_invalid)

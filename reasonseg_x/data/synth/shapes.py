@@ -104,7 +104,7 @@ def shape_scene(rng: np.random.Generator, canvas: Canvas, variant: str | None = 
                      long=["Some kinds of shape occur several times here; which shapes belong to the kind "
                            "that occurs exactly twice?",
                            "Which shapes are of the only kind that appears exactly two times in this picture?"],
-                     short=["the shapes whose kind appears exactly twice", "the pair of shapes of the same kind"],
+                     short=["the shapes whose kind appears exactly twice", "the only two shapes of their kind"],
                      targets=targets, answer=f"the two {PLURAL[kind]}")
 
     if variant == "absent":
