@@ -1,8 +1,8 @@
 """Peak memory while scoring a 773-sample split (the size of the ReasonSeg-X test split).
 
 Builds the split in the published nested-bool schema (see ``bench_scoring.py``), then scores it in
-fresh subprocesses, once with a cold ground-truth cache and once warm, and reports each child's
-peak RSS from ``resource.getrusage(RUSAGE_CHILDREN)`` (target: < 1.5 GB).
+fresh subprocesses, once with a cold ground-truth cache and once warm, and reports each run's
+peak RSS from ``resource.getrusage(RUSAGE_CHILDREN)`` of a helper process (target: < 1.5 GB).
 
     python benchmarks/bench_scoring_memory.py [--n 773] [--size 1024x768] [--layout disk|parquet]
 """
@@ -36,18 +36,6 @@ print(f"n={m['overall']['n']} gIoU={m['overall']['giou']:.6f} cIoU={m['overall']
 TARGET_MB = 1536
 
 
-def score_in_child(data_dir: Path, pred_path: Path, env: dict[str, str]) -> tuple[float, str]:
-    """Run one scoring in a fresh interpreter; return its peak RSS in MiB and its output."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(data_dir), str(pred_path)], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"scoring failed:\n{proc.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all waited-for children (KiB on Linux)
-    return max(peak, before) / 1024.0, proc.stdout.strip()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=773)
@@ -59,10 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data_dir, pred_path = build_split(root, args.n, h, w, layout=args.layout)
         env = dict(os.environ, REASONSEG_X_CACHE=str(root / "cache"))
-        cold_mb, cold_out = score_in_child(data_dir, pred_path, env)
+        cold_mb, cold_out = peak_in_fresh_process(data_dir, pred_path, env)
         print(f"cold cache: peak RSS {cold_mb:7.1f} MiB  ({cold_out})")
-        # RUSAGE_CHILDREN keeps the maximum, so the warm run is measured against a fresh baseline
-        warm_mb, warm_out = _warm_in_grandchild(data_dir, pred_path, env)
+        warm_mb, warm_out = peak_in_fresh_process(data_dir, pred_path, env)
         print(f"warm cache: peak RSS {warm_mb:7.1f} MiB  ({warm_out})")
         ok = max(cold_mb, warm_mb) < TARGET_MB
         print(f"{args.n} masks of {w}x{h} ({args.layout}): peak {max(cold_mb, warm_mb):.0f} MiB, target < {TARGET_MB} "
@@ -72,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _warm_in_grandchild(data_dir: Path, pred_path: Path, env: dict[str, str]) -> tuple[float, str]:
-    """Measure the warm run from a helper process so the cold run's maximum does not mask it."""
+def peak_in_fresh_process(data_dir: Path, pred_path: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Peak RSS (MiB) and output of one scoring in a fresh interpreter.
+
+    Measured from a helper process whose only child is the scorer: ``RUSAGE_CHILDREN`` keeps the
+    maximum over all children ever waited for, so measuring from this process would also count
+    the split builder and the other run."""
     code = ("import resource, subprocess, sys\n"
             f"p = subprocess.run([sys.executable, '-c', {_CHILD!r}, sys.argv[1], sys.argv[2]], capture_output=True, "
             "text=True)\n"
@@ -83,7 +74,7 @@ def _warm_in_grandchild(data_dir: Path, pred_path: Path, env: dict[str, str]) ->
     proc = subprocess.run([sys.executable, "-c", code, str(data_dir), str(pred_path)], env=env, capture_output=True,
                           text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"warm scoring failed:\n{proc.stderr}")
+        raise SystemExit(f"scoring failed:\n{proc.stderr}")
     peak, out = proc.stdout.strip().split("\n", 1)
     return float(peak), out
 
