@@ -7,6 +7,8 @@ bootstrap intervals, and GRES's N-acc / T-acc.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from typing import Any
 
 import numpy as np
@@ -97,6 +99,21 @@ def gres_accuracy(cols: dict[str, np.ndarray]) -> dict[str, Any]:
             "n_no_target": tp + fn, "n_target": tn + fp}
 
 
+def reported_groups(records: RecordSet) -> Iterator[tuple[str, str, list[tuple[str, np.ndarray]]]]:
+    """``(key, metrics.json field, [(group value, row selection), ...])`` for every grouping reported.
+
+    A grouping is reported when some sample carries it (``source`` only with two sources or more);
+    groups come in taxonomy order. Shared by the aggregate and the paired comparison.
+    """
+    for key, field_name in GROUPINGS:
+        labels = records.group_labels(key)
+        present = {v for v in labels if v is not None}
+        if not present or (key == "source" and len(present) < 2):
+            continue
+        arr = np.asarray([v if v is not None else "" for v in labels], dtype=object)
+        yield key, field_name, [(value, arr == value) for value in order_groups(key, present)]
+
+
 def aggregate(records: RecordSet, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
               level: float = DEFAULT_LEVEL, extra_counts: dict[str, int] | None = None) -> dict[str, Any]:
     """The metric part of ``metrics.json`` (everything but provenance); independent of record order."""
@@ -105,15 +122,10 @@ def aggregate(records: RecordSet, *, n_resamples: int = DEFAULT_RESAMPLES, seed:
     cols = records.columns()
     opts = {"n_resamples": n_resamples, "seed": seed, "level": level}
     out: dict[str, Any] = {"overall": group_metrics(cols, None, protocol, label="overall", **opts)}
-    for key, field_name in GROUPINGS:
-        labels = records.group_labels(key)
-        present = {v for v in labels if v is not None}
-        if not present or (key == "source" and len(present) < 2):
-            continue
-        arr = np.asarray([v if v is not None else "" for v in labels], dtype=object)
-        out[field_name] = {value: group_metrics(cols, arr == value, protocol, label=f"{key}={value}", **opts)
-                           for value in order_groups(key, present)}
-        unlabelled = sum(1 for v in labels if v is None)
+    for key, field_name, selections in reported_groups(records):
+        out[field_name] = {value: group_metrics(cols, sel, protocol, label=f"{key}={value}", **opts)
+                           for value, sel in selections}
+        unlabelled = sum(1 for v in records.group_labels(key) if v is None)
         if unlabelled:
             out.setdefault("unlabelled", {})[key] = unlabelled
     out["counts"] = count_statuses(records, extra_counts)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.evaluators.aggregate import GROUPINGS, order_groups
+from reasonseg_x.evaluators.aggregate import reported_groups
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, paired_bootstrap
 from reasonseg_x.evaluators.protocols import get_protocol
 from reasonseg_x.evaluators.records import RecordSet, read_records
@@ -88,20 +88,11 @@ def compare_runs(a: ScoredRun, b: ScoredRun, *, n_resamples: int = DEFAULT_RESAM
         "counts_a": a.metrics.get("counts") or {}, "counts_b": b.metrics.get("counts") or {},
         "overall": paired_bootstrap(cols_a, cols_b, protocol, label="overall", **opts),
     }
-    canonical_a = a.records.canonical()
-    for key, field_name in GROUPINGS:
-        labels = canonical_a.group_labels(key)
-        present = {v for v in labels if v is not None}
-        if not present or (key == "source" and len(present) < 2):
-            continue
-        arr = np.asarray([v if v is not None else "" for v in labels], dtype=object)
-        section = {}
-        for value in order_groups(key, present):
-            sel = arr == value
-            section[value] = paired_bootstrap({k: v[sel] for k, v in cols_a.items()},
-                                              {k: v[sel] for k, v in cols_b.items()}, protocol,
-                                              label=f"{key}={value}", **opts)
-        out[field_name] = section
+    for key, field_name, selections in reported_groups(a.records.canonical()):
+        out[field_name] = {value: paired_bootstrap({k: v[sel] for k, v in cols_a.items()},
+                                                   {k: v[sel] for k, v in cols_b.items()}, protocol,
+                                                   label=f"{key}={value}", **opts)
+                           for value, sel in selections}
     out["bootstrap"] = {"n_resamples": int(n_resamples), "seed": int(seed), "level": float(level),
                         "method": "paired percentile bootstrap; two-sided p = 2 * min tail at 0 (add-one)"}
     return out
