@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from reasonseg_x.errors import SourceNotFoundError
 
-__all__ = ["fetch_dataset_repo", "is_offline", "offline_variable", "endpoint_reachable", "HOW_TO_USE_LOCAL"]
+__all__ = ["fetch_dataset_repo", "is_offline", "offline_variable", "endpoint_reachable", "endpoint_problem", "HOW_TO_USE_LOCAL"]
 
 #: the files a loader needs; images live inside the parquet/arrow files
 _PATTERNS = ["*.parquet", "**/*.parquet", "*.arrow", "**/*.arrow", "*.json", "**/*.json", "README.md"]
@@ -58,43 +58,57 @@ def _endpoint() -> str:
     return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
 
 
-def _probe_target() -> tuple[str, int] | None:
-    """Host and port a download would connect to first: the proxy when one is configured."""
-    endpoint = urlparse(_endpoint())
+def _probe_target(endpoint: str | None = None) -> tuple[str, int] | None:
+    """Host and port a request to ``endpoint`` connects to first: the proxy when one is configured."""
+    url = urlparse(endpoint or _endpoint())
     proxy = None
-    for name in (f"{endpoint.scheme.upper()}_PROXY", f"{endpoint.scheme}_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (f"{url.scheme.upper()}_PROXY", f"{url.scheme}_proxy", "ALL_PROXY", "all_proxy"):
         if os.environ.get(name):
             proxy = urlparse(os.environ[name] if "://" in os.environ[name] else f"http://{os.environ[name]}")
             break
     no_proxy = (os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or "").replace(" ", "").split(",")
-    url = proxy if proxy is not None and endpoint.hostname not in no_proxy else endpoint
+    if proxy is not None and url.hostname not in no_proxy:
+        url = proxy
     if not url.hostname:
         return None
     return url.hostname, url.port or (443 if url.scheme == "https" else 80)
 
 
-def endpoint_reachable(timeout: float = _PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the Hub endpoint (or its proxy) opens within ``timeout`` seconds.
+def endpoint_problem(endpoint: str | None = None, timeout: float = _PROBE_TIMEOUT_S) -> str | None:
+    """Why a TCP connection to the Hub endpoint (or its proxy) does not open within ``timeout``; None if it does.
 
-    Name resolution is not bounded by socket timeouts, so the probe runs in a daemon thread and
-    is abandoned when it takes too long.
+    Name resolution is not bounded by socket timeouts (a machine whose resolver is unreachable can
+    hang for tens of seconds), so the probe runs in a daemon thread that is abandoned when late.
     """
-    target = _probe_target()
+    target = _probe_target(endpoint)
     if target is None:
-        return False
-    outcome: list[bool] = []
+        return f"endpoint {endpoint or _endpoint()!r} is not a URL"
+    host, port = target
+    outcome: list[str | None] = []
 
     def probe() -> None:
         try:
-            with socket.create_connection(target, timeout=timeout):
-                outcome.append(True)
-        except OSError:
-            outcome.append(False)
+            address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][:2]
+        except Exception as exc:  # reported to the caller, never lost in the thread
+            outcome.append(f"cannot resolve {host} ({exc.__class__.__name__}: {exc})")
+            return
+        try:
+            with socket.create_connection(address, timeout=timeout):
+                outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"cannot reach {host}:{port} ({exc.__class__.__name__}: {exc})")
 
     worker = threading.Thread(target=probe, name="reasonseg-x-hub-probe", daemon=True)
     worker.start()
     worker.join(timeout + 0.25)
-    return bool(outcome and outcome[0])
+    if not outcome:
+        return f"cannot resolve {host} within {timeout:g} s (no network or no DNS?)"
+    return outcome[0]
+
+
+def endpoint_reachable(timeout: float = _PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the Hub endpoint (or its proxy) opens within ``timeout`` seconds."""
+    return endpoint_problem(timeout=timeout) is None
 
 
 def _local_snapshot(repo: str) -> Path | None:

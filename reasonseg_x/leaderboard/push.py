@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from reasonseg_x.errors import ReasonSegXError
 
 __all__ = ["PushError", "push_bundle", "hub_endpoint", "check_online", "repo_path_for"]
-
-_TRUE = {"1", "true", "yes", "on"}
-
 
 class PushError(ReasonSegXError):
     """The bundle could not be uploaded; it is still on disk."""
@@ -29,52 +24,16 @@ def hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
-def _offline_flag() -> str | None:
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(name, "").strip().lower() in _TRUE:
-            return name
-    return None
-
-
 def check_online(endpoint: str | None = None, *, timeout: float = 3.0) -> None:
     """Raise :class:`PushError` unless offline mode is off and the endpoint accepts a TCP connection."""
-    flag = _offline_flag()
+    from reasonseg_x.data.hub import endpoint_problem, offline_variable
+
+    flag = offline_variable()
     if flag:
         raise PushError(f"offline mode is on ({flag}=1)")
-    url = urlparse(endpoint or hub_endpoint())
-    host = url.hostname
-    if not host:
-        raise PushError(f"HF_ENDPOINT {endpoint or hub_endpoint()!r} is not a URL")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    address = _resolve(host, port, timeout)
-    try:
-        with socket.create_connection(address, timeout=timeout):
-            pass
-    except OSError as exc:
-        raise PushError(f"cannot reach {url.scheme}://{host}:{port} ({exc.__class__.__name__}: {exc})") from None
-
-
-def _resolve(host: str, port: int, timeout: float) -> tuple[str, int]:
-    """``getaddrinfo`` bounded by ``timeout``: the socket timeout does not cover DNS, which can hang
-    for tens of seconds on a machine whose resolver is unreachable."""
-    import threading
-
-    found: list[Any] = []
-
-    def lookup() -> None:
-        try:
-            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][:2])
-        except Exception as exc:  # reported to the caller, never lost in the thread
-            found.append(exc)
-
-    worker = threading.Thread(target=lookup, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not found:
-        raise PushError(f"cannot resolve {host} within {timeout:g} s (no network or no DNS?)")
-    if isinstance(found[0], Exception):
-        raise PushError(f"cannot resolve {host} ({found[0].__class__.__name__}: {found[0]})")
-    return found[0]
+    problem = endpoint_problem(endpoint or hub_endpoint(), timeout=timeout)
+    if problem:
+        raise PushError(problem)
 
 
 def repo_path_for(bundle: str | os.PathLike[str], model_name: str, digest: str) -> str:
