@@ -191,6 +191,31 @@ def test_segmenter_specs_resolve_without_loading(tmp_path):
         load_segmenter(f"hf-sam2:{tmp_path}")
 
 
+@pytest.mark.parametrize("prompts_per_pass,pixels_per_tile", [(1, 256), (3, 37), (4, 512), (64, 100)])
+def test_tiled_decoder_logits_equal_the_model_forward(prompts_per_pass, pixels_per_tile):
+    """Partial prompt passes and partial pixel tiles give the model's own low-res logits and IoU."""
+    from reasonseg_x.star import sam2_decoder
+
+    ckpt = tiny_checkpoints()
+    seg = load_segmenter(str(ckpt.sam2), device="cpu")
+    seg.set_image(random_image(437, 300, seed=7))
+    prompts = [Prompt((5 + 9 * i, 4 + 5 * i, 120 + 11 * i, 90 + 7 * i), ((40 + 8 * i, 30 + 6 * i),)) for i in range(10)]
+    with torch.inference_mode():
+        tensors = {k: v for k, v in seg._prompt_tensors(prompts).items() if v is not None}
+        own = seg.model(image_embeddings=seg._embedding, multimask_output=True, **tensors)
+        iou = own.iou_scores[0]
+        best = iou.argmax(dim=-1)
+        rows = torch.arange(len(prompts))
+        sparse, dense = seg.model.prompt_encoder(input_masks=None, **seg._prompt_tensors(prompts))
+        image_pe = seg.model.get_image_wide_positional_embeddings()
+        logits, scores = sam2_decoder.best_masks(seg.model, seg._embedding, image_pe, sparse, dense,
+                                                 prompts_per_pass=prompts_per_pass, pixels_per_tile=pixels_per_tile)
+    expected = own.pred_masks[0][rows, best]
+    assert logits.shape == expected.shape
+    assert torch.allclose(scores, iou[rows, best], atol=1e-5)
+    assert (logits - expected).abs().max() <= 1e-4 * max(1.0, expected.abs().max().item())
+
+
 def test_shared_image_decoder_equals_the_model_forward():
     """sam2_decoder shares the image-side work across prompts; logits and scores stay the model's own."""
     from reasonseg_x.star import sam2_decoder

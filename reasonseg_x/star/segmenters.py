@@ -300,6 +300,14 @@ class HFSam2Segmenter(_HFSegmenterBase):
     def _upsample(self, low_res: Any) -> np.ndarray:
         return _upsample_logits(low_res, self.image_size)
 
+    @property
+    def max_prompts_per_call(self) -> int:  # type: ignore[override]
+        """``sam2_decoder`` works a few prompts at a time in reused buffers, so one call can take all
+        prompts of an image and its shared image-side work is done once."""
+        from reasonseg_x.star import sam2_decoder
+
+        return 1024 if sam2_decoder.fits(self.model) else Segmenter.max_prompts_per_call
+
     def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
         """The mask decoder with the image-side work shared by all prompts (``sam2_decoder``)."""
         from reasonseg_x.star import sam2_decoder
