@@ -77,6 +77,22 @@ def test_batched_decoding_equals_one_by_one(segmenter):
         assert score[0] == pytest.approx(batched_scores[i], abs=1e-4)
 
 
+def test_interleaved_kinds_and_small_calls_keep_every_prompt_its_own_mask(segmenter, monkeypatch):
+    """Distinct prompts are decoded grouped by kind and in chunks; each prompt still gets its mask."""
+    segmenter.set_image(random_image(437, 300, seed=6))
+    expected = {p: segmenter.segment([p]) for p in PROMPTS}
+    monkeypatch.setattr(type(segmenter), "max_prompts_per_call", 2)
+    mixed = [PROMPTS[1], Prompt(), PROMPTS[3], PROMPTS[0], PROMPTS[1], PROMPTS[5], PROMPTS[2], Prompt(),
+             PROMPTS[4], PROMPTS[3], PROMPTS[0]]
+    masks, scores = segmenter.segment(mixed)
+    for i, p in enumerate(mixed):
+        if p == Prompt():
+            assert not masks[i].any() and scores[i] == 0
+            continue
+        single, score = expected[p]
+        assert np.mean(single[0] != masks[i]) < 1e-3 and score[0] == pytest.approx(scores[i], abs=1e-4)
+
+
 def test_many_answers_decode_in_few_calls(segmenter):
     segmenter.set_image(random_image(320, 240, seed=2))
     rng = np.random.default_rng(0)
@@ -230,6 +246,7 @@ def test_shared_image_decoder_equals_the_model_forward():
         group = [Prompt(p.box and tuple(v + i for v in p.box), tuple((x + i, y) for x, y in p.points))
                  for i, p in enumerate(group)]
         shared_masks, shared_scores = seg._decode(group)
-        own_masks, own_scores = _HFSegmenterBase._decode(seg, group)
+        own_low_res, own_scores = _HFSegmenterBase._decode_low_res(seg, group)  # the model's own forward
+        own_masks = seg._upsample(own_low_res)
         assert np.abs(shared_scores - own_scores).max() < 1e-5
         assert np.mean(shared_masks != own_masks) < 1e-4

@@ -118,24 +118,36 @@ class Segmenter(ABC):
         """
         height, width = self.image_size
         clipped = [clip_prompt(p, width, height) for p in prompts]
-        slots: dict[Prompt, int] = {}
-        index = np.array([slots.setdefault(p, len(slots)) for p in clipped], dtype=np.int64)
-        unique = list(slots)
+        groups: dict[tuple[bool, int], dict[Prompt, None]] = {}  # distinct prompts by kind, first seen first
+        for p in clipped:
+            groups.setdefault(p.kind, {})[p] = None
+        # rows grouped by kind, so that each decoder call fills one contiguous block of ``masks``
+        unique = [p for members in groups.values() for p in members]
+        slots = {p: row for row, p in enumerate(unique)}
+        index = np.array([slots[p] for p in clipped], dtype=np.int64)
         masks = np.zeros((len(unique), height, width), dtype=bool)
         scores = np.zeros(len(unique), dtype=np.float32)
-        groups: dict[tuple[bool, int], list[int]] = {}
-        for u, p in enumerate(unique):
-            groups.setdefault(p.kind, []).append(u)
+        row = 0
         for kind, members in groups.items():
             if kind == (False, 0):  # nothing to prompt with: an empty mask, score 0
+                row += len(members)
                 continue
             for start in range(0, len(members), self.max_prompts_per_call):
-                chunk = members[start:start + self.max_prompts_per_call]
-                chunk_masks, chunk_scores = self._decode([unique[u] for u in chunk])
+                chunk = unique[row:row + min(self.max_prompts_per_call, len(members) - start)]
+                scores[row:row + len(chunk)] = self._decode_into(chunk, masks[row:row + len(chunk)])
                 self.calls += 1
-                masks[chunk] = chunk_masks
-                scores[chunk] = chunk_scores
+                row += len(chunk)
         return SegmentResult(masks, scores, index if len(prompts) else np.zeros(0, dtype=np.int64))
+
+    def _decode_into(self, prompts: Sequence[Prompt], out: np.ndarray) -> np.ndarray:
+        """Write the masks of ``prompts`` (one kind) into ``out`` (bool ``[n, H, W]``); return their scores.
+
+        Backends whose masks come out at low resolution override this to upsample straight into
+        ``out``: with 32 sampled answers on a large image, a second full-size copy of every mask is
+        the largest allocation of the SAM stage."""
+        masks, scores = self._decode(prompts)
+        out[...] = masks
+        return scores
 
     @abstractmethod
     def _embed(self, image: Image.Image) -> Any: ...
@@ -163,7 +175,7 @@ class SegmentResult:
         return len(self.index)
 
 
-def _upsample_logits(low_res: Any, size: tuple[int, int]) -> np.ndarray:
+def _upsample_logits(low_res: Any, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
     """Bilinear (half-pixel centres) resize of ``[n, h, w]`` mask logits to ``size``, thresholded at 0.
 
     On CPU OpenCV's resize is ~4x faster than torch's and agrees with it except for float rounding
@@ -177,7 +189,8 @@ def _upsample_logits(low_res: Any, size: tuple[int, int]) -> np.ndarray:
     if low_res.device.type != "cpu" or cv2 is None:
         import torch.nn.functional as F
 
-        out = np.empty((low_res.shape[0], height, width), dtype=bool)
+        if out is None:
+            out = np.empty((low_res.shape[0], height, width), dtype=bool)
         step = 8  # bounds the float32 full-size buffer on the device (8 x 12 MP x 4 B = 384 MB)
         for k in range(0, low_res.shape[0], step):
             up = F.interpolate(low_res[k:k + step, None].float(), (height, width), mode="bilinear",
@@ -185,7 +198,8 @@ def _upsample_logits(low_res: Any, size: tuple[int, int]) -> np.ndarray:
             out[k:k + step] = (up[:, 0] > 0).cpu().numpy()
         return out
     logits = low_res.float().numpy()
-    out = np.empty((logits.shape[0], height, width), dtype=bool)
+    if out is None:
+        out = np.empty((logits.shape[0], height, width), dtype=bool)
     for k in range(logits.shape[0]):
         np.greater(cv2.resize(logits[k], (width, height), interpolation=cv2.INTER_LINEAR), 0.0, out=out[k])
     return out
@@ -244,7 +258,8 @@ class _HFSegmenterBase(Segmenter):
         """Original-image pixels -> the model's input frame (last axis x, y)."""
         raise NotImplementedError
 
-    def _upsample(self, low_res: Any) -> Any:
+    def _upsample(self, low_res: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Low-res logits -> bool masks at the original size (into ``out`` when given)."""
         raise NotImplementedError
 
     def _prompt_tensors(self, prompts: Sequence[Prompt]) -> dict[str, Any]:
@@ -262,6 +277,16 @@ class _HFSegmenterBase(Segmenter):
         return tensors
 
     def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+        low_res, scores = self._decode_low_res(prompts)
+        return self._upsample(low_res), scores
+
+    def _decode_into(self, prompts: Sequence[Prompt], out: np.ndarray) -> np.ndarray:
+        low_res, scores = self._decode_low_res(prompts)
+        self._upsample(low_res, out)
+        return scores
+
+    def _decode_low_res(self, prompts: Sequence[Prompt]) -> tuple[Any, np.ndarray]:
+        """The chosen (highest predicted IoU) low-resolution mask logits ``[n, h, w]`` and their scores."""
         import torch
 
         kwargs = {k: v for k, v in self._prompt_tensors(prompts).items() if v is not None}
@@ -271,8 +296,7 @@ class _HFSegmenterBase(Segmenter):
             best = iou.argmax(dim=-1)
             rows = torch.arange(iou.shape[0], device=iou.device)
             low_res = out.pred_masks[0][rows, best]  # [n, h, w]
-            masks = self._upsample(low_res)
-        return masks, iou[rows, best].cpu().numpy().astype(np.float32)
+        return low_res, iou[rows, best].cpu().numpy().astype(np.float32)
 
 
 class HFSam2Segmenter(_HFSegmenterBase):
@@ -297,8 +321,8 @@ class HFSam2Segmenter(_HFSegmenterBase):
         out[..., 1] *= in_h / height
         return out
 
-    def _upsample(self, low_res: Any) -> np.ndarray:
-        return _upsample_logits(low_res, self.image_size)
+    def _upsample(self, low_res: Any, out: np.ndarray | None = None) -> np.ndarray:
+        return _upsample_logits(low_res, self.image_size, out)
 
     @property
     def max_prompts_per_call(self) -> int:  # type: ignore[override]
@@ -308,12 +332,12 @@ class HFSam2Segmenter(_HFSegmenterBase):
 
         return 1024 if sam2_decoder.fits(self.model) else Segmenter.max_prompts_per_call
 
-    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
+    def _decode_low_res(self, prompts: Sequence[Prompt]) -> tuple[Any, np.ndarray]:
         """The mask decoder with the image-side work shared by all prompts (``sam2_decoder``)."""
         from reasonseg_x.star import sam2_decoder
 
         if not sam2_decoder.fits(self.model):
-            return super()._decode(prompts)
+            return super()._decode_low_res(prompts)
         import torch
 
         with torch.inference_mode():
@@ -321,8 +345,7 @@ class HFSam2Segmenter(_HFSegmenterBase):
                 self._image_pe = self.model.get_image_wide_positional_embeddings()
             sparse, dense = self.model.prompt_encoder(input_masks=None, **self._prompt_tensors(prompts))
             low_res, iou = sam2_decoder.best_masks(self.model, self._embedding, self._image_pe, sparse, dense)
-            masks = self._upsample(low_res)
-        return masks, iou.cpu().numpy().astype(np.float32)
+        return low_res, iou.cpu().numpy().astype(np.float32)
 
 
 class HFSamSegmenter(_HFSegmenterBase):
@@ -349,14 +372,14 @@ class HFSamSegmenter(_HFSegmenterBase):
         out[..., 1] *= new_h / height
         return out
 
-    def _upsample(self, low_res: Any) -> np.ndarray:
+    def _upsample(self, low_res: Any, out: np.ndarray | None = None) -> np.ndarray:
         import torch.nn.functional as F
 
         pad = self.processor.image_processor.pad_size
         new_h, new_w = self._resized()
         up = F.interpolate(low_res[:, None].float(), (int(pad["height"]), int(pad["width"])), mode="bilinear",
                            align_corners=False)
-        return _upsample_logits(up[:, 0, :new_h, :new_w], self.image_size)
+        return _upsample_logits(up[:, 0, :new_h, :new_w], self.image_size, out)
 
 
 # ----------------------------------------------------------------------------- package backends
