@@ -78,13 +78,21 @@ def _attend(attention: Any, query: Any, key: Any, value: Any) -> Any:
     return F.scaled_dot_product_attention(query, key, value, scale=attention.scaling).transpose(1, 2)
 
 
+#: (prompts per pass, pixels per tile): on CPU small enough for every buffer to stay in cache and be
+#: reused; on an accelerator large enough that the kernels, not their launches, take the time
+_CHUNKS = {"cpu": (4, 256), "accelerator": (16, 4096)}
+
+
 def best_masks(model: Any, embeddings: Sequence[Any], image_pe: Any, sparse: Any, dense: Any, *,
-               prompts_per_pass: int = 4, pixels_per_tile: int = 256) -> tuple[Any, Any]:
+               prompts_per_pass: int | None = None, pixels_per_tile: int | None = None) -> tuple[Any, Any]:
     """Chosen low-res mask logits ``[n, 4h, 4w]`` and their predicted IoU ``[n]`` for the ``n``
     prompts of ``sparse`` (``[1, n, tokens, C]`` from the prompt encoder) on one embedded image
     (``embeddings``: the high-resolution features and the ``[1, C, h, w]`` image embedding)."""
     import torch
 
+    default_prompts, default_pixels = _CHUNKS["cpu" if sparse.device.type == "cpu" else "accelerator"]
+    prompts_per_pass = prompts_per_pass or default_prompts
+    pixels_per_tile = pixels_per_tile or default_pixels
     image = _SharedImage(model, embeddings, image_pe, dense, pixels_per_tile)
     parts = [_decode_prompts(model, image, sparse[0, start:start + prompts_per_pass])
              for start in range(0, sparse.shape[1], prompts_per_pass)]
