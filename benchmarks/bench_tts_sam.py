@@ -132,20 +132,27 @@ def flop_ratio(segmenter, image, runs) -> tuple[float, float]:
     return ((embed + ours[len(runs)]) / (embed + ours[1]), (embed + own[len(runs)]) / (embed + own[1]))
 
 
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PIL import Image
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="hiera-tiny", choices=["hiera-tiny", "hiera-large", "micro"])
-    ap.add_argument("--images", type=int, default=6)
-    ap.add_argument("--answers", type=int, default=32)
-    ap.add_argument("--objects", type=int, default=2)
+    ap.add_argument("--images", type=positive, default=6)
+    ap.add_argument("--answers", type=positive, default=32)
+    ap.add_argument("--objects", type=positive, default=2)
     ap.add_argument("--jitter", type=float, default=8.0, help="pixel jitter of sampled answers (0: identical)")
     ap.add_argument("--extra", type=float, default=0.25, help="chance a sampled answer adds an object")
     ap.add_argument("--repeat", type=float, default=0.0,
                     help="chance a sampled answer repeats the greedy one exactly (then no jitter / extra)")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=positive, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = ap.parse_args(argv)

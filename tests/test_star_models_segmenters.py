@@ -126,6 +126,14 @@ def test_out_of_image_prompts_are_clipped(hf_segmenter):
     assert clip_prompt(Prompt((90, 70, -5, 10), ((1e9, -1e9),)), 100, 80) == Prompt((0.0, 10.0, 90.0, 70.0), ((99.0, 0.0),))
 
 
+def test_nan_prompt_is_refused_and_infinite_one_clipped(hf_segmenter):
+    hf_segmenter.set_image(random_image(100, 80, seed=3))
+    with pytest.raises(InvalidInputError, match="NaN coordinate"):
+        hf_segmenter.segment([Prompt((float("nan"), 0, 50, 50), ((10, 10),))])
+    masks, scores = hf_segmenter.segment([Prompt((0, 0, float("inf"), float("-inf")), ((10, 10),))])
+    assert np.isfinite(scores).all()
+
+
 @pytest.mark.parametrize("kind", ["sam2", "sam"])
 def test_keeps_the_highest_scoring_multimask_output(kind):
     """Scores match the model called through its own processor (same coordinate scaling)."""

@@ -15,6 +15,7 @@ positive point(s), multimask output, keep the highest-scoring mask (PROTOCOLS.md
 from __future__ import annotations
 
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,7 +67,13 @@ class Prompt:
 
 
 def clip_prompt(prompt: Prompt, width: int, height: int) -> Prompt:
-    """Clip box and points into the image; reorder box corners; a box with no area keeps its extent >= 1 px."""
+    """Clip box and points into the image; reorder box corners; a box with no area keeps its extent >= 1 px.
+
+    A NaN coordinate has no place to be clipped to: it is refused (decoded, it gave an empty mask
+    with a NaN score that the vote would then sort on). Infinities clip to the border."""
+    values = [*(prompt.box or ()), *(v for point in prompt.points for v in point)]
+    if any(math.isnan(float(v)) for v in values):
+        raise InvalidInputError(f"prompt has a NaN coordinate: {prompt}", "segmenter")
     box = None
     if prompt.box is not None:
         x1, y1, x2, y2 = (float(v) for v in prompt.box)
