@@ -125,6 +125,7 @@ def flop_ratio(segmenter, image, runs) -> tuple[float, float]:
         return list(dict.fromkeys(clip_prompt(p, width, height) for run in some_runs for p in run))
 
     ours = {n: count(lambda n=n: segmenter.segment_unique([p for run in runs[:n] for p in run])) for n in (1, len(runs))}
+
     def own_forward(prompts):  # transformers' Sam2Model forward on the distinct prompts, then the same upsampling
         segmenter._upsample(_HFSegmenterBase._decode_low_res(segmenter, prompts)[0])
 

@@ -114,7 +114,8 @@ class _SharedImage:
         block = decoder.transformer.layers[0]
         image = embeddings[-1] + dense[:1]  # [1, C, h, w]; no mask prompt: the same dense embedding for all
         self.height, self.width = image.shape[-2:]
-        self.pixels, self.tile = self.height * self.width, tile
+        self.pixels = self.height * self.width
+        self.tiles = [slice(start, start + tile) for start in range(0, self.pixels, tile)]
         self.keys = image.flatten(2).transpose(1, 2)[0]  # [HW, C]
         self.key_pe = image_pe.flatten(2).transpose(1, 2)[0]
         shared_key = self.keys + self.key_pe
@@ -126,9 +127,8 @@ class _SharedImage:
         self.output_tokens = torch.cat([decoder.obj_score_token.weight, decoder.iou_token.weight,
                                         decoder.mask_tokens.weight])
         self.upscale = _PixelUpscaler(decoder, embeddings[:-1], self.height, self.width)
-
-    def tiles(self) -> list[slice]:
-        return [slice(start, start + self.tile) for start in range(0, self.pixels, self.tile)]
+        # the output tokens the final attention is computed for: IoU and the three multimask masks
+        self.read = torch.tensor([_IOU_TOKEN, *_MULTIMASK_TOKENS], device=image.device)
 
 
 def _decode_prompts(model: Any, image: _SharedImage, sparse: Any) -> tuple[Any, Any]:
@@ -155,10 +155,10 @@ def _decode_prompts(model: Any, image: _SharedImage, sparse: Any) -> tuple[Any, 
     queries = block.layer_norm2(queries + attention.o_proj(out))
     queries = block.layer_norm3(queries + block.mlp(queries))
 
-    read = torch.tensor([_IOU_TOKEN, *_MULTIMASK_TOKENS], device=tokens.device)
+    read = image.read
     for index, block in enumerate(layers):
         if index:  # tokens -> image, with the attention weights from the previous image pass
-            out = _pooled_output(block.cross_attn_token_to_image, weights, keys, image.tiles())
+            out = _pooled_output(block.cross_attn_token_to_image, weights, keys, image.tiles)
             queries = block.layer_norm2(queries + out)
             queries = block.layer_norm3(queries + block.mlp(queries))
         if index + 1 < len(layers):  # the next block's self-attention only needs the tokens
@@ -168,13 +168,13 @@ def _decode_prompts(model: Any, image: _SharedImage, sparse: Any) -> tuple[Any, 
             next_queries = following.layer_norm1(queries + attended)
             next_attention, next_query = following.cross_attn_token_to_image, (next_queries + tokens)[0]
         else:  # the final attention, for the tokens read below only
+            next_queries = queries
             next_attention = decoder.transformer.final_attn_token_to_image
             next_query = (queries + tokens)[0][:, read]
         keys, keys_pe, weights = _image_pass(block, image, keys, keys_pe, queries[0], tokens[0],
                                              folded=_fold_queries(next_attention, next_query))
-        if index + 1 < len(layers):
-            queries = next_queries
-    out = _pooled_output(decoder.transformer.final_attn_token_to_image, weights, keys, image.tiles())
+        queries = next_queries
+    out = _pooled_output(decoder.transformer.final_attn_token_to_image, weights, keys, image.tiles)
     final = decoder.transformer.layer_norm_final_attn(queries[0][:, read] + out[0])  # [m, 4, C]
 
     iou = decoder.iou_prediction_head(final[:, 0])[:, 1:]  # the three multimask outputs
@@ -183,7 +183,7 @@ def _decode_prompts(model: Any, image: _SharedImage, sparse: Any) -> tuple[Any, 
     for k in best.unique().tolist():  # multimask output k is mask token 1 + k
         rows = (best == k).nonzero()[:, 0]
         hyper[rows] = decoder.output_hypernetworks_mlps[1 + k](final[rows, 1 + k])
-    return image.upscale(keys, hyper, image.tiles()), best_iou
+    return image.upscale(keys, hyper, image.tiles), best_iou
 
 
 def _image_pass(block: Any, image: _SharedImage, keys: list[Any], keys_pe: list[Any], queries: Any, tokens: Any,
@@ -212,7 +212,7 @@ def _image_pass(block: Any, image: _SharedImage, keys: list[Any], keys_pe: list[
                                   token_keys).reshape(m, heads * count, 1) * attention.scaling
     scores = torch.empty((m, folded.shape[1], image.pixels), dtype=values_out.dtype, device=values_out.device)
     new_keys, new_keys_pe = [], []
-    for number, tile in enumerate(image.tiles()):
+    for number, tile in enumerate(image.tiles):
         # logits [m, heads, T, pixels]: the softmax over T then runs along contiguous pixels
         if first:  # the pixel queries are the shared image's
             source = image.keys[tile].expand(m, -1, -1)

@@ -19,6 +19,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,16 +135,16 @@ class Segmenter(ABC):
         index = np.array([slots[p] for p in clipped], dtype=np.int64)
         masks = np.zeros((len(unique), height, width), dtype=bool)
         scores = np.zeros(len(unique), dtype=np.float32)
-        row = 0
+        row, step = 0, self.max_prompts_per_call
         for kind, members in groups.items():
             if kind == (False, 0):  # nothing to prompt with: an empty mask, score 0
                 row += len(members)
                 continue
-            for start in range(0, len(members), self.max_prompts_per_call):
-                chunk = unique[row:row + min(self.max_prompts_per_call, len(members) - start)]
-                scores[row:row + len(chunk)] = self._decode_into(chunk, masks[row:row + len(chunk)])
+            for start in range(0, len(members), step):
+                rows = slice(row, row + min(step, len(members) - start))
+                scores[rows] = self._decode_into(unique[rows], masks[rows])
                 self.calls += 1
-                row += len(chunk)
+                row = rows.stop
         return SegmentResult(masks, scores, index if len(prompts) else np.zeros(0, dtype=np.int64))
 
     def _decode_into(self, prompts: Sequence[Prompt], out: np.ndarray) -> np.ndarray:
@@ -331,21 +332,26 @@ class HFSam2Segmenter(_HFSegmenterBase):
     def _upsample(self, low_res: Any, out: np.ndarray | None = None) -> np.ndarray:
         return _upsample_logits(low_res, self.image_size, out)
 
+    @cached_property
+    def _shared_decoder(self) -> bool:
+        """Whether ``sam2_decoder`` can run this model's mask decoder (else its own forward runs)."""
+        from reasonseg_x.star import sam2_decoder
+
+        return sam2_decoder.fits(self.model)
+
     @property
     def max_prompts_per_call(self) -> int:  # type: ignore[override]
         """``sam2_decoder`` works a few prompts at a time in reused buffers, so one call can take all
         prompts of an image and its shared image-side work is done once."""
-        from reasonseg_x.star import sam2_decoder
-
-        return 1024 if sam2_decoder.fits(self.model) else Segmenter.max_prompts_per_call
+        return 1024 if self._shared_decoder else Segmenter.max_prompts_per_call
 
     def _decode_low_res(self, prompts: Sequence[Prompt]) -> tuple[Any, np.ndarray]:
         """The mask decoder with the image-side work shared by all prompts (``sam2_decoder``)."""
-        from reasonseg_x.star import sam2_decoder
-
-        if not sam2_decoder.fits(self.model):
+        if not self._shared_decoder:
             return super()._decode_low_res(prompts)
         import torch
+
+        from reasonseg_x.star import sam2_decoder
 
         with torch.inference_mode():
             if getattr(self, "_image_pe", None) is None:  # depends on the model only
