@@ -56,6 +56,11 @@ def test_data_does_not_import_evaluators() -> None:
     assert _offenders(_files("data"), ("reasonseg_x.evaluators",)) == []
 
 
+def test_star_does_not_import_baselines() -> None:
+    """baselines/ builds on star/ (VisionReasoner, Seg-Zero, gt-box-sam), never the other way."""
+    assert _offenders(_files("star"), ("reasonseg_x.baselines",)) == []
+
+
 def test_tts_is_numpy_only() -> None:
     assert _offenders(_files("tts.py"), HEAVY) == []
 

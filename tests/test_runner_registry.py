@@ -107,8 +107,11 @@ def test_load_builtins_and_import_paths():
 
 
 def test_model_adapter_missing_module_is_a_clear_error(monkeypatch):
-    spec = PredictorSpec("ghost", "reasonseg_x_no_such_module:Ghost", "x", requires="models")
-    monkeypatch.setattr(registry, "_BUILTINS", registry._BUILTINS + (spec,))
+    from reasonseg_x.predictors.catalog import CatalogEntry
+
+    spec = registry._builtin_spec(CatalogEntry("ghost", "reasonseg_x_no_such_module:Ghost", "x", extra="models"))
+    builtins = registry._builtins()
+    monkeypatch.setattr(registry, "_builtins", lambda: builtins + (spec,))
     with pytest.raises(InvalidInputError, match=r"pip install 'reasonseg-x\[models\]'"):
         load_predictor("ghost")
 
@@ -184,20 +187,41 @@ def test_models_command_lists_plugins(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["star", "visionreasoner", "segzero", "gt-box-sam"])
-def test_declared_adapter_arguments_match_the_real_constructors(name):
-    import inspect
+def test_model_arguments_come_from_one_declaration(name):
+    """The listed arguments are the factory's Options fields, with the catalog's defaults and pins:
+    every field is either listed or pinned, and the options the constructor builds from the listed
+    defaults are exactly the catalog's defaults (nothing re-declared elsewhere can drift)."""
+    import dataclasses
+
+    from reasonseg_x.predictors.arguments import build_options
+    from reasonseg_x.predictors.catalog import catalog_entry
 
     spec = {s.name: s for s in list_predictors(include_plugins=False)}[name]
-    try:
-        factory = registry._import_factory(spec)
-    except InvalidInputError as exc:
-        pytest.skip(f"adapter not importable here: {exc}")
-    params = inspect.signature(factory).parameters
-    for arg in spec.args:
-        assert arg.name in params, f"{name}: declared argument {arg.name!r} is not a constructor parameter"
-        assert params[arg.name].default == arg.default, f"{name}.{arg.name}: default differs"
+    factory = registry._import_factory(spec)
+    entry = catalog_entry(name)
+    field_names = {f.name for f in dataclasses.fields(factory.Options)}
+    assert {a.name for a in spec.args} | set(entry.pinned) == field_names
+    assert not {a.name for a in spec.args} & set(entry.pinned)
+    built = build_options(factory.Options, {a.name: a.default for a in spec.args}, model=name,
+                          defaults=entry.defaults, pinned=entry.pinned)
+    for key, value in {**entry.defaults, **entry.pinned}.items():
+        assert getattr(built, key) == value
+    if entry.pinned:
+        key, value = next(iter(entry.pinned.items()))
+        with pytest.raises(InvalidInputError, match=f"fixes {key}="):
+            build_options(factory.Options, {key: "32" if key == "tts" else "star"}, model=name,
+                          defaults=entry.defaults, pinned=entry.pinned)
     bound = bind_arguments(name, {"temperature": "0.7"} if name == "star" else {})
     assert bound.spec.factory == spec.factory
+
+
+def test_catalog_lists_each_builtin_with_its_extra_and_default_checkpoint():
+    from reasonseg_x.predictors.catalog import builtin_models
+
+    entries = {e.name: e for e in builtin_models()}
+    assert entries["star"].default_checkpoint == "sj9909/StAR-7B"
+    assert entries["star"].extra == "models" and entries["oracle"].extra == ""
+    assert {"oracle", "empty", "full", "predictions", "star", "visionreasoner", "segzero", "gt-box-sam"} <= set(entries)
 
 
 def test_models_listing_is_one_line_per_model_then_its_arguments(monkeypatch):

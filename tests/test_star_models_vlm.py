@@ -201,7 +201,7 @@ def test_unreachable_hub_fails_at_once_or_uses_the_cache(monkeypatch, tmp_path):
 
 
 def test_device_and_dtype_are_checked_before_loading():
-    from reasonseg_x.star.vlm import check_dtype_name, resolve_device
+    from reasonseg_x.star.device import check_dtype_name, resolve_device
 
     with pytest.raises(InvalidInputError, match="unknown device 'tpu'"):
         resolve_device("tpu")

@@ -7,7 +7,7 @@ image the targets cover) and run in milliseconds, so they also smoke-test a data
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from reasonseg_x import masks
 from reasonseg_x.errors import InvalidInputError
@@ -21,7 +21,7 @@ class EmptyPredictor:
 
     needs_ground_truth: ClassVar[bool] = False
 
-    def __init__(self, status: str = "ok") -> None:
+    def __init__(self, status: Literal["ok", "no_target"] = "ok") -> None:
         if status not in ("ok", "no_target"):
             raise InvalidInputError(f"empty baseline: status must be 'ok' or 'no_target', got {status!r}")
         self.status = status

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from reasonseg_x import masks as rle
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictors.protocol import Output, Query
+from reasonseg_x.star.options import SegmenterOptions, option
 
 __all__ = ["GtBoxSamPredictor", "target_prompts"]
 
@@ -63,28 +65,36 @@ def target_prompts(target: np.ndarray, *, point: str = "center", per_component: 
     return prompts
 
 
+@dataclass(frozen=True, kw_only=True)
+class GtBoxSamOptions(SegmenterOptions):
+    """gt-box-sam's arguments: SAM's, plus how the ground truth becomes a prompt."""
+
+    point: Literal["center", "inside", "none"] = option(
+        "center", "positive point: the box centre, a point inside the mask, or none")
+    per_component: bool = option(False, "one prompt per connected component of the target")
+
+
 class GtBoxSamPredictor:
     """SAM with the ground-truth box and centre point: the localisation upper bound."""
 
     needs_ground_truth: ClassVar[bool] = True
 
-    def __init__(self, segmenter: str = "sam2.1-hiera-large", *, device: str = "auto", dtype: str = "auto",
-                 point: str = "center", per_component: bool = False) -> None:
+    Options: ClassVar[type[GtBoxSamOptions]] = GtBoxSamOptions
+
+    def __init__(self, segmenter: str | None = None, **options: Any) -> None:
+        from reasonseg_x.predictors.arguments import build_options
+        from reasonseg_x.star.device import resolve_device, resolve_dtype
         from reasonseg_x.star.segmenters import load_segmenter
-        from reasonseg_x.star.vlm import resolve_device
 
-        if point not in POINT_MODES:
-            raise InvalidInputError(f"point must be one of {', '.join(POINT_MODES)}, got {point!r}", "point")
-        self.point = point
-        self.per_component = bool(per_component)
-        resolved = resolve_device(device)
+        if segmenter is not None:
+            options["segmenter"] = segmenter
+        opts = build_options(GtBoxSamOptions, options, model="gt-box-sam")
+        self.point = opts.point
+        self.per_component = opts.per_component
+        resolved = resolve_device(opts.device)
         # SAM runs in float32 unless asked otherwise: it is cheap and bf16 shifts mask borders
-        torch_dtype = None
-        if dtype not in ("auto", None):
-            from reasonseg_x.star.vlm import resolve_dtype
-
-            torch_dtype = resolve_dtype(dtype, resolved)
-        self.segmenter = load_segmenter(segmenter, device=resolved, dtype=torch_dtype)
+        torch_dtype = None if opts.dtype == "auto" else resolve_dtype(opts.dtype, resolved)
+        self.segmenter = load_segmenter(opts.segmenter, device=resolved, dtype=torch_dtype)
 
     def predict(self, queries: Sequence[Query]) -> list[Output]:
         outputs = []

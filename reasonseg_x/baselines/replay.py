@@ -8,6 +8,7 @@ prediction is refused.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -23,7 +24,7 @@ class ReplayPredictor:
 
     needs_ground_truth: ClassVar[bool] = False
 
-    def __init__(self, path: str, skip_invalid: bool = False) -> None:
+    def __init__(self, path: os.PathLike[str] | str, skip_invalid: bool = False) -> None:
         from reasonseg_x.predictions import read_predictions
 
         self.path = str(path)

@@ -1,8 +1,10 @@
 """The predictor registry: built-in models, third-party plugins, and typed model arguments.
 
-Every predictor is described by a :class:`PredictorSpec`: static metadata (name, ``"module:attr"``
-factory path, a one-line description, declared arguments). Listing models only reads these specs,
-so ``reasonseg-x models`` never imports a model module or torch.
+Every predictor is described by a :class:`PredictorSpec`: name, ``"module:attr"`` factory path, a
+one-line description, declared arguments. The built-in models are data (``baselines/models.yaml``,
+see :mod:`.catalog`); their arguments come from each factory's ``Options`` class (see
+:mod:`.arguments`). Model modules import torch only inside functions, so ``reasonseg-x models``
+lists everything on a core install.
 
 Third-party packages register predictors in the entry-point group ``reasonseg_x.predictors``::
 
@@ -24,12 +26,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.predictors.arguments import PredictorArg, arguments_of, convert_value, signature_arguments
+from reasonseg_x.predictors.catalog import CatalogEntry, builtin_models
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -45,36 +49,9 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "reasonseg_x.predictors"
-
-#: argument types a spec may declare; values given as strings are converted to these
-ARG_TYPES = ("str", "int", "float", "bool", "path", "any")
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f"}
-_NONE = {"none", "null"}
-
-
-@dataclass(frozen=True)
-class PredictorArg:
-    """One keyword argument of a predictor's factory, as ``--model-arg NAME=VALUE`` sets it."""
-
-    name: str
-    type: str = "str"
-    default: Any = None
-    help: str = ""
-    required: bool = False
-    choices: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.type not in ARG_TYPES:
-            raise ValueError(f"argument {self.name!r}: type must be one of {ARG_TYPES}, got {self.type!r}")
-
-    def describe(self) -> str:
-        """``name: type = default`` as the model list prints it."""
-        text = f"{self.name}: {self.type}"
-        if self.required:
-            return text + " (required)"
-        return f"{text} = {self.default!r}"
-
+#: modules of the optional extras: a model that needs one on a core install gets a one-line error
+_MODEL_EXTRA_MODULES = {"torch", "torchvision", "transformers", "peft", "accelerate", "sam2",
+                        "segment_anything", "cv2", "vllm", "safetensors"}
 
 @dataclass(frozen=True)
 class PredictorSpec:
@@ -121,83 +98,38 @@ class BoundModel:
                                     f"{self.args}: {exc}") from None
         except ValueError:
             pass  # no introspectable signature (a builtin or C factory): let the call decide
-        predictor = factory(**self.args)
+        try:
+            predictor = factory(**self.args)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in _MODEL_EXTRA_MODULES:
+                raise
+            extra = self.spec.requires or "models"
+            raise InvalidInputError(f"model {self.name!r} needs {exc.name}: install the extra "
+                                    f"(pip install 'reasonseg-x[{extra}]')") from None
         if not callable(getattr(predictor, "predict", None)):
             raise InvalidInputError(f"model {self.name!r}: factory {self.spec.factory} returned "
                                     f"{type(predictor).__name__}, which has no predict(queries) method")
         return predictor
 
 
-def _a(name: str, type: str = "str", default: Any = None, help: str = "", **kw: Any) -> PredictorArg:
-    return PredictorArg(name, type, default, help, **kw)
+def _builtin_spec(entry: CatalogEntry) -> PredictorSpec:
+    """A catalog entry plus the arguments its factory declares (importing the factory's module,
+    which must not import torch at module level: listing works on a core install)."""
+    requires = entry.extra
+    try:
+        factory = _import_path(entry.factory)
+    except (ImportError, InvalidInputError) as exc:
+        hint = f" (install the extra: pip install 'reasonseg-x[{requires}]')" if requires else ""
+        return PredictorSpec(entry.name, entry.factory, entry.description, origin="built-in", requires=requires,
+                             load_error=f"{type(exc).__name__}: {exc}{hint}", path_arg=entry.path_arg)
+    args = arguments_of(factory, defaults=entry.defaults, pinned=entry.pinned)
+    return PredictorSpec(entry.name, entry.factory, entry.description, args, path_arg=entry.path_arg,
+                         requires=requires, loaded=factory)
 
 
-_DEVICE_ARGS = (
-    _a("device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:N' (under torchrun: the local rank's GPU)"),
-    _a("dtype", default="auto", help="'auto' (bf16 on GPU, float32 on CPU), 'bfloat16', 'float16', 'float32'"),
-)
-_SEGMENTER = _a("segmenter", default="sam2.1-hiera-large",
-                help="SAM backend (sam2.1-hiera-large, sam-vit-h, ...) or a local folder")
-_BATCH = _a("batch_size", "int", None, "generation batch inside the model (default: the runner's --batch-size)")
-_TTS = (
-    _a("tts", "int", 1, "answers per query: 1 = greedy, N > 1 = N sampled answers aggregated"),
-    _a("aggregator", default="majority_vote", help="how N answers combine (see reasonseg_x.tts)"),
-    _a("seed", "int", 42, "sampling seed for tts > 1"),
-)
-
-
-def _max_tokens(default: int) -> PredictorArg:
-    return _a("max_new_tokens", "int", default, "generation budget per answer")
-
-
-_BUILTINS: tuple[PredictorSpec, ...] = (
-    PredictorSpec("oracle", "reasonseg_x.baselines.oracle:OraclePredictor",
-                  "The ground-truth mask (ignore merged in): gIoU = cIoU = 1.0 where targets exist; a pipeline check."),
-    PredictorSpec("empty", "reasonseg_x.baselines.constant:EmptyPredictor",
-                  "An empty mask for every sample: the floor of every protocol.",
-                  (_a("status", default="ok", help="'ok' (empty mask) or 'no_target' (the model says nothing matches)",
-                      choices=("ok", "no_target")),)),
-    PredictorSpec("full", "reasonseg_x.baselines.constant:FullPredictor",
-                  "The whole image for every sample: measures how much of the images targets cover."),
-    PredictorSpec("predictions", "reasonseg_x.baselines.replay:ReplayPredictor",
-                  "Replays a predictions file (predictions:PATH) through the runner, e.g. to re-shard or re-score.",
-                  (_a("path", "path", help="the predictions.jsonl (or PNG folder) to replay", required=True),
-                   _a("skip_invalid", "bool", False, "count malformed lines as failures instead of stopping")),
-                  path_arg="path"),
-    PredictorSpec("star", "reasonseg_x.star.predictor:StarPredictor",
-                  "StAR: a LoRA-tuned Qwen-VL reasons, answers boxes+points, SAM 2.1 segments; optional majority vote.",
-                  (_a("checkpoint", default="sj9909/StAR-7B", help="LoRA adapter (Hub id or folder): StAR-7B/8B/32B"),
-                   _a("base_model", default=None, help="base VLM (default: the one the adapter names)"),
-                   *_TTS,
-                   _a("temperature", "float", 1.0, "sampling temperature for tts > 1"),
-                   _a("top_p", "float", 0.9, "nucleus sampling for tts > 1"),
-                   _a("merge_lora", "bool", False, "merge the adapter into the weights (faster generation)"),
-                   _a("cluster_agg_mode", default="best", choices=("best", "consensus"),
-                      help="majority vote: a kept cluster's mask is its best member or a score-weighted pixel vote"),
-                   _a("no_object_vote_threshold", "float", 0.5, "majority vote: share of 'no object' votes that wins"),
-                   _a("mask_iou_cluster_threshold", "float", 0.85, "majority vote: mask IoU that joins a cluster"),
-                   _a("cluster_vote_threshold", "float", 0.2, "majority vote: least vote ratio a cluster keeps"),
-                   _a("backend", default="hf", choices=("hf", "vllm"), help="sampling backend (vllm: optional extra)"),
-                   _SEGMENTER, _max_tokens(1024), _BATCH, *_DEVICE_ARGS),
-                  requires="models", open_args=True),
-    PredictorSpec("visionreasoner", "reasonseg_x.baselines.visionreasoner:VisionReasonerPredictor",
-                  "VisionReasoner-7B (Qwen2.5-VL) with SAM: the paper's strongest open baseline.",
-                  (_a("checkpoint", default="Ricky06662/VisionReasoner-7B", help="model weights (Hub id or folder)"),
-                   *_TTS, _SEGMENTER, _max_tokens(2048), _BATCH, *_DEVICE_ARGS),
-                  requires="models", open_args=True),
-    PredictorSpec("segzero", "reasonseg_x.baselines.segzero:SegZeroPredictor",
-                  "Seg-Zero-7B (Qwen2.5-VL) with SAM: one object, box plus two points.",
-                  (_a("checkpoint", default="Ricky06662/Seg-Zero-7B", help="model weights (Hub id or folder)"),
-                   _SEGMENTER, _max_tokens(1024), _BATCH, *_DEVICE_ARGS),
-                  requires="models", open_args=True),
-    PredictorSpec("gt-box-sam", "reasonseg_x.baselines.gt_box_sam:GtBoxSamPredictor",
-                  "SAM prompted with the ground-truth box and a point inside: the localisation upper bound.",
-                  (_SEGMENTER, *_DEVICE_ARGS,
-                   _a("point", default="center", help="positive point: the box centre, a point inside the mask, or none",
-                      choices=("center", "inside", "none")),
-                   _a("per_component", "bool", False, "one prompt per connected component of the target")),
-                  requires="models", open_args=True),
-)
+@lru_cache(maxsize=None)
+def _builtins() -> tuple[PredictorSpec, ...]:
+    return tuple(_builtin_spec(entry) for entry in builtin_models())
 
 
 # --- discovery --------------------------------------------------------------------------------
@@ -231,48 +163,14 @@ def _spec_from_entry_point(ep: Any) -> PredictorSpec:
 def _spec_from_factory(name: str, factory: Callable[..., Any], path: str, origin: str) -> PredictorSpec:
     doc = inspect.getdoc(factory) or ""
     description = doc.strip().splitlines()[0] if doc.strip() else f"{path}"
-    args = tuple(_args_from_signature(factory))
+    args = arguments_of(factory)
     return PredictorSpec(name, path, description, args, origin=origin, open_args=True, loaded=factory)
-
-
-def _args_from_signature(factory: Callable[..., Any]) -> Iterable[PredictorArg]:
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    out = []
-    for p in params:
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == "self":
-            continue
-        required = p.default is inspect.Parameter.empty
-        default = None if required else p.default
-        out.append(PredictorArg(p.name, _type_of(p.annotation, default), default, required=required))
-    return out
-
-
-def _type_of(annotation: Any, default: Any) -> str:
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    text = str(text).replace("typing.", "")
-    for kind in ("bool", "int", "float"):
-        if text == kind or text.startswith(kind + " |") or text.endswith("| " + kind):
-            return kind
-    if "Path" in text:
-        return "path"
-    if isinstance(default, bool):
-        return "bool"
-    if isinstance(default, int):
-        return "int"
-    if isinstance(default, float):
-        return "float"
-    if text in ("str", "str | None", "Optional[str]", "None | str") or isinstance(default, str):
-        return "str"
-    return "any"  # unannotated or an object parameter: strings pass through, objects are not checked
 
 
 def list_predictors(*, include_plugins: bool = True) -> list[PredictorSpec]:
     """Built-ins then plugins (sorted by name). Imports no model module; a broken plugin is listed
     with its ``load_error`` instead of raising."""
-    specs = list(_BUILTINS)
+    specs = list(_builtins())
     if include_plugins:
         taken = {s.name for s in specs}
         plugins = []
@@ -372,52 +270,6 @@ def parse_model_args(items: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
-def convert_value(arg: PredictorArg, value: Any, *, model: str = "") -> Any:
-    """Convert a ``--model-arg`` string (or check a Python value) to the argument's declared type."""
-    where = f"model {model!r} argument {arg.name!r}" if model else f"argument {arg.name!r}"
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in _NONE and not arg.required and (arg.type != "str" or arg.default is None):
-            return None
-        try:
-            if arg.type == "int":
-                result: Any = int(text)
-            elif arg.type == "float":
-                result = float(text)
-            elif arg.type == "bool":
-                low = text.lower()
-                if low not in _TRUE | _FALSE:
-                    raise ValueError("expected true/false")
-                result = low in _TRUE
-            elif arg.type == "path":
-                result = os.path.expanduser(text)
-            else:  # str, any
-                result = value
-        except ValueError:
-            raise InvalidInputError(f"{where} expects {arg.type}, got {value!r}") from None
-    else:
-        result = value
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "str": isinstance(value, str),
-            "path": isinstance(value, (str, os.PathLike)),
-            "any": True,
-        }[arg.type]
-        if value is None and not arg.required:
-            ok = True
-        if not ok:
-            raise InvalidInputError(f"{where} expects {arg.type}, got {value!r}")
-        if arg.type == "path" and value is not None:
-            result = os.fspath(value)
-        if arg.type == "float" and value is not None:
-            result = float(value)
-    if arg.choices and result not in arg.choices:
-        raise InvalidInputError(f"{where} must be one of {', '.join(arg.choices)}; got {value!r}")
-    return result
-
-
 def bind_arguments(name: str, args: Mapping[str, Any] | None = None) -> BoundModel:
     """Resolve ``name`` and type its arguments without importing a built-in model's module.
 
@@ -443,7 +295,7 @@ def bind_arguments(name: str, args: Mapping[str, Any] | None = None) -> BoundMod
         var_kw = False
         if spec.open_args:
             factory = _import_factory(spec)
-            extra_args = {a.name: a for a in _args_from_signature(factory)}
+            extra_args = {a.name: a for a in signature_arguments(factory)}
             try:
                 var_kw = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
             except (TypeError, ValueError):

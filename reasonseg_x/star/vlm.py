@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError, ReasonSegXError
+from reasonseg_x.star.device import DTYPE_NAMES, check_dtype_name, resolve_device, resolve_dtype
 from reasonseg_x.star.prompts import VLM_FRAME  # the 840 x 840 frame the VLM sees (PROTOCOLS.md 4)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,54 +57,6 @@ _PEFT_PREFIX = "base_model.model."
 
 class LoraLoadError(ReasonSegXError):
     """A LoRA adapter that does not fit the model: some of its weights would be silently dropped."""
-
-
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-#: dtype names accepted by :func:`resolve_dtype` (besides ``auto``)
-DTYPE_NAMES = ("bf16", "bfloat16", "fp16", "float16", "half", "fp32", "float32", "float")
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` (all visible GPUs: large models are spread over them) when a GPU is
-    visible, else ``cpu``; under a distributed launcher (``WORLD_SIZE`` > 1) -> this rank's GPU.
-    An unknown device, or a GPU asked for where none is visible, is an error at once."""
-    if not isinstance(device, str) or not _DEVICE.match(device):
-        raise InvalidInputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps", "device")
-    import os
-
-    import torch
-
-    if device.startswith("cuda"):
-        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(device.partition(":")[2] or 0)
-        if index >= visible:
-            raise InvalidInputError(f"device={device} but {visible or 'no'} GPU(s) are visible to torch", "device")
-    if device != "auto":
-        return device
-    if not torch.cuda.is_available():
-        return "cpu"
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-        return f"cuda:{torch.cuda.current_device()}"
-    return "cuda"
-
-
-def resolve_dtype(dtype: str | Any = "auto", device: str = "cpu") -> Any:
-    """``auto`` -> bfloat16 on GPU, float32 on CPU (CPU bf16 matmuls are slow and lossy)."""
-    import torch
-
-    if not isinstance(dtype, str):
-        return dtype
-    if dtype == "auto":
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    check_dtype_name(dtype)
-    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-            "half": torch.float16, "fp32": torch.float32, "float32": torch.float32, "float": torch.float32}[dtype]
-
-
-def check_dtype_name(dtype: Any) -> None:
-    """Reject an unknown dtype name without importing torch."""
-    if isinstance(dtype, str) and dtype != "auto" and dtype not in DTYPE_NAMES:
-        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(DTYPE_NAMES))}", "dtype")
 
 
 def model_family_of(config: Any) -> str:

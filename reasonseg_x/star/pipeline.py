@@ -23,8 +23,9 @@ import numpy as np
 from reasonseg_x import masks as rle
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictors.protocol import Output, Query
+from reasonseg_x.star.options import PipelineOptions
 
-__all__ = ["VlmSamPredictor", "answer_prompts", "PARSER_STYLES"]
+__all__ = ["VlmSamPipeline", "answer_prompts", "PARSER_STYLES"]
 
 #: prompt style -> answer parser style
 PARSER_STYLES = {"star": "star", "star_muse_mmr": "star", "star_refcoco": "star",
@@ -63,116 +64,78 @@ def answer_prompts(objects: Sequence[Any]) -> list[Any]:
     return prompts
 
 
-def _check_options(*, temperature: float, top_p: float, top_k: int | None, max_new_tokens: int,
-                   batch_size: int | None, thresholds: dict[str, float], device: str, segmenter_device: str | None,
-                   dtype: Any) -> None:
-    """Reject bad model arguments before anything loads (a real checkpoint takes minutes)."""
-    import math
-
-    from reasonseg_x.star.vlm import check_dtype_name, resolve_device
-
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature}", "temperature")
-    if not (0 < top_p <= 1):
-        raise InvalidInputError(f"top_p must be in (0, 1], got {top_p}", "top_p")
-    if top_k is not None and top_k < 1:
-        raise InvalidInputError(f"top_k must be >= 1, got {top_k}", "top_k")
-    if max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens must be >= 1, got {max_new_tokens}", "max_new_tokens")
-    if batch_size is not None and batch_size < 1:
-        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}", "batch_size")
-    for name, value in thresholds.items():
-        if not (0 <= value <= 1):  # also rejects nan
-            raise InvalidInputError(f"{name} must be in [0, 1], got {value}", name)
-    check_dtype_name(dtype)
-    resolve_device(device)
-    if segmenter_device is not None:
-        resolve_device(segmenter_device)
-
-
 def _stable_seed(seed: int, sample_id: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(sample_id.encode("utf-8"))) % (2 ** 31)
 
 
-class VlmSamPredictor:
-    """A Qwen-VL (full model or LoRA adapter) plus a SAM segmenter, with optional test-time scaling."""
+class VlmSamPipeline:
+    """A Qwen-VL (full model or LoRA adapter) plus a SAM segmenter, with optional test-time scaling.
+
+    Its arguments are the fields of :class:`~reasonseg_x.star.options.PipelineOptions`; the model
+    catalog entry named by ``catalog_name`` sets this model's defaults and pinned values. Besides
+    them the constructor takes loaded objects that callers share between predictors: ``vlm``, a
+    ``segmenter`` object in place of its name, and ``logits_processor`` (a factory called once per
+    ``generate``; tests script answers with it).
+    """
 
     needs_ground_truth: ClassVar[bool] = False
-    #: prompt style (see reasonseg_x.star.prompts); subclasses pin their model's
-    default_style: ClassVar[str] = "star"
+    Options: ClassVar[type[PipelineOptions]] = PipelineOptions
+    #: the entry of baselines/models.yaml whose defaults and pins apply
+    catalog_name: ClassVar[str] = "star"
     #: how answer coordinates are rounded to pixels (see reasonseg_x.star.coords.to_image_frame)
     coord_rounding: ClassVar[str] = "half_up"
 
-    def __init__(self, checkpoint: str, *, base_model: str | None = None,
-                 segmenter: str = "sam2.1-hiera-large", tts: int = 1, aggregator: str = "majority_vote",
-                 seed: int = 42, batch_size: int | None = None, max_new_tokens: int = 1024,
-                 merge_lora: bool = False, device: str = "auto", dtype: str = "auto",
-                 temperature: float = 1.0, top_p: float = 0.9, top_k: int | None = None,
-                 style: str | None = None,
-                 segmenter_device: str | None = None, attn_implementation: str | None = None,
-                 no_object_vote_threshold: float = 0.5, mask_iou_cluster_threshold: float = 0.85,
-                 cluster_vote_threshold: float = 0.2, cluster_agg_mode: str = "best",
-                 pixel_majority_threshold: float = 0.5, keep_answers: bool = True, backend: str = "hf", vlm: Any = None,
-                 logits_processor: Callable[[], Any] | None = None) -> None:
-        """``backend``: ``hf`` (transformers) or ``vllm`` (optional extra; faster N-answer sampling);
-        ``vlm`` / ``segmenter`` (a Segmenter object) let callers share loaded models;
-        ``logits_processor`` is a factory called once per ``generate`` (tests script answers with it)."""
-        from reasonseg_x.tts import get_aggregator
+    def __init__(self, checkpoint: str | None = None, *, vlm: Any = None,
+                 logits_processor: Callable[[], Any] | None = None, **options: Any) -> None:
+        from reasonseg_x.predictors.arguments import build_options
+        from reasonseg_x.predictors.catalog import catalog_entry
+        from reasonseg_x.tts import AGGREGATORS, get_aggregator, majority_vote
 
-        if int(tts) < 1:
-            raise InvalidInputError(f"tts must be >= 1, got {tts}", "tts")
-        self.tts = int(tts)
-        self.style = style or self.default_style
-        if self.style not in PARSER_STYLES:
-            raise InvalidInputError(f"unknown style {self.style!r}; use one of {', '.join(PARSER_STYLES)}", "style")
-        self.aggregator_name = aggregator
-        self.aggregate = get_aggregator(aggregator)
-        thresholds = dict(no_object_vote_threshold=float(no_object_vote_threshold),
-                          mask_iou_cluster_threshold=float(mask_iou_cluster_threshold),
-                          cluster_vote_threshold=float(cluster_vote_threshold),
-                          pixel_majority_threshold=float(pixel_majority_threshold))
-        _check_options(temperature=float(temperature), top_p=float(top_p), top_k=top_k,
-                       max_new_tokens=int(max_new_tokens), batch_size=batch_size, thresholds=thresholds,
-                       device=device, segmenter_device=segmenter_device, dtype=dtype)
-        from reasonseg_x.tts import AGGREGATORS, CLUSTER_AGG_MODES, majority_vote
-
-        if cluster_agg_mode not in CLUSTER_AGG_MODES:
-            raise InvalidInputError(f"cluster_agg_mode must be one of {', '.join(CLUSTER_AGG_MODES)}, "
-                                    f"got {cluster_agg_mode!r}", "cluster_agg_mode")
+        segmenter = options.get("segmenter")
+        if segmenter is not None and not isinstance(segmenter, str):  # a loaded Segmenter object
+            options.pop("segmenter")
+        if checkpoint is not None:
+            options["checkpoint"] = checkpoint
+        entry = catalog_entry(self.catalog_name)
+        self.options = opts = build_options(self.Options, options, model=entry.name, defaults=entry.defaults,
+                                            pinned=entry.pinned)
+        self.tts = opts.tts
+        self.style = opts.style
+        self.aggregator_name = opts.aggregator
+        self.aggregate = get_aggregator(opts.aggregator)
         self.aggregator_options: dict[str, Any] = {}
-        if AGGREGATORS.get(aggregator) is majority_vote:  # its options; other aggregators use their defaults
-            self.aggregator_options = dict(thresholds, cluster_agg_mode=cluster_agg_mode)
-        self.seed = int(seed)
-        self.batch_size = int(batch_size) if batch_size else None
-        self.max_new_tokens = int(max_new_tokens)
-        self.temperature = float(temperature)
-        self.top_p = float(top_p)
-        self.top_k = int(top_k) if top_k is not None else None
-        self.keep_answers = bool(keep_answers)
+        if AGGREGATORS.get(opts.aggregator) is majority_vote:  # its options; other aggregators use their defaults
+            self.aggregator_options = dict(opts.vote_thresholds, cluster_agg_mode=opts.cluster_agg_mode)
+        self.seed = opts.seed
+        self.batch_size = opts.batch_size
+        self.max_new_tokens = opts.max_new_tokens
+        self.temperature = opts.temperature
+        self.top_p = opts.top_p
+        self.top_k = opts.top_k
+        self.keep_answers = opts.keep_answers
         self.logits_processor = logits_processor
-        if backend not in ("hf", "vllm"):
-            raise InvalidInputError(f"backend must be 'hf' or 'vllm', got {backend!r}", "backend")
-        if isinstance(segmenter, str):  # a typo fails now, not after the VLM has loaded
+        if segmenter is None or isinstance(segmenter, str):  # a typo fails now, not after the VLM has loaded
             from reasonseg_x.star.segmenters import resolve_segmenter
 
-            resolve_segmenter(segmenter)
-        if vlm is None and backend == "vllm":
+            resolve_segmenter(opts.segmenter)
+        if vlm is None and opts.backend == "vllm":
             from reasonseg_x.star.vllm_backend import load_vllm
 
-            vlm = load_vllm(checkpoint, base_model=base_model, dtype=dtype)
+            vlm = load_vllm(opts.checkpoint, base_model=opts.base_model, dtype=opts.dtype)
         if vlm is None:
             from reasonseg_x.star.vlm import load_vlm
 
-            vlm = load_vlm(checkpoint, base_model=base_model, device=device, dtype=dtype,
-                           merge_lora=bool(merge_lora), attn_implementation=attn_implementation)
+            vlm = load_vlm(opts.checkpoint, base_model=opts.base_model, device=opts.device, dtype=opts.dtype,
+                           merge_lora=opts.merge_lora, attn_implementation=opts.attn_implementation)
         self.vlm = vlm
-        from reasonseg_x.star.segmenters import load_segmenter
+        if segmenter is None or isinstance(segmenter, str):
+            from reasonseg_x.star.device import resolve_device
+            from reasonseg_x.star.segmenters import load_segmenter
 
-        from reasonseg_x.star.vlm import resolve_device
-
-        # vLLM always holds the GPU itself; SAM then follows ``device``
-        seg_device = segmenter_device or (vlm.device if backend == "hf" else resolve_device(device))
-        self.segmenter = load_segmenter(segmenter, device=seg_device)
+            # vLLM always holds the GPU itself; SAM then follows ``device``
+            seg_device = opts.segmenter_device or (vlm.device if opts.backend == "hf" else resolve_device(opts.device))
+            segmenter = load_segmenter(opts.segmenter, device=seg_device)
+        self.segmenter = segmenter
 
     @property
     def default_batch_size(self) -> int:
