@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reasonseg_x._version import __version__
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.evaluators.aggregate import aggregate
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
@@ -53,12 +54,6 @@ def _as_prediction_set(predictions: Any, skip_invalid: bool) -> PredictionSet:
     raise TypeError(f"predictions must be a path, a PredictionSet or Prediction objects, not {type(predictions)}")
 
 
-def _version() -> str:
-    from reasonseg_x import __version__
-
-    return __version__
-
-
 def build_metrics(records: RecordSet, *, data: dict[str, Any] | None = None, predictions: dict[str, Any] | None = None,
                   n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL,
                   extra_counts: dict[str, int] | None = None, problems: list[PredictionProblem] | None = None,
@@ -69,7 +64,7 @@ def build_metrics(records: RecordSet, *, data: dict[str, Any] | None = None, pre
         "protocol": protocol.name,
         "protocol_description": protocol.description,
         "toolkit": "reasonseg-x",
-        "version": _version(),
+        "version": __version__,
         "data": data or {},
     }
     if predictions:
