@@ -59,7 +59,7 @@ def score_sample(truth: PreparedTruth, pred: Prediction | None, protocol: Protoc
     if status is None:
         status = "missing" if pred is None else pred.status
     if pred is None or status in FAILED or status == "no_target" or pred.mask is None:
-        iou = 0.0 if (protocol.no_target_rows and status in FAILED) else protocol.iou_of(0, truth.target_area)
+        iou = protocol.failed_iou(truth.target_area) if status in FAILED else protocol.iou_of(0, truth.target_area)
         ignored = pred is not None and pred.mask is not None and area(pred.mask) > 0
         return SampleRecord(gt.id, 0, truth.target_area, iou, status, dict(gt.groups), gt_empty, True,
                             mask_ignored=ignored)
