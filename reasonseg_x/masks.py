@@ -41,7 +41,7 @@ __all__ = [
 
 #: Largest image side accepted from untrusted input (a 32768 x 32768 mask is already 1 GiB of bools).
 MAX_SIDE = 32768
-#: pycocotools' ``area()`` overflows on large batches under NumPy 2 (PROTOCOLS.md section 7).
+#: pycocotools' ``area()`` overflows on large batches under NumPy 2 (docs/protocols.md section 7).
 _AREA_CHUNK = 128
 
 

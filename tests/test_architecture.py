@@ -1,4 +1,4 @@
-"""The arrows that must never exist (ARCHITECTURE.md), checked on the source with ``ast``.
+"""The arrows that must never exist (docs/architecture.md), checked on the source with ``ast``.
 
 - ``data`` and ``evaluators`` never import torch, transformers or a predictor;
 - ``tts`` never imports torch; ``data`` never imports ``evaluators``;
