@@ -121,3 +121,16 @@ def test_bad_input_is_a_clear_error():
     skipping.update(gt, np.zeros((3, 3), dtype=bool))
     assert skipping.records[0].status == "invalid" and "has size [3, 3]" in skipping.problems[0].reason
     assert skipping.compute()["counts"]["invalid"] == 1 and skipping.compute()["problems_total"] == 1
+
+
+def test_a_taxonomy_resolves_labels_and_orders_the_groups(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: mine\ncategories:\n  - {id: zeta, code: Z, aliases: [last]}\n  - {id: alpha, code: A}\n",
+                    encoding="utf-8")
+    ev = Evaluator(taxonomy=str(path), n_resamples=0)
+    full = np.ones((2, 2), dtype=bool)
+    ev.update([{"id": "1", "target": full, "reasoning_type": "A"}, {"id": "2", "target": full, "reasoning_type": "last"}],
+              [full, full])
+    assert list(ev.compute()["by_reasoning_type"]) == ["zeta", "alpha"]  # the taxonomy's order, not alphabetical
+    with pytest.raises(InvalidInputError, match="unknown mine label 'other'"):
+        ev.update({"id": "3", "target": full, "reasoning_type": "other"}, full)

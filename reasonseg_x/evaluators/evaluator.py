@@ -42,7 +42,7 @@ MAX_LISTED_PROBLEMS = 50
 def build_metrics(records: RecordSet, *, data: dict[str, Any] | None = None, predictions: dict[str, Any] | None = None,
                   n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL,
                   extra_counts: dict[str, int] | None = None, problems: list[PredictionProblem] | None = None,
-                  note: str | None = None) -> dict[str, Any]:
+                  note: str | None = None, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
     """metrics.json: provenance first, then the aggregates of :func:`aggregate`."""
     protocol = get_protocol(records.protocol)
     metrics: dict[str, Any] = {
@@ -56,7 +56,8 @@ def build_metrics(records: RecordSet, *, data: dict[str, Any] | None = None, pre
         metrics["predictions"] = predictions
     if note:
         metrics["note"] = note
-    metrics.update(aggregate(records, n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra_counts))
+    metrics.update(aggregate(records, n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra_counts,
+                             taxonomy=taxonomy))
     if problems:
         metrics["problems"] = [{"where": p.where, "reason": p.reason, "id": p.id, "kind": p.kind}
                                for p in problems[:MAX_LISTED_PROBLEMS]]
@@ -145,9 +146,15 @@ class Evaluator:
                 raise InvalidInputError(exc.reason, where or exc.where) from None
             self.problems.append(PredictionProblem(where or exc.where or f"prediction {gt.id!r}", exc.reason, gt.id))
             record = score_sample(truth, None, self.protocol, status="invalid")
-        self._ids.add(gt.id)
-        self._records.append(record)
+        self.add_record(record)
         return record
+
+    def add_record(self, record: SampleRecord) -> None:
+        """Keep a record scored elsewhere (reference outputs hold only I and U, no masks)."""
+        if record.id in self._ids:
+            raise InvalidInputError(f"sample {record.id!r} was already scored by this evaluator")
+        self._ids.add(record.id)
+        self._records.append(record)
 
     def update(self, ground_truths: Any, predictions: Any) -> None:
         """Score one pair or a batch.
@@ -183,7 +190,8 @@ class Evaluator:
         problems met by this evaluator are listed."""
         problems = provenance.pop("problems", None)
         return build_metrics(self._records, n_resamples=self.n_resamples, seed=self.seed, level=self.level,
-                             problems=self.problems if problems is None else problems, **provenance)
+                             problems=self.problems if problems is None else problems, taxonomy=self.taxonomy,
+                             **provenance)
 
     # -- input normalisation -------------------------------------------------------------------
 
