@@ -109,10 +109,20 @@ def test_bad_input_is_a_clear_error():
         ev.update(gt, np.zeros((5, 4), dtype=bool))
     with pytest.raises(InvalidInputError, match="prediction id 'b' is paired with ground truth 'a'"):
         ev.update(gt, Prediction("b", None))
+    with pytest.raises(InvalidInputError, match=r"prediction \[1\]"):  # the first pair was fine
+        ev.update([dict(gt, id="ok"), gt], [None, np.zeros((5, 4), dtype=bool)])
+    assert len(ev) == 0  # the batch counts whole or not at all
     with pytest.raises(InvalidInputError, match="2 ground truths but 1 predictions"):
         ev.update([gt, dict(gt, id="c")], [None])
+    with pytest.raises(InvalidInputError, match="not a single prediction"):
+        ev.update([gt], masks.encode(np.zeros((4, 5), dtype=bool)))
+    with pytest.raises(InvalidInputError, match="3-D array"):
+        ev.update([gt], np.zeros((4, 5), dtype=bool))
     with pytest.raises(InvalidInputError, match="needs a non-empty string 'id'"):
         ev.update({"target": np.zeros((2, 2))}, None)
+    stacked = Evaluator()
+    stacked.update([gt, dict(gt, id="c")], np.stack([np.ones((4, 5), dtype=bool), np.zeros((4, 5), dtype=bool)]))
+    assert [(r.id, r.I, r.U) for r in stacked.records] == [("a", 0, 20), ("c", 0, 0)]
     ev.update(gt, np.ones((4, 5), dtype=bool))
     with pytest.raises(InvalidInputError, match="already scored"):
         ev.update(gt, None)

@@ -164,25 +164,37 @@ class Evaluator:
         them. ``predictions``: for each ground truth, in the same order, a :class:`Prediction`, an
         RLE, a 2-D array, a predictions-file object ``{"id", "mask", "status"}`` or ``None``
         (missing); for a batch also a mapping ``id -> prediction`` (absent ids are missing) or a
-        3-D array stacking the masks.
+        3-D array stacking the masks. A batch with a bad pair raises and adds nothing.
         """
         if isinstance(ground_truths, (GroundTruth, Mapping)):
             pairs = [(ground_truths, predictions)]
         else:
             gts = list(ground_truths)
-            if isinstance(predictions, Mapping) and not is_rle(predictions) and "mask" not in predictions:
+            if isinstance(predictions, Mapping):
+                if is_rle(predictions) or "mask" in predictions:
+                    raise InvalidInputError("a batch of ground truths needs one prediction each (a sequence, or a "
+                                            "mapping id -> prediction), not a single prediction")
                 preds = [predictions.get(self._gt_id(g, n)) for n, g in enumerate(gts)]
-            elif isinstance(predictions, np.ndarray) and predictions.ndim == 3:
-                preds = list(predictions)
+            elif predictions is None or (isinstance(predictions, np.ndarray) and predictions.ndim != 3):
+                raise InvalidInputError("a batch of ground truths needs a sequence of predictions or a 3-D array "
+                                        "of masks")
             else:
-                preds = list(predictions)
+                preds = list(predictions)  # a 3-D array gives its masks
             if len(preds) != len(gts):
                 raise InvalidInputError(f"{len(gts)} ground truths but {len(preds)} predictions in this batch")
             pairs = list(zip(gts, preds))
-        for n, (raw_gt, raw_pred) in enumerate(pairs):
-            gt = self._ground_truth(raw_gt, f"ground truth [{n}]")
-            where = f"prediction [{n}] (id {gt.id!r})"
-            self.add(gt, self._prediction(raw_pred, gt, where), where=where)
+        kept, listed = len(self._records), len(self.problems)
+        try:
+            for n, (raw_gt, raw_pred) in enumerate(pairs):
+                gt = self._ground_truth(raw_gt, f"ground truth [{n}]")
+                where = f"prediction [{n}] (id {gt.id!r})"
+                self.add(gt, self._prediction(raw_pred, gt, where), where=where)
+        except BaseException:  # a batch counts whole or not at all: a retry must not meet half of it
+            for record in self._records.records[kept:]:
+                self._ids.discard(record.id)
+            self._records = RecordSet(self.protocol.name, self._records.records[:kept])
+            del self.problems[listed:]
+            raise
 
     def compute(self, **provenance: Any) -> dict[str, Any]:
         """The content of metrics.json for the records so far. ``provenance`` (``data``,
@@ -237,16 +249,17 @@ class Evaluator:
 
     @staticmethod
     def _prediction(obj: Any, gt: GroundTruth, where: str) -> Prediction | None:
-        if obj is None or isinstance(obj, Prediction):
-            if obj is not None and obj.id != gt.id:
-                raise InvalidInputError(f"prediction id {obj.id!r} is paired with ground truth {gt.id!r}", where)
-            return obj
-        if isinstance(obj, Mapping) and not is_rle(obj):
+        if obj is None:
+            return None
+        if isinstance(obj, Prediction):
+            pred = obj
+        elif isinstance(obj, Mapping) and not is_rle(obj):
             pred = prediction_from_json(dict(obj, id=obj.get("id", gt.id)), where)
-            if pred.id != gt.id:
-                raise InvalidInputError(f"prediction id {pred.id!r} is paired with ground truth {gt.id!r}", where)
-            return pred
-        return Prediction(id=gt.id, mask=_mask(obj, None, where))
+        else:
+            return Prediction(id=gt.id, mask=_mask(obj, None, where))
+        if pred.id != gt.id:
+            raise InvalidInputError(f"prediction id {pred.id!r} is paired with ground truth {gt.id!r}", where)
+        return pred
 
 
 def _mask(obj: Any, size: Sequence[int] | None, where: str) -> Any:
