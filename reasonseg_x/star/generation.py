@@ -199,6 +199,22 @@ class _Prepared:
 
 
 @dataclass
+class _Buffers:
+    """The per-batch decode state: KV buffers, tokens (prompt right-aligned, then answers), mask."""
+
+    key: tuple[int, int]
+    keys: list[Any]
+    values: list[Any]
+    tokens: Any
+    valid: Any
+    slot: Any
+    packed: _PackedCache
+    pad: int
+    step: Any
+    static: bool
+
+
+@dataclass
 class FastGenerator:
     """Prefill-once, packed, counter-sampled decoding on a loaded :class:`~reasonseg_x.star.vlm.VLM`."""
 
@@ -210,7 +226,7 @@ class FastGenerator:
     #: share of free GPU memory the decode buffer may take (KV-memory budget)
     memory_fraction: float = 0.5
     stats: Counter = field(default_factory=Counter)
-    _compiled: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
+    _pool: Any = field(default=None, repr=False)
     _compile_failed: str | None = field(default=None, repr=False)
 
     # -- delegation: the pipeline reads these from its backend
@@ -254,8 +270,10 @@ class FastGenerator:
                          do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
                          seed: int | None = None, seeds: Sequence[int] | None = None, max_new_tokens: int = 1024,
                          logits_processor: Any = None, frame: tuple[int, int] | None = VLM_FRAME,
-                         top_k: int | None = None) -> Iterator[DecodeBatch]:
-        """Decode batches in completion order (each covers whole queries; see :func:`plan_batches`)."""
+                         top_k: int | None = None, logits_processor_factory: Any = None) -> Iterator[DecodeBatch]:
+        """Decode batches in completion order (each covers whole queries; see :func:`plan_batches`).
+        ``logits_processor_factory`` (instead of ``logits_processor``) makes a fresh processor per
+        decode batch, for processors that keep per-call state."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
         if not images:
@@ -279,8 +297,9 @@ class FastGenerator:
             raise ValueError(f"max_batch_rows={rows} is below the {n} answers of one query")
         plan = plan_batches([p.length for p in prepared], n, rows, self._token_budget(), max_new_tokens)
         for indices in plan:
+            processor = logits_processor_factory() if logits_processor_factory is not None else logits_processor
             yield self._run_batch(indices, [prepared[i] for i in indices], [seeds[i] for i in indices], n, settings,
-                                  logits_processor)
+                                  processor)
 
     # ------------------------------------------------------------------ internals
 
@@ -348,21 +367,28 @@ class FastGenerator:
         out = self.vlm.model(**kwargs)
         return _cache_layers(out.past_key_values), out.logits[:, -1].float(), deltas
 
-    def _decode_step_fn(self, rows: int, slots: int, cache: Any) -> Any:
-        """The decode forward: eager, or compiled once per (rows, slots) shape."""
+    def _decode_step_fn(self, cache: Any, static: bool) -> Any:
+        """The decode forward: eager, or under ``torch.compile`` (CUDA graphs on a GPU)."""
         model = self.vlm.model
+        cache_kwarg = {self._cache_argument(): cache}
 
         def step(input_ids: Any, position_ids: Any, mask: Any) -> Any:
-            out = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, past_key_values=cache,
-                        use_cache=True)
+            out = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=True,
+                        **cache_kwarg)
             return out.logits[:, -1]
 
-        if not self.compile or self._compile_failed:
+        if not static:
             return step
         import torch
 
         mode = "reduce-overhead" if str(self.device).startswith("cuda") else "default"
         return torch.compile(step, mode=mode, fullgraph=False, dynamic=False)
+
+    def _cache_argument(self) -> str:
+        """``cache`` (transformers >= 5.2x) or ``past_key_values``: the name the model's forward takes."""
+        model = self.vlm.model
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+        return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
 
     def _mask(self, valid: Any) -> Any:
         """The 4-D attention mask transformers takes as-is: bool for sdpa/flash, additive for eager."""
@@ -373,6 +399,39 @@ class FastGenerator:
             dtype = next(self.vlm.model.parameters()).dtype
             return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
         return mask
+
+    def _buffers(self, rows: int, slots: int, static: bool) -> _Buffers:
+        """KV buffers, token and mask rows for a decode batch. Compiled decoding keeps one set
+        (fixed shapes and addresses: the compiled graph is reused batch after batch)."""
+        import torch
+
+        key = (rows, slots)
+        if static and self._pool is not None and self._pool.key == key:
+            buffers = self._pool
+            buffers.tokens.fill_(buffers.pad)
+            buffers.valid.zero_()
+            return buffers
+        self._pool = None  # free the previous set before allocating
+        cfg = self._text_config()
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        dtype = next(self.vlm.model.parameters()).dtype
+        device = self.vlm.device
+        shape = (rows, heads, slots, head_dim)
+        keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+        values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        slot = torch.zeros(1, dtype=torch.long, device=device)
+        packed = _PackedCache(keys, values, 0, slot, static)
+        cache = _make_cache_class()(packed)
+        buffers = _Buffers(key, keys, values, torch.full((rows, slots), pad, dtype=torch.long, device=device),
+                           torch.zeros(rows, slots, dtype=torch.bool, device=device), slot, packed, pad,
+                           self._decode_step_fn(cache, static), static)
+        if static:
+            for tensor in [*keys, *values, slot, buffers.valid]:
+                torch._dynamo.mark_static_address(tensor)
+            self._pool = buffers
+        return buffers
 
     def _run_batch(self, indices: list[int], prepared: list[_Prepared], seeds: list[int], n: int,
                    settings: SamplingSettings, logits_processor: Any) -> DecodeBatch:
@@ -385,14 +444,14 @@ class FastGenerator:
         longest = max(lengths)
         rows = len(prepared) * n
         slots = longest + settings.max_new_tokens
-        if self.compile and not self._compile_failed:
-            slots = -(-slots // 256) * 256  # fewer distinct shapes: fewer compilations
-        layers_kv: list[tuple[Any, Any]] | None = None
+        static = bool(self.compile and not self._compile_failed)
+        allocated = rows
+        if static:  # fixed shapes: one compiled graph serves every batch
+            slots = -(-slots // 256) * 256
+            allocated = max(rows, self.max_batch_rows or default_max_batch_rows(device, n))
+        buffers = self._buffers(allocated, slots, static)
         first_logits = None
-        deltas = torch.zeros(rows, 1, dtype=torch.long, device=device)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        tokens = torch.full((rows, slots), pad, dtype=torch.long, device=device)
-        valid = torch.zeros(rows, slots, dtype=torch.bool, device=device)
+        deltas = torch.zeros(allocated, 1, dtype=torch.long, device=device)
         with torch.inference_mode():
             # prefill: groups of equal prompt length, each query once; copy its KV into its n rows
             by_length: dict[int, list[int]] = {}
@@ -403,28 +462,30 @@ class FastGenerator:
                 for start in range(0, len(members), per_call):
                     group = members[start:start + per_call]
                     kv, logits, group_deltas = self._prefill([prepared[q] for q in group])
-                    if layers_kv is None:
-                        layers_kv = [(k.new_zeros(rows, k.shape[1], slots, k.shape[3]),
-                                      v.new_zeros(rows, v.shape[1], slots, v.shape[3])) for k, v in kv]
-                        first_logits = logits.new_zeros(rows, logits.shape[-1])
+                    if first_logits is None:
+                        first_logits = logits.new_zeros(allocated, logits.shape[-1])
+                    where = slice(longest - length, longest)
                     for j, q in enumerate(group):
                         span = slice(q * n, (q + 1) * n)
-                        for (buf_k, buf_v), (k, v) in zip(layers_kv, kv):
-                            buf_k[span, :, longest - length:longest] = k[j:j + 1]
-                            buf_v[span, :, longest - length:longest] = v[j:j + 1]
+                        for buf_k, buf_v, (k, v) in zip(buffers.keys, buffers.values, kv):
+                            buf_k[span, :, where] = k[j:j + 1]
+                            buf_v[span, :, where] = v[j:j + 1]
                         first_logits[span] = logits[j]
                         deltas[span] = group_deltas[j].to(device)
-                        tokens[span, longest - length:longest] = prepared[q].inputs["input_ids"][0].to(device)
-                        valid[span, longest - length:longest] = True
+                        buffers.tokens[span, where] = prepared[q].inputs["input_ids"][0].to(device)
+                        buffers.valid[span, where] = True
                     del kv
             sync()
             prefill_s = time.perf_counter() - started
             decode_started = time.perf_counter()
-            out_tokens, steps = self._decode(layers_kv, first_logits, deltas, tokens, valid, lengths, longest, n,
-                                             seeds, settings, logits_processor)
+            row_lengths = [length for length in lengths for _ in range(n)] + [0] * (allocated - rows)
+            row_seeds = [s for s in seeds for _ in range(n)] + [0] * (allocated - rows)
+            row_samples = list(range(n)) * len(lengths) + [0] * (allocated - rows)
+            out_tokens, steps = self._decode(buffers, first_logits, deltas, row_lengths, row_seeds, row_samples,
+                                             longest, settings, logits_processor)
             sync()
         decode_s = time.perf_counter() - decode_started
-        texts = self.tokenizer.batch_decode(out_tokens.tolist(), skip_special_tokens=True,
+        texts = self.tokenizer.batch_decode(out_tokens[:rows].tolist(), skip_special_tokens=True,
                                             clean_up_tokenization_spaces=False)
         self.stats["batches"] += 1
         self.stats["rows"] += rows
@@ -440,36 +501,27 @@ class FastGenerator:
             eos = self.tokenizer.eos_token_id
         return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None]
 
-    def _decode(self, layers_kv: Any, first_logits: Any, deltas: Any, tokens: Any, valid: Any, lengths: list[int],
-                longest: int, n: int, seeds: list[int], settings: SamplingSettings,
+    def _decode(self, buffers: _Buffers, first_logits: Any, deltas: Any, row_lengths: list[int], row_seeds: list[int],
+                row_samples: list[int], longest: int, settings: SamplingSettings,
                 logits_processor: Any) -> tuple[Any, int]:
         """The decode loop; returns the new tokens (rows x max_new_tokens, pad after EOS) and the step count."""
         import torch
 
+        tokens, valid, packed = buffers.tokens, buffers.valid, buffers.packed
         device = tokens.device
-        rows, slots = tokens.shape
+        rows = tokens.shape[0]
         processors = logits_processor if isinstance(logits_processor, list) else (
             [logits_processor] if logits_processor is not None else [])
-        prompt_lengths = torch.tensor([length for length in lengths for _ in range(n)], device=device).reshape(-1, 1)
-        keys = row_keys(torch.tensor([s for s in seeds for _ in range(n)], dtype=torch.int64, device=device),
-                        torch.arange(n, device=device).repeat(len(lengths))) if settings.do_sample else None
+        prompt_lengths = torch.tensor(row_lengths, dtype=torch.long, device=device).reshape(-1, 1)
+        keys = row_keys(torch.tensor(row_seeds, dtype=torch.int64, device=device),
+                        torch.tensor(row_samples, dtype=torch.int64, device=device)) if settings.do_sample else None
         eos = torch.tensor(self._eos_ids(), dtype=torch.long, device=device)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         seen = None
         if settings.repetition_penalty is not None:
             seen = torch.zeros(rows, first_logits.shape[-1], dtype=torch.bool, device=device)
             seen.scatter_(1, tokens, valid)  # the prompt's tokens (padding excluded)
-        static = bool(self.compile and not self._compile_failed)
-        slot = torch.tensor([longest], dtype=torch.long, device=device)
-        packed = _PackedCache([k for k, _ in layers_kv], [v for _, v in layers_kv], longest, slot, static)
-        cache = _make_cache_class()(packed)
-        step_fn = self._decode_step_fn(rows, slots, cache)
-        if static:
-            torch._dynamo.mark_static_address(slot)
-            for k, v in layers_kv:
-                torch._dynamo.mark_static_address(k)
-                torch._dynamo.mark_static_address(v)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
+        finished[len([x for x in row_lengths if x]):] = True  # filler rows of a fixed-shape batch
         logits = first_logits
         step = 0
         for step in range(settings.max_new_tokens):
@@ -482,7 +534,7 @@ class FastGenerator:
             for processor in processors:
                 scores = processor(tokens[:, :position], scores)
             next_tokens = self._choose(scores, settings, keys, step)
-            next_tokens = torch.where(finished, torch.full_like(next_tokens, pad), next_tokens)
+            next_tokens = torch.where(finished, torch.full_like(next_tokens, buffers.pad), next_tokens)
             tokens[:, position] = next_tokens
             valid[:, position] = True
             if seen is not None:
@@ -492,18 +544,19 @@ class FastGenerator:
                 break
             position_ids = (prompt_lengths + step + deltas).reshape(1, rows, 1).expand(3, rows, 1)
             packed.length = position
-            slot.fill_(position)
-            mask = self._mask(valid if static else valid[:, :position + 1])
+            buffers.slot.fill_(position)
             try:
-                logits = step_fn(tokens[:, position:position + 1], position_ids, mask)
+                logits = buffers.step(tokens[:, position:position + 1], position_ids,
+                                      self._mask(valid if packed.static else valid[:, :position + 1]))
             except Exception as exc:  # noqa: BLE001 - a compiler failure must not lose the run
-                if not static:
+                if not packed.static:
                     raise
                 log.warning("compiled decoding failed (%s: %s); falling back to eager", type(exc).__name__, exc)
                 self._compile_failed = f"{type(exc).__name__}: {exc}"
-                static = packed.static = False
-                step_fn = self._decode_step_fn(rows, slots, cache)
-                logits = step_fn(tokens[:, position:position + 1], position_ids, self._mask(valid[:, :position + 1]))
+                self._pool = None
+                packed.static = False
+                buffers.step = self._decode_step_fn(_make_cache_class()(packed), False)
+                logits = buffers.step(tokens[:, position:position + 1], position_ids, self._mask(valid[:, :position + 1]))
         return tokens[:, longest:longest + settings.max_new_tokens], step + 1
 
     @staticmethod
