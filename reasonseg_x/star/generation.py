@@ -370,7 +370,9 @@ class FastGenerator:
     def _decode_step_fn(self, cache: Any, static: bool) -> Any:
         """The decode forward: eager, or under ``torch.compile`` (CUDA graphs on a GPU)."""
         model = self.vlm.model
-        cache_kwarg = {self._cache_argument(): cache}
+        cache_kwarg: dict[str, Any] = {self._cache_argument(): cache}
+        if self._takes("cache_position"):  # transformers < 5.2x: else it asks the cache (a changing int)
+            cache_kwarg["cache_position"] = cache.packed.slot
 
         def step(input_ids: Any, position_ids: Any, mask: Any) -> Any:
             out = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=True,
@@ -384,11 +386,15 @@ class FastGenerator:
         mode = "reduce-overhead" if str(self.device).startswith("cuda") else "default"
         return torch.compile(step, mode=mode, fullgraph=False, dynamic=False)
 
+    def _takes(self, name: str) -> bool:
+        """Whether the model's forward has a parameter ``name`` (through a peft wrapper)."""
+        model = self.vlm.model
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        return name in inspect.signature(type(base).forward).parameters
+
     def _cache_argument(self) -> str:
         """``cache`` (transformers >= 5.2x) or ``past_key_values``: the name the model's forward takes."""
-        model = self.vlm.model
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
-        return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+        return "cache" if self._takes("cache") else "past_key_values"
 
     def _mask(self, valid: Any) -> Any:
         """The 4-D attention mask transformers takes as-is: bool for sdpa/flash, additive for eager."""
