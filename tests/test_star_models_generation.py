@@ -238,3 +238,23 @@ def test_top_p_keeps_sampling_inside_the_nucleus():
     chosen = {int(t) for step in range(20) for t in Engine._choose(scores, SamplingSettings(do_sample=True, top_p=0.7),
                                                                    keys, step)}
     assert chosen == {0, 1}
+
+
+def test_decode_steps_attend_per_kv_group_without_copying_kv(vlm, monkeypatch):
+    import torch.nn.functional as F
+
+    shapes = []
+    real = F.scaled_dot_product_attention
+
+    def spy(query, key, value, **kwargs):
+        shapes.append((tuple(query.shape), tuple(key.shape), kwargs.get("attn_mask") is not None))
+        return real(query, key, value, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    images, prompts = _inputs(2)
+    FastGenerator(vlm).generate(images, prompts, max_new_tokens=3)
+    cfg = vlm.model.config.get_text_config()
+    heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
+    grouped = [s for s in shapes if s[0][1:3] == (kv_heads, heads // kv_heads) and s[1][1] == kv_heads and s[2]]
+    assert len(grouped) == 2 * cfg.num_hidden_layers  # 2 decode steps x layers, K/V with their own head count
+    assert cfg._attn_implementation in (None, "sdpa")  # restored after decoding

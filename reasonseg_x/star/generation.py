@@ -70,6 +70,46 @@ def gumbel_noise(keys: Any, step: int, vocab: int) -> Any:
     return -torch.log(-torch.log(uniform))
 
 
+# ----------------------------------------------------------------------------- decode attention
+
+#: the attention function name registered with transformers for packed decode steps
+DECODE_ATTENTION = "reasonseg_grouped_decode"
+
+
+def grouped_decode_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
+                             dropout: float = 0.0, scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
+    """sdpa for one query token per row with a padding mask, without copying K/V per query head.
+
+    transformers' sdpa path repeats every K/V head for its query heads whenever a mask is given
+    (``repeat_kv``: 7x the KV cache copied per layer and step for Qwen2.5-VL-7B), the padding tax
+    of mixed-length batches. With one query token the query heads of a KV group can stand in for
+    query positions: (rows, kv heads, group, dim) against (rows, kv heads, slots, dim), one kernel,
+    no copy. Other shapes go to transformers' own sdpa function."""
+    import torch
+
+    batch, heads, q_len, dim = query.shape
+    kv_heads = key.shape[1]
+    if (q_len != 1 or heads == kv_heads or heads % kv_heads or attention_mask is None
+            or attention_mask.dtype != torch.bool or key.shape[-1] != value.shape[-1]):
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    grouped = query.reshape(batch, kv_heads, heads // kv_heads, dim)
+    out = torch.nn.functional.scaled_dot_product_attention(grouped, key, value, attn_mask=attention_mask,
+                                                           scale=scaling)
+    return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
+def _register_decode_attention() -> bool:
+    try:
+        from transformers import AttentionInterface
+    except ImportError:  # pragma: no cover - older transformers
+        return False
+    AttentionInterface.register(DECODE_ATTENTION, grouped_decode_attention)
+    return True
+
+
 # ----------------------------------------------------------------------------- settings and plans
 
 @dataclass(frozen=True)
@@ -379,12 +419,25 @@ class FastGenerator:
                         **cache_kwarg)
             return out.logits[:, -1]
 
-        if not static:
-            return step
-        import torch
+        run = step
+        if static:
+            import torch
 
-        mode = "reduce-overhead" if str(self.device).startswith("cuda") else "default"
-        return torch.compile(step, mode=mode, fullgraph=False, dynamic=False)
+            mode = "reduce-overhead" if str(self.device).startswith("cuda") else "default"
+            run = torch.compile(step, mode=mode, fullgraph=False, dynamic=False)
+        text_config = self._text_config()
+        current = getattr(text_config, "_attn_implementation", None)
+        if current not in (None, "sdpa") or not _register_decode_attention():
+            return run
+
+        def with_grouped_attention(*args: Any) -> Any:
+            text_config._attn_implementation_internal = DECODE_ATTENTION  # the language model's layers only
+            try:
+                return run(*args)
+            finally:
+                text_config._attn_implementation_internal = current
+
+        return with_grouped_attention
 
     def _takes(self, name: str) -> bool:
         """Whether the model's forward has a parameter ``name`` (through a peft wrapper)."""
