@@ -22,6 +22,7 @@ is recorded with its error; the others still run. Everything goes to ``--json``.
     python benchmarks/gpu_throughput.py --shape qwen2.5-vl-7b --compile on --skip-reference
     python benchmarks/gpu_throughput.py --checkpoint sj9909/StAR-7B --data mini --n 64 --modes greedy,mv
     python benchmarks/gpu_throughput.py --shape tiny           # CPU dry run
+    python benchmarks/gpu_throughput.py --shape small --n 16 --mv-n 4 --tts 8   # CPU-sized model, real prompt length
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ SHAPES: dict[str, dict[str, Any]] = {
         vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
                     patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
                     fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2)),
+    # a CPU-sized Qwen2.5-VL (real vocabulary, image tokens and prompt length; 4 narrow layers)
+    "small": dict(
+        family="qwen2.5", patch=14,
+        text=dict(vocab_size=152064, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                  num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=32768,
+                  rope_parameters={"rope_type": "default", "mrope_section": [4, 6, 6], "rope_theta": 1000000.0}),
+        vision=dict(depth=2, hidden_size=128, intermediate_size=256, num_heads=2, out_hidden_size=256,
+                    patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                    fullatt_block_indexes=[1], tokens_per_second=2)),
     "qwen3-vl-8b": dict(
         family="qwen3", patch=16,
         text=dict(vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
@@ -153,8 +163,9 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, str]:
         spec = importlib.util.spec_from_file_location("bench_tts_sam", HERE / "bench_tts_sam.py")
         bench_sam = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(bench_sam)
-        segmenter = bench_sam.build_segmenter("hiera-large", device)
-        return vlm, segmenter, f"random {args.shape} + SAM 2.1 Hiera-L shape"
+        segmenter = bench_sam.build_segmenter("micro" if args.shape == "small" else "hiera-large", device)
+        sam = "test-sized SAM 2" if args.shape == "small" else "SAM 2.1 Hiera-L shape"
+        return vlm, segmenter, f"random {args.shape} + {sam}"
     vlm = load_vlm(args.checkpoint, base_model=args.base_model, device=args.device, merge_lora=args.merge_lora,
                    attn_implementation=args.attn_implementation)
     return vlm, load_segmenter(args.segmenter, device=vlm.device), args.checkpoint
@@ -347,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-batch-rows", type=int, default=None, help="fast schedule: rows per decode batch")
     ap.add_argument("--compile", choices=["on", "off"], default="off", help="fast schedule: compiled decoding")
     ap.add_argument("--skip-reference", action="store_true", help="measure the fast schedule only")
+    ap.add_argument("--decode-attention", choices=["grouped", "transformers"], default="grouped",
+                    help="fast schedule: per-KV-group decode attention, or transformers' sdpa (repeat_kv under a mask)")
     ap.add_argument("--reference-batch", type=int, default=32, help="reference greedy queries per call (paper: 32)")
     ap.add_argument("--check-queries", type=int, default=8, help="queries of the unforced greedy comparison")
     ap.add_argument("--check-tokens", type=int, default=32,
@@ -387,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
               "gpu": torch.cuda.get_device_name() if str(vlm.device).startswith("cuda") else None,
               "dtype": vlm.info.get("dtype"), "build_s": round(build_s, 1), "answer_tokens": forced or None,
               "max_new_tokens": args.max_new_tokens, "compile": args.compile, "max_batch_rows": args.max_batch_rows,
+              "decode_attention": args.decode_attention,
               "torch": torch.__version__, "transformers": __import__("transformers").__version__}
     _log(json.dumps(header))
     results: list[dict[str, Any]] = []
@@ -406,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                                           max_new_tokens=args.max_new_tokens, generation=schedule,
                                           max_batch_rows=args.max_batch_rows, compile=args.compile,
                                           logits_processor=factory, keep_answers=False)
+                if predictor.engine is not None:
+                    predictor.engine.grouped_attention = args.decode_attention == "grouped"
                 batch = predictor.default_batch_size if schedule == "fast" else (
                     args.reference_batch if tts == 1 else 1)
                 if args.warmup:

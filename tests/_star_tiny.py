@@ -404,8 +404,11 @@ def ScriptedStarPredictor(tts: int = 1, batch_size: int | None = None) -> Any:  
 
     ckpt = tiny_checkpoints()
     vlm = load_vlm(str(ckpt.lora_old), device="cpu")
+    # the script follows the row order of a batch: the paper's schedule keeps dataset order, the
+    # fast one sorts rows by prompt length
     return StarPredictor(str(ckpt.lora_old), vlm=vlm, segmenter=str(ckpt.sam2), device="cpu", tts=tts,
-                         batch_size=batch_size, logits_processor=scripted(vlm.tokenizer, SCRIPTED_ANSWERS))
+                         batch_size=batch_size, logits_processor=scripted(vlm.tokenizer, SCRIPTED_ANSWERS),
+                         generation="reference")
 
 
 #: set by tests: SampledStarPredictor raises KeyboardInterrupt (a kill) once it has predicted this many batches

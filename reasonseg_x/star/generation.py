@@ -265,6 +265,8 @@ class FastGenerator:
     prefill_tokens: int = 16384
     #: share of free GPU memory the decode buffer may take (KV-memory budget)
     memory_fraction: float = 0.5
+    #: decode steps attend per KV group (:func:`grouped_decode_attention`); False: transformers' sdpa
+    grouped_attention: bool = True
     stats: Counter = field(default_factory=Counter)
     _pool: Any = field(default=None, repr=False)
     _compile_failed: str | None = field(default=None, repr=False)
@@ -405,7 +407,8 @@ class FastGenerator:
         self.stats["prefill_rows"] += len(group)
         self.stats["prefill_calls"] += 1
         out = self.vlm.model(**kwargs)
-        return _cache_layers(out.past_key_values), out.logits[:, -1].float(), deltas
+        cache = out["cache"] if "cache" in out.keys() else out.past_key_values  # transformers >= 5.2x renamed it
+        return _cache_layers(cache), out.logits[:, -1].float(), deltas
 
     def _decode_step_fn(self, cache: Any, static: bool) -> Any:
         """The decode forward: eager, or under ``torch.compile`` (CUDA graphs on a GPU)."""
@@ -427,7 +430,7 @@ class FastGenerator:
             run = torch.compile(step, mode=mode, fullgraph=False, dynamic=False)
         text_config = self._text_config()
         current = getattr(text_config, "_attn_implementation", None)
-        if current not in (None, "sdpa") or not _register_decode_attention():
+        if not self.grouped_attention or current not in (None, "sdpa") or not _register_decode_attention():
             return run
 
         def with_grouped_attention(*args: Any) -> Any:
