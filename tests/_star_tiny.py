@@ -404,5 +404,36 @@ def ScriptedStarPredictor(tts: int = 1, batch_size: int | None = None) -> Any:  
 
     ckpt = tiny_checkpoints()
     vlm = load_vlm(str(ckpt.lora_old), device="cpu")
+    # the script follows the row order of a batch: the paper's schedule keeps dataset order, the
+    # fast one sorts rows by prompt length
     return StarPredictor(str(ckpt.lora_old), vlm=vlm, segmenter=str(ckpt.sam2), device="cpu", tts=tts,
-                         batch_size=batch_size, logits_processor=scripted(vlm.tokenizer, SCRIPTED_ANSWERS))
+                         batch_size=batch_size, logits_processor=scripted(vlm.tokenizer, SCRIPTED_ANSWERS),
+                         generation="reference")
+
+
+#: set by tests: SampledStarPredictor raises KeyboardInterrupt (a kill) once it has predicted this many batches
+INTERRUPT_AFTER: dict[str, int | None] = {"batches": None}
+
+
+def SampledStarPredictor(tts: int = 3, max_new_tokens: int = 6, max_batch_rows: int | None = None) -> Any:  # noqa: N802
+    """StAR on the tiny checkpoints, unscripted: tts answers sampled from the random weights (kept
+    in the predictions file), for resume tests (``eval -m _star_tiny:SampledStarPredictor``)."""
+    from reasonseg_x.star.predictor import StarPredictor
+    from reasonseg_x.star.vlm import load_vlm
+
+    ckpt = tiny_checkpoints()
+    vlm = load_vlm(str(ckpt.lora_old), device="cpu")
+    predictor = StarPredictor(str(ckpt.lora_old), vlm=vlm, segmenter=str(ckpt.sam2), device="cpu", tts=tts,
+                              max_new_tokens=max_new_tokens, max_batch_rows=max_batch_rows, keep_answers=True)
+    predict = predictor.predict
+    calls = {"n": 0}
+
+    def interruptible(queries: Any) -> Any:
+        limit = INTERRUPT_AFTER["batches"]
+        if limit is not None and calls["n"] >= limit:
+            raise KeyboardInterrupt("simulated kill")
+        calls["n"] += 1
+        return predict(queries)
+
+    predictor.predict = interruptible
+    return predictor

@@ -37,9 +37,27 @@ def test_bench_tts_sam_micro(capsys):
 def test_gpu_throughput_tiny_dry_run(tmp_path, capsys):
     tiny_checkpoints()
     target = tmp_path / "tp.json"
-    assert _load("gpu_throughput").main(["--tiny", "--n", "2", "--modes", "1,2", "--warmup", "0",
-                                         "--json", str(target)]) == 0
+    assert _load("gpu_throughput").main(["--shape", "tiny", "--n", "3", "--mv-n", "2", "--tts", "2", "--warmup", "0",
+                                         "--check-queries", "3", "--check-tokens", "6", "--json", str(target)]) == 0
     result = json.loads(target.read_text())
-    assert [r["tts"] for r in result["results"]] == [1, 2]
-    assert all(r["samples"] == 2 and r["samples_per_s"] > 0 for r in result["results"])
-    assert "samples/s" in capsys.readouterr().out
+    runs = {(r["mode"], r["schedule"]): r for r in result["results"]}
+    assert set(runs) == {("greedy", "fast"), ("greedy", "reference"), ("mv-2", "fast"), ("mv-2", "reference")}
+    assert all(r["samples_per_s"] > 0 and r["statuses"] == {"ok": r["samples"]} for r in runs.values())
+    assert runs[("mv-2", "fast")]["prefill_rows"] == 2  # one prefill row per query
+    assert runs[("greedy", "fast")]["decode_ms_per_step"] > 0
+    assert result["ratios"]["greedy_same_answers"] == "3/3"
+    assert result["ratios"]["greedy_unforced_same_answers"] == "3/3"
+    assert "fast / reference" in capsys.readouterr().out
+
+
+def test_gpu_throughput_records_a_failed_mode_and_runs_the_others(tmp_path):
+    tiny_checkpoints()
+    target = tmp_path / "tp.json"
+    # max_batch_rows below tts makes the fast MV mode fail; greedy must still run
+    code = _load("gpu_throughput").main(["--shape", "tiny", "--n", "2", "--mv-n", "1", "--tts", "3", "--warmup", "0",
+                                         "--max-batch-rows", "2", "--skip-reference", "--json", str(target)])
+    assert code == 1
+    result = json.loads(target.read_text())
+    by_mode = {r["mode"]: r for r in result["results"]}
+    assert "max_batch_rows" in by_mode["mv-3"]["error"]
+    assert by_mode["greedy"]["samples_per_s"] > 0

@@ -322,6 +322,9 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
         load = Stopwatch()
         predictor = bound.instantiate()
         session["load_model_s"] = load.seconds()
+        described = getattr(predictor, "run_info", None)  # e.g. the generation schedule of a VLM predictor
+        if isinstance(described, dict):
+            session["predictor"] = described
         info["environment"] = environment()  # again: the model may have brought up GPUs
         _seed_everything(int(config.seed))
         batch_size = config.batch_size or getattr(predictor, "default_batch_size", None) or DEFAULT_BATCH_SIZE

@@ -86,6 +86,14 @@ class PipelineOptions(SegmenterOptions):
     merge_lora: bool = option(False, "merge the adapter into the weights (faster generation)")
     segmenter_device: str | None = option(None, "device of SAM (default: the VLM's)")
     attn_implementation: str | None = option(None, "transformers attention kernel (sdpa, flash_attention_2, eager)")
+    generation: Literal["fast", "reference"] = option(
+        "fast", "hf backend schedule: fast (prefill once per query, packed length-sorted decode batches, per-answer "
+        "seeds) or reference (the paper's: generate() in batches of batch_size, tts > 1 one query per call)")
+    max_batch_rows: int | None = option(
+        None, "fast generation: answer rows per decode batch (default 128 on a GPU, 16 on CPU, within a KV-memory budget)")
+    compile: Literal["off", "on"] = option(
+        "off", "fast generation: decode step under torch.compile on a fixed-shape KV buffer (CUDA graphs on a GPU); "
+        "falls back to eager if compiling fails")
 
     def __post_init__(self) -> None:
         """Reject bad values before anything loads (a real checkpoint takes minutes to load)."""
@@ -101,6 +109,9 @@ class PipelineOptions(SegmenterOptions):
             raise InvalidInputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}", "max_new_tokens")
         if self.batch_size is not None and self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {self.batch_size}", "batch_size")
+        if self.max_batch_rows is not None and self.max_batch_rows < self.tts:
+            raise InvalidInputError(f"max_batch_rows must be >= tts ({self.tts}) so one query's answers fit, "
+                                    f"got {self.max_batch_rows}", "max_batch_rows")
         for name in ("no_object_vote_threshold", "mask_iou_cluster_threshold", "cluster_vote_threshold",
                      "pixel_majority_threshold"):
             value = getattr(self, name)

@@ -68,6 +68,42 @@ def _stable_seed(seed: int, sample_id: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(sample_id.encode("utf-8"))) % (2 ** 31)
 
 
+class _SamWorker:
+    """One worker thread for the SAM stage (parse + segment + vote), on its own CUDA stream when
+    SAM runs on a GPU, so that it overlaps the next batch's decoding instead of adding to it."""
+
+    def __init__(self, segmenter: Any) -> None:
+        self.segmenter = segmenter
+        self.stream: Any = None
+
+    def __enter__(self) -> _SamWorker:
+        from concurrent.futures import ThreadPoolExecutor
+
+        device = str(getattr(self.segmenter, "device", "cpu"))
+        if device.startswith("cuda"):
+            import torch
+
+            self.stream = torch.cuda.Stream(device=torch.device(device))
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam-stage")
+        return self
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.pool.submit(self._run, fn, *args)
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.stream is None:
+            return fn(*args)
+        import torch
+
+        with torch.cuda.stream(self.stream):
+            result = fn(*args)
+        self.stream.synchronize()
+        return result
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+
+
 class VlmSamPipeline:
     """A Qwen-VL (full model or LoRA adapter) plus a SAM segmenter, with optional test-time scaling.
 
@@ -128,6 +164,13 @@ class VlmSamPipeline:
             vlm = load_vlm(opts.checkpoint, base_model=opts.base_model, device=opts.device, dtype=opts.dtype,
                            merge_lora=opts.merge_lora, attn_implementation=opts.attn_implementation)
         self.vlm = vlm
+        self.generation = opts.generation
+        #: the fast engine (transformers backend only; other backends batch and sample themselves)
+        self.engine: Any = None
+        if opts.generation == "fast" and opts.backend == "hf" and hasattr(vlm, "build_inputs"):
+            from reasonseg_x.star.generation import FastGenerator
+
+            self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=opts.compile == "on")
         if segmenter is None or isinstance(segmenter, str):
             from reasonseg_x.star.device import resolve_device
             from reasonseg_x.star.segmenters import load_segmenter
@@ -139,13 +182,38 @@ class VlmSamPipeline:
 
     @property
     def default_batch_size(self) -> int:
-        """Queries per predict() call the runner should use: the paper ran greedy decoding in
-        batches of 32 and majority voting one query at a time (its N answers fill the batch)."""
+        """Queries per predict() call the runner should use. Reference schedule: the paper ran
+        greedy decoding in batches of 32 and majority voting one query at a time (its N answers
+        fill the batch). Fast schedule: two decode batches' worth of queries, so that SAM on the
+        first overlaps the second's decoding and length-sorting has queries to choose from."""
+        if self.engine is not None:
+            if self.batch_size:
+                return self.batch_size
+            from reasonseg_x.star.generation import default_max_batch_rows
+
+            rows = self.engine.max_batch_rows or default_max_batch_rows(self.vlm.device, self.tts)
+            return max(1, 2 * rows // self.tts)
         if self.tts > 1:
             return 1
         if self.batch_size:
             return self.batch_size
         return 32 if str(self.vlm.device).startswith("cuda") else 4
+
+    @property
+    def run_info(self) -> dict[str, Any]:
+        """The generation schedule, for run.json (the runner records it per session)."""
+        info: dict[str, Any] = {"backend": self.options.backend, "generation": self.generation if self.engine is not None
+                                else "reference" if self.options.backend == "hf" else self.options.backend}
+        if self.engine is not None:
+            from reasonseg_x.star.generation import default_max_batch_rows
+
+            info.update(max_batch_rows=self.engine.max_batch_rows or default_max_batch_rows(self.vlm.device, self.tts),
+                        compile=self.options.compile, compile_fallback=self.engine._compile_failed,
+                        sampling="gumbel-max, counter-based per (query seed, answer index)",
+                        greedy_batches="stable sort by prompt token length")
+        else:
+            info["batches"] = "tts > 1: one query per call; greedy: batch_size in dataset order"
+        return info
 
     # ------------------------------------------------------------------ predict
 
@@ -157,13 +225,42 @@ class VlmSamPipeline:
                 ready.append((i, query, query.image.open()))
             except InvalidInputError as exc:
                 outputs[i] = Output(status="error", error=str(exc))
+        if self.engine is None:  # the reference schedule, or a backend that batches itself: SAM after each chunk
+            for members, answers, generate_s in self._generation_batches(ready):
+                for (i, query, image), texts in zip(members, answers):
+                    outputs[i] = self._finish(query, image, texts, generate_s / len(members))
+        else:  # SAM of batch k runs in a worker (its own CUDA stream) while batch k+1 decodes
+            with _SamWorker(self.segmenter) as worker:
+                pending = [(i, worker.submit(self._finish, query, image, texts, generate_s / len(members)))
+                           for members, answers, generate_s in self._generation_batches(ready)
+                           for (i, query, image), texts in zip(members, answers)]
+                for i, future in pending:
+                    outputs[i] = future.result()
+        return [o if o is not None else Output(status="error", error="not predicted") for o in outputs]
+
+    def _sampling_kwargs(self) -> dict[str, Any]:
+        if self.tts == 1:
+            return dict(n=1, do_sample=False, max_new_tokens=self.max_new_tokens)
+        return dict(n=self.tts, do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                    max_new_tokens=self.max_new_tokens)
+
+    def _generation_batches(self, ready: Sequence[tuple[int, Query, Any]]):  # noqa: ANN202 - an iterator
+        """(members of ``ready``, their answers, generation seconds) per generation batch."""
+        from reasonseg_x.star.prompts import build_prompt
+
+        if self.engine is not None:
+            prompts = [build_prompt(q.text, self.style) for _, q, _ in ready]
+            seeds = [_stable_seed(self.seed, q.id) for _, q, _ in ready]
+            for batch in self.engine.generate_batches([img for _, _, img in ready], prompts, seeds=seeds,
+                                                      logits_processor_factory=self.logits_processor,
+                                                      **self._sampling_kwargs()):
+                yield [ready[i] for i in batch.indices], batch.texts, batch.prefill_s + batch.decode_s
+            return
         step = 1 if self.tts > 1 else (self.batch_size or max(1, len(ready)))
         for start in range(0, len(ready), step):
             chunk = ready[start:start + step]
             answers, generate_s = self._generate([q for _, q, _ in chunk], [img for _, _, img in chunk])
-            for (i, query, image), texts in zip(chunk, answers):
-                outputs[i] = self._finish(query, image, texts, generate_s / len(chunk))
-        return [o if o is not None else Output(status="error", error="not predicted") for o in outputs]
+            yield chunk, answers, generate_s
 
     def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
         from reasonseg_x.star.prompts import build_prompt
@@ -171,14 +268,10 @@ class VlmSamPipeline:
         prompts = [build_prompt(q.text, self.style) for q in queries]
         processor = self.logits_processor() if self.logits_processor is not None else None
         started = time.perf_counter()
-        if self.tts == 1:
-            texts = self.vlm.generate(images, prompts, n=1, do_sample=False, max_new_tokens=self.max_new_tokens,
-                                      logits_processor=processor)
-        else:
-            texts = self.vlm.generate(images, prompts, n=self.tts, do_sample=True, temperature=self.temperature,
-                                      top_p=self.top_p, top_k=self.top_k,
-                                      seed=_stable_seed(self.seed, queries[0].id),
-                                      max_new_tokens=self.max_new_tokens, logits_processor=processor)
+        kwargs = self._sampling_kwargs()
+        if self.tts > 1:
+            kwargs["seed"] = _stable_seed(self.seed, queries[0].id)
+        texts = self.vlm.generate(images, prompts, logits_processor=processor, **kwargs)
         return texts, time.perf_counter() - started
 
     def _parse(self, text: str, width: int, height: int) -> tuple[Any, list[Any]]:

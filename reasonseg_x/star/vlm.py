@@ -272,8 +272,9 @@ class VLM:
         return self.processor.tokenizer
 
     def build_inputs(self, images: Sequence[Image.Image], prompts: Sequence[str], *,
-                     frame: tuple[int, int] | None = VLM_FRAME) -> Any:
-        """Chat-formatted, left-padded model inputs for one image + one user prompt per row."""
+                     frame: tuple[int, int] | None = VLM_FRAME, to_device: bool = True) -> Any:
+        """Chat-formatted, left-padded model inputs for one image + one user prompt per row
+        (on the model's device, or left on the CPU with ``to_device=False``)."""
         from PIL import Image as PILImage
 
         if len(images) != len(prompts):
@@ -286,7 +287,7 @@ class VLM:
             texts.append(self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
         self.tokenizer.padding_side = "left"
         inputs = self.processor(text=texts, images=resized, padding=True, return_tensors="pt")
-        return inputs.to(self.device)
+        return inputs.to(self.device) if to_device else inputs
 
     def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
                  do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,

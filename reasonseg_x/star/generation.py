@@ -1,0 +1,641 @@
+"""Fast generation for the transformers backend: prefill once per query, decode many rows packed.
+
+Why not ``model.generate``: for N sampled answers it expands the text inputs first
+(``num_return_sequences``), so the same ~2k-token prompt is prefilled N times; it decodes one
+left-padded batch per call with a cache that grows by concatenation (the whole KV is copied
+every step); and its sampling draws from one global generator, so a query's answers depend on
+which other rows share its batch. Here:
+
+- **prefill once, sample N**: each query's prompt is prefilled once (queries of equal token length
+  together, never padded) and its KV rows are copied N times into the decode buffer;
+- **packed decode**: the rows of several queries share one decode batch (up to ``max_batch_rows``
+  rows and a KV-memory budget), each with its own positions (Qwen-VL's 3-D mrope: prefill
+  positions from the model's ``get_rope_index``, then prompt length + step + the row's rope delta)
+  and its own mask over a preallocated buffer written in place;
+- **counter-based sampling**: Gumbel-max with noise hashed from (query seed, sample index, step,
+  token id), after the same per-row temperature / top-k / top-p filtering as transformers'
+  warpers; so a query's answers do not depend on batch composition, shards or resumed runs;
+- **greedy** is the argmax of the same processed scores as ``generate`` (repetition penalty from
+  the checkpoint's generation config, then the caller's logits processor): the same tokens;
+- **compiled decoding** (opt-in): the decode step runs under ``torch.compile`` on a fixed-shape
+  buffer (``mode="reduce-overhead"`` = CUDA graphs on a GPU); a failure to compile falls back to eager.
+
+The entry point is :class:`FastGenerator`; it has ``VLM.generate``'s signature, and
+:meth:`FastGenerator.generate_batches` yields finished decode batches as they complete (the
+pipeline overlaps SAM with the next batch's decoding).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasonseg_x.star.prompts import VLM_FRAME
+
+__all__ = ["FastGenerator", "DecodeBatch", "SamplingSettings", "plan_batches", "gumbel_noise", "row_keys",
+           "default_max_batch_rows"]
+
+log = logging.getLogger(__name__)
+
+_M32 = 0xFFFFFFFF
+
+
+# ----------------------------------------------------------------------------- counter-based RNG
+
+def _pcg(x: Any) -> Any:
+    """PCG-RXS-M-XS hash of uint32 values held in an int64 tensor (a bijection on 32 bits)."""
+    state = (x * 747796405 + 2891336453) & _M32
+    word = (((state >> ((state >> 28) + 4)) ^ state) * 277803737) & _M32
+    return ((word >> 22) ^ word) & _M32
+
+
+def row_keys(seeds: Any, samples: Any) -> Any:
+    """One 32-bit key per row from its query seed and sample index (int64 tensors)."""
+    return _pcg((_pcg(seeds & _M32) + _pcg(samples & _M32) * 31) & _M32)
+
+
+def gumbel_noise(keys: Any, step: int, vocab: int) -> Any:
+    """Gumbel(0, 1) noise of shape (rows, vocab): a pure function of (row key, step, token id)."""
+    import torch
+
+    step_keys = _pcg((keys + (step + 1) * 0x9E3779B9) & _M32)
+    ids = torch.arange(vocab, device=keys.device, dtype=torch.int64)
+    bits = _pcg(step_keys[:, None] ^ ids[None, :])
+    uniform = ((bits >> 8).to(torch.float32) + 0.5) * (1.0 / 2 ** 24)
+    return -torch.log(-torch.log(uniform))
+
+
+# ----------------------------------------------------------------------------- decode attention
+
+#: the attention function name registered with transformers for packed decode steps
+DECODE_ATTENTION = "reasonseg_grouped_decode"
+
+
+def grouped_decode_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
+                             dropout: float = 0.0, scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
+    """sdpa for one query token per row with a padding mask, without copying K/V per query head.
+
+    transformers' sdpa path repeats every K/V head for its query heads whenever a mask is given
+    (``repeat_kv``: 7x the KV cache copied per layer and step for Qwen2.5-VL-7B), the padding tax
+    of mixed-length batches. With one query token the query heads of a KV group can stand in for
+    query positions: (rows, kv heads, group, dim) against (rows, kv heads, slots, dim), one kernel,
+    no copy. Other shapes go to transformers' own sdpa function."""
+    import torch
+
+    batch, heads, q_len, dim = query.shape
+    kv_heads = key.shape[1]
+    if (q_len != 1 or heads == kv_heads or heads % kv_heads or attention_mask is None
+            or attention_mask.dtype != torch.bool or key.shape[-1] != value.shape[-1]):
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    grouped = query.reshape(batch, kv_heads, heads // kv_heads, dim)
+    out = torch.nn.functional.scaled_dot_product_attention(grouped, key, value, attn_mask=attention_mask,
+                                                           scale=scaling)
+    return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+
+def _register_decode_attention() -> bool:
+    try:
+        from transformers import AttentionInterface
+    except ImportError:  # pragma: no cover - older transformers
+        return False
+    AttentionInterface.register(DECODE_ATTENTION, grouped_decode_attention)
+    return True
+
+
+# ----------------------------------------------------------------------------- settings and plans
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """What turns logits into the next token (transformers' order: penalty, caller's processors,
+    then temperature, top-k, top-p when sampling)."""
+
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    max_new_tokens: int = 1024
+
+
+def plan_batches(lengths: Sequence[int], n: int, max_rows: int, max_tokens: int | None = None,
+                 max_new_tokens: int = 0) -> list[list[int]]:
+    """Query indices per decode batch: queries in a stable sort by prompt length, packed while the
+    batch holds at most ``max_rows`` rows (``n`` per query; a query is never split) and its KV
+    buffer (rows x (longest prompt + max_new_tokens)) at most ``max_tokens`` tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        rows = (len(current) + 1) * n
+        tokens = rows * (max(lengths[j] for j in current + [i]) + max_new_tokens)
+        if current and (rows > max_rows or (max_tokens is not None and tokens > max_tokens)):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def default_max_batch_rows(device: str, n: int = 1) -> int:
+    """Rows per decode batch when the caller sets none: 128 on a GPU (weights are read once per
+    step for all rows, so more rows is nearly free until attention dominates), 16 on CPU; at
+    least ``n`` so that one query's N answers always fit."""
+    base = 128 if str(device).startswith("cuda") else 16
+    return max(base, n)
+
+
+@dataclass
+class DecodeBatch:
+    """One finished decode batch: the caller's query indices and their answers, with timings."""
+
+    indices: list[int]
+    texts: list[list[str]]
+    prefill_s: float
+    decode_s: float
+    steps: int
+    rows: int
+
+
+# ----------------------------------------------------------------------------- the KV buffer
+
+def _cache_base() -> type:
+    from transformers import DynamicCache
+
+    return DynamicCache
+
+
+class _PackedCache:
+    """Preallocated KV buffers (layers x (rows, kv heads, slots, head dim)) written in place.
+
+    Rows are right-aligned: a prompt of length L sits in slots [P - L, P) where P is the longest
+    prompt of the batch, so every row writes its t-th new token at slot P + t. Eager decoding
+    attends over the filled slots only; compiled decoding over the whole buffer (static shapes).
+    """
+
+    def __init__(self, keys: list[Any], values: list[Any], length: int, slot: Any, static: bool) -> None:
+        self.buffers_k = keys
+        self.buffers_v = values
+        self.length = length  # slots filled so far (eager view)
+        self.slot = slot      # 1-element int64 tensor: where the next token goes (compiled path)
+        self.static = static
+
+    def update(self, key_states: Any, value_states: Any, layer_idx: int, cache_kwargs: Any = None) -> tuple[Any, Any]:
+        keys, values = self.buffers_k[layer_idx], self.buffers_v[layer_idx]
+        if self.static:
+            keys.index_copy_(2, self.slot, key_states)
+            values.index_copy_(2, self.slot, value_states)
+            return keys, values
+        end = self.length + key_states.shape[2]
+        keys[:, :, self.length:end] = key_states
+        values[:, :, self.length:end] = value_states
+        return keys[:, :, :end], values[:, :, :end]
+
+    def get_seq_length(self, layer_idx: int | None = 0) -> int:
+        return self.length
+
+
+def _make_cache_class() -> type:
+    """A transformers ``DynamicCache`` subclass (models check the type) backed by _PackedCache."""
+    base = _cache_base()
+
+    class PackedKVCache(base):  # type: ignore[misc, valid-type]
+        def __init__(self, packed: _PackedCache) -> None:
+            super().__init__()
+            self.packed = packed
+
+        def update(self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any) -> Any:
+            return self.packed.update(key_states, value_states, layer_idx)
+
+        def get_seq_length(self, layer_idx: int | None = 0, *args: Any, **kwargs: Any) -> int:
+            return self.packed.length
+
+    return PackedKVCache
+
+
+def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
+    """(keys, values) per layer of a transformers cache (5.x ``layers``; older ``key_cache``)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))
+
+
+# ----------------------------------------------------------------------------- the generator
+
+@dataclass
+class _Prepared:
+    """One query's tokenized inputs (CPU tensors, no padding)."""
+
+    inputs: dict[str, Any]
+    length: int
+
+
+@dataclass
+class _Buffers:
+    """The per-batch decode state: KV buffers, tokens (prompt right-aligned, then answers), mask."""
+
+    key: tuple[int, int]
+    keys: list[Any]
+    values: list[Any]
+    tokens: Any
+    valid: Any
+    slot: Any
+    packed: _PackedCache
+    pad: int
+    step: Any
+    static: bool
+
+
+@dataclass
+class FastGenerator:
+    """Prefill-once, packed, counter-sampled decoding on a loaded :class:`~reasonseg_x.star.vlm.VLM`."""
+
+    vlm: Any
+    max_batch_rows: int | None = None
+    compile: bool = False
+    #: prompt tokens per prefill forward (queries of equal length share one)
+    prefill_tokens: int = 16384
+    #: share of free GPU memory the decode buffer may take (KV-memory budget)
+    memory_fraction: float = 0.5
+    #: decode steps attend per KV group (:func:`grouped_decode_attention`); False: transformers' sdpa
+    grouped_attention: bool = True
+    stats: Counter = field(default_factory=Counter)
+    _pool: Any = field(default=None, repr=False)
+    _compile_failed: str | None = field(default=None, repr=False)
+
+    # -- delegation: the pipeline reads these from its backend
+    @property
+    def device(self) -> str:
+        return self.vlm.device
+
+    @property
+    def family(self) -> str:
+        return self.vlm.family
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.vlm.tokenizer
+
+    @property
+    def model(self) -> Any:
+        return self.vlm.model
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.vlm.info
+
+    # ------------------------------------------------------------------ public API
+
+    def generate(self, images: Sequence[Any], prompts: Sequence[str], *, n: int = 1, do_sample: bool | None = None,
+                 temperature: float = 1.0, top_p: float = 0.9, seed: int | None = None, max_new_tokens: int = 1024,
+                 logits_processor: Any = None, frame: tuple[int, int] | None = VLM_FRAME, top_k: int | None = None,
+                 seeds: Sequence[int] | None = None) -> list[list[str]]:
+        """``VLM.generate``'s contract: ``n`` answers per row, ``texts[row][k]``. Per-row seeds
+        come from ``seeds`` (one per row) or ``seed`` mixed with the row index."""
+        texts: list[list[str]] = [[] for _ in images]
+        for batch in self.generate_batches(images, prompts, n=n, do_sample=do_sample, temperature=temperature,
+                                           top_p=top_p, seed=seed, seeds=seeds, max_new_tokens=max_new_tokens,
+                                           logits_processor=logits_processor, frame=frame, top_k=top_k):
+            for i, answers in zip(batch.indices, batch.texts):
+                texts[i] = answers
+        return texts
+
+    def generate_batches(self, images: Sequence[Any], prompts: Sequence[str], *, n: int = 1,
+                         do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
+                         seed: int | None = None, seeds: Sequence[int] | None = None, max_new_tokens: int = 1024,
+                         logits_processor: Any = None, frame: tuple[int, int] | None = VLM_FRAME,
+                         top_k: int | None = None, logits_processor_factory: Any = None) -> Iterator[DecodeBatch]:
+        """Decode batches in completion order (each covers whole queries; see :func:`plan_batches`).
+        ``logits_processor_factory`` (instead of ``logits_processor``) makes a fresh processor per
+        decode batch, for processors that keep per-call state."""
+        if len(images) != len(prompts):
+            raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+        if not images:
+            return
+        do_sample = n > 1 if do_sample is None else do_sample
+        if n > 1 and not do_sample:
+            raise ValueError("n > 1 answers need sampling (do_sample=True)")
+        if seeds is None:
+            seeds = [(int(seed or 0) * 1_000_003 + i) % 2 ** 31 for i in range(len(images))]
+        if len(seeds) != len(images):
+            raise ValueError(f"{len(seeds)} seeds for {len(images)} rows")
+        inherited = self.vlm.info.get("generation_config") or {}
+        penalty = inherited.get("repetition_penalty")
+        settings = SamplingSettings(do_sample=do_sample, temperature=temperature, top_p=top_p if do_sample else 1.0,
+                                    top_k=(top_k if top_k is not None else inherited.get("top_k")) if do_sample else None,
+                                    repetition_penalty=penalty if penalty not in (None, 1.0) else None,
+                                    max_new_tokens=max_new_tokens)
+        prepared = [self._prepare(image, prompt, frame) for image, prompt in zip(images, prompts)]
+        rows = self.max_batch_rows or default_max_batch_rows(self.device, n)
+        if rows < n:
+            raise ValueError(f"max_batch_rows={rows} is below the {n} answers of one query")
+        plan = plan_batches([p.length for p in prepared], n, rows, self._token_budget(), max_new_tokens)
+        for indices in plan:
+            processor = logits_processor_factory() if logits_processor_factory is not None else logits_processor
+            yield self._run_batch(indices, [prepared[i] for i in indices], [seeds[i] for i in indices], n, settings,
+                                  processor)
+
+    # ------------------------------------------------------------------ internals
+
+    def _prepare(self, image: Any, prompt: str, frame: tuple[int, int] | None) -> _Prepared:
+        inputs = self.vlm.build_inputs([image], [prompt], frame=frame, to_device=False)
+        inputs = {k: v for k, v in inputs.items()}
+        return _Prepared(inputs, int(inputs["input_ids"].shape[1]))
+
+    def _token_budget(self) -> int | None:
+        """KV slots (rows x tokens) the decode buffer may hold: a share of free GPU memory."""
+        import torch
+
+        if not str(self.device).startswith("cuda"):
+            return None
+        free, _total = torch.cuda.mem_get_info(torch.device(self.device if ":" in self.device else "cuda"))
+        return max(1, int(free * self.memory_fraction // self._kv_bytes_per_token()))
+
+    def _text_config(self) -> Any:
+        config = self.vlm.model.config
+        return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+    def _kv_bytes_per_token(self) -> int:
+        cfg = self._text_config()
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        dtype = next(self.vlm.model.parameters()).dtype
+        return 2 * cfg.num_hidden_layers * heads * head_dim * dtype.itemsize
+
+    def _rope_owner(self) -> Any:
+        """The module holding ``get_rope_index`` (Qwen-VL's inner model), or None."""
+        if "rope" not in self.__dict__:
+            owner = None
+            for module in self.vlm.model.modules():
+                if callable(getattr(type(module), "get_rope_index", None)) and "rope_deltas" in vars(module):
+                    owner = module
+                    break
+            self.__dict__["rope"] = owner
+        return self.__dict__["rope"]
+
+    def _positions(self, inputs: dict[str, Any]) -> tuple[Any, Any]:
+        """(prefill position ids or None, rope delta per row) as ``generate`` would compute them."""
+        import torch
+
+        ids = inputs["input_ids"]
+        owner = self._rope_owner()
+        if owner is None:
+            return None, torch.zeros(ids.shape[0], 1, dtype=torch.long, device=ids.device)
+        params = inspect.signature(owner.get_rope_index).parameters
+        kwargs = {k: v for k, v in inputs.items() if k in params and k != "input_ids"}
+        positions, deltas = owner.get_rope_index(ids, **kwargs)
+        return positions, deltas.reshape(-1, 1).to(torch.long)
+
+    def _prefill(self, group: list[_Prepared]) -> tuple[list[tuple[Any, Any]], Any, Any]:
+        """Prefill equal-length prompts together: per-layer KV, last-position logits, rope deltas."""
+        import torch
+
+        device = self.vlm.device
+        inputs = {k: torch.cat([p.inputs[k] for p in group], dim=0).to(device) for k in group[0].inputs}
+        positions, deltas = self._positions(inputs)
+        kwargs: dict[str, Any] = dict(inputs, use_cache=True, logits_to_keep=1)
+        if positions is not None:
+            kwargs["position_ids"] = positions
+        self.stats["prefill_rows"] += len(group)
+        self.stats["prefill_calls"] += 1
+        out = self.vlm.model(**kwargs)
+        cache = out["cache"] if "cache" in out.keys() else out.past_key_values  # transformers >= 5.2x renamed it
+        return _cache_layers(cache), out.logits[:, -1].float(), deltas
+
+    def _decode_step_fn(self, cache: Any, static: bool) -> Any:
+        """The decode forward: eager, or under ``torch.compile`` (CUDA graphs on a GPU)."""
+        model = self.vlm.model
+        cache_kwarg: dict[str, Any] = {self._cache_argument(): cache}
+        if self._takes("cache_position"):  # transformers < 5.2x: else it asks the cache (a changing int)
+            cache_kwarg["cache_position"] = cache.packed.slot
+
+        def step(input_ids: Any, position_ids: Any, mask: Any) -> Any:
+            out = model(input_ids=input_ids, position_ids=position_ids, attention_mask=mask, use_cache=True,
+                        **cache_kwarg)
+            return out.logits[:, -1]
+
+        run = step
+        if static:
+            import torch
+
+            mode = "reduce-overhead" if str(self.device).startswith("cuda") else "default"
+            run = torch.compile(step, mode=mode, fullgraph=False, dynamic=False)
+        text_config = self._text_config()
+        current = getattr(text_config, "_attn_implementation", None)
+        if not self.grouped_attention or current not in (None, "sdpa") or not _register_decode_attention():
+            return run
+
+        def with_grouped_attention(*args: Any) -> Any:
+            text_config._attn_implementation_internal = DECODE_ATTENTION  # the language model's layers only
+            try:
+                return run(*args)
+            finally:
+                text_config._attn_implementation_internal = current
+
+        return with_grouped_attention
+
+    def _takes(self, name: str) -> bool:
+        """Whether the model's forward has a parameter ``name`` (through a peft wrapper)."""
+        model = self.vlm.model
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        return name in inspect.signature(type(base).forward).parameters
+
+    def _cache_argument(self) -> str:
+        """``cache`` (transformers >= 5.2x) or ``past_key_values``: the name the model's forward takes."""
+        return "cache" if self._takes("cache") else "past_key_values"
+
+    def _mask(self, valid: Any) -> Any:
+        """The 4-D attention mask transformers takes as-is: bool for sdpa/flash, additive for eager."""
+        import torch
+
+        mask = valid[:, None, None, :]
+        if getattr(self.vlm.model.config, "_attn_implementation", "sdpa") == "eager":
+            dtype = next(self.vlm.model.parameters()).dtype
+            return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        return mask
+
+    def _buffers(self, rows: int, slots: int, static: bool) -> _Buffers:
+        """KV buffers, token and mask rows for a decode batch. Compiled decoding keeps one set
+        (fixed shapes and addresses: the compiled graph is reused batch after batch)."""
+        import torch
+
+        key = (rows, slots)
+        if static and self._pool is not None and self._pool.key == key:
+            buffers = self._pool
+            buffers.tokens.fill_(buffers.pad)
+            buffers.valid.zero_()
+            return buffers
+        self._pool = None  # free the previous set before allocating
+        cfg = self._text_config()
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        dtype = next(self.vlm.model.parameters()).dtype
+        device = self.vlm.device
+        shape = (rows, heads, slots, head_dim)
+        keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+        values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        slot = torch.zeros(1, dtype=torch.long, device=device)
+        packed = _PackedCache(keys, values, 0, slot, static)
+        cache = _make_cache_class()(packed)
+        buffers = _Buffers(key, keys, values, torch.full((rows, slots), pad, dtype=torch.long, device=device),
+                           torch.zeros(rows, slots, dtype=torch.bool, device=device), slot, packed, pad,
+                           self._decode_step_fn(cache, static), static)
+        if static:
+            for tensor in [*keys, *values, slot, buffers.valid]:
+                torch._dynamo.mark_static_address(tensor)
+            self._pool = buffers
+        return buffers
+
+    def _run_batch(self, indices: list[int], prepared: list[_Prepared], seeds: list[int], n: int,
+                   settings: SamplingSettings, logits_processor: Any) -> DecodeBatch:
+        import torch
+
+        device = self.vlm.device
+        sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+        started = time.perf_counter()
+        lengths = [p.length for p in prepared]
+        longest = max(lengths)
+        rows = len(prepared) * n
+        slots = longest + settings.max_new_tokens
+        static = bool(self.compile and not self._compile_failed)
+        allocated = rows
+        if static:  # fixed shapes: one compiled graph serves every batch
+            slots = -(-slots // 256) * 256
+            allocated = max(rows, self.max_batch_rows or default_max_batch_rows(device, n))
+        buffers = self._buffers(allocated, slots, static)
+        first_logits = None
+        deltas = torch.zeros(allocated, 1, dtype=torch.long, device=device)
+        with torch.inference_mode():
+            # prefill: groups of equal prompt length, each query once; copy its KV into its n rows
+            by_length: dict[int, list[int]] = {}
+            for q, length in enumerate(lengths):
+                by_length.setdefault(length, []).append(q)
+            for length, members in by_length.items():
+                per_call = max(1, self.prefill_tokens // length)
+                for start in range(0, len(members), per_call):
+                    group = members[start:start + per_call]
+                    kv, logits, group_deltas = self._prefill([prepared[q] for q in group])
+                    if first_logits is None:
+                        first_logits = logits.new_zeros(allocated, logits.shape[-1])
+                    where = slice(longest - length, longest)
+                    for j, q in enumerate(group):
+                        span = slice(q * n, (q + 1) * n)
+                        for buf_k, buf_v, (k, v) in zip(buffers.keys, buffers.values, kv):
+                            buf_k[span, :, where] = k[j:j + 1]
+                            buf_v[span, :, where] = v[j:j + 1]
+                        first_logits[span] = logits[j]
+                        deltas[span] = group_deltas[j].to(device)
+                        buffers.tokens[span, where] = prepared[q].inputs["input_ids"][0].to(device)
+                        buffers.valid[span, where] = True
+                    del kv
+            sync()
+            prefill_s = time.perf_counter() - started
+            decode_started = time.perf_counter()
+            row_lengths = [length for length in lengths for _ in range(n)] + [0] * (allocated - rows)
+            row_seeds = [s for s in seeds for _ in range(n)] + [0] * (allocated - rows)
+            row_samples = list(range(n)) * len(lengths) + [0] * (allocated - rows)
+            out_tokens, steps = self._decode(buffers, first_logits, deltas, row_lengths, row_seeds, row_samples,
+                                             longest, settings, logits_processor)
+            sync()
+        decode_s = time.perf_counter() - decode_started
+        texts = self.tokenizer.batch_decode(out_tokens[:rows].tolist(), skip_special_tokens=True,
+                                            clean_up_tokenization_spaces=False)
+        self.stats["batches"] += 1
+        self.stats["rows"] += rows
+        self.stats["steps"] += steps
+        self.stats["prefill_s"] += prefill_s
+        self.stats["decode_s"] += decode_s
+        return DecodeBatch(indices=list(indices), texts=[texts[q * n:(q + 1) * n] for q in range(len(prepared))],
+                           prefill_s=prefill_s, decode_s=decode_s, steps=steps, rows=rows)
+
+    def _eos_ids(self) -> list[int]:
+        eos = getattr(self.vlm.model.generation_config, "eos_token_id", None)
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None]
+
+    def _decode(self, buffers: _Buffers, first_logits: Any, deltas: Any, row_lengths: list[int], row_seeds: list[int],
+                row_samples: list[int], longest: int, settings: SamplingSettings,
+                logits_processor: Any) -> tuple[Any, int]:
+        """The decode loop; returns the new tokens (rows x max_new_tokens, pad after EOS) and the step count."""
+        import torch
+
+        tokens, valid, packed = buffers.tokens, buffers.valid, buffers.packed
+        device = tokens.device
+        rows = tokens.shape[0]
+        processors = logits_processor if isinstance(logits_processor, list) else (
+            [logits_processor] if logits_processor is not None else [])
+        prompt_lengths = torch.tensor(row_lengths, dtype=torch.long, device=device).reshape(-1, 1)
+        keys = row_keys(torch.tensor(row_seeds, dtype=torch.int64, device=device),
+                        torch.tensor(row_samples, dtype=torch.int64, device=device)) if settings.do_sample else None
+        eos = torch.tensor(self._eos_ids(), dtype=torch.long, device=device)
+        seen = None
+        if settings.repetition_penalty is not None:
+            seen = torch.zeros(rows, first_logits.shape[-1], dtype=torch.bool, device=device)
+            seen.scatter_(1, tokens, valid)  # the prompt's tokens (padding excluded)
+        finished = torch.zeros(rows, dtype=torch.bool, device=device)
+        finished[len([x for x in row_lengths if x]):] = True  # filler rows of a fixed-shape batch
+        logits = first_logits
+        step = 0
+        for step in range(settings.max_new_tokens):
+            position = longest + step
+            scores = logits.float()
+            if seen is not None:
+                penalised = torch.where(scores < 0, scores * settings.repetition_penalty,
+                                        scores / settings.repetition_penalty)
+                scores = torch.where(seen, penalised, scores)
+            for processor in processors:
+                scores = processor(tokens[:, :position], scores)
+            next_tokens = self._choose(scores, settings, keys, step)
+            next_tokens = torch.where(finished, torch.full_like(next_tokens, buffers.pad), next_tokens)
+            tokens[:, position] = next_tokens
+            valid[:, position] = True
+            if seen is not None:
+                seen[torch.arange(rows, device=device), next_tokens] = True
+            finished |= torch.isin(next_tokens, eos)
+            if step + 1 == settings.max_new_tokens or bool(finished.all()):
+                break
+            position_ids = (prompt_lengths + step + deltas).reshape(1, rows, 1).expand(3, rows, 1)
+            packed.length = position
+            buffers.slot.fill_(position)
+            try:
+                logits = buffers.step(tokens[:, position:position + 1], position_ids,
+                                      self._mask(valid if packed.static else valid[:, :position + 1]))
+            except Exception as exc:  # noqa: BLE001 - a compiler failure must not lose the run
+                if not packed.static:
+                    raise
+                log.warning("compiled decoding failed (%s: %s); falling back to eager", type(exc).__name__, exc)
+                self._compile_failed = f"{type(exc).__name__}: {exc}"
+                self._pool = None
+                packed.static = False
+                buffers.step = self._decode_step_fn(_make_cache_class()(packed), False)
+                logits = buffers.step(tokens[:, position:position + 1], position_ids, self._mask(valid[:, :position + 1]))
+        return tokens[:, longest:longest + settings.max_new_tokens], step + 1
+
+    @staticmethod
+    def _choose(scores: Any, settings: SamplingSettings, keys: Any, step: int) -> Any:
+        """Greedy argmax, or Gumbel-max over the temperature / top-k / top-p filtered scores."""
+        import torch
+
+        if not settings.do_sample:
+            return scores.argmax(dim=-1)
+        scores = scores / settings.temperature
+        if settings.top_k is not None and settings.top_k < scores.shape[-1]:
+            kth = torch.topk(scores, settings.top_k, dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if settings.top_p < 1.0:  # transformers' TopPLogitsWarper, row by row
+            sorted_scores, order = torch.sort(scores, descending=False, dim=-1)
+            cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+            remove = cumulative <= (1 - settings.top_p)
+            remove[:, -1] = False
+            scores = scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+        return (scores + gumbel_noise(keys, step, scores.shape[-1])).argmax(dim=-1)
