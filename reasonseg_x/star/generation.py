@@ -43,6 +43,8 @@ __all__ = ["FastGenerator", "DecodeBatch", "SamplingSettings", "plan_batches", "
 log = logging.getLogger(__name__)
 
 _M32 = 0xFFFFFFFF
+#: decode steps between checks that every row has ended (each check is a GPU sync)
+_END_CHECK_EVERY = 4
 
 
 # ----------------------------------------------------------------------------- counter-based RNG
@@ -602,7 +604,9 @@ class FastGenerator:
             if seen is not None:
                 seen[torch.arange(rows, device=device), next_tokens] = True
             finished |= torch.isin(next_tokens, eos)
-            if step + 1 == settings.max_new_tokens or bool(finished.all()):
+            # asking whether all rows ended waits for the GPU: only every few steps, so that the
+            # CPU queues the next steps meanwhile (steps after the end only append padding)
+            if step + 1 == settings.max_new_tokens or (step % _END_CHECK_EVERY == 0 and bool(finished.all())):
                 break
             position_ids = (prompt_lengths + step + deltas).reshape(1, rows, 1).expand(3, rows, 1)
             packed.length = position
