@@ -206,6 +206,8 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
             _clear_run(run_dir)
         predictions_path = run_dir / PREDICTIONS_FILE
         existing = read_run_info(run_dir)
+        if existing is not None and not _holds_predictions(predictions_path):
+            existing = None  # a run that failed before predicting anything: nothing to mix, start anew
         if existing is not None:
             check_identity(existing, identity, run_dir, data_spec=source.spec or config.data)
         elif predictions_path.exists() and predictions_path.stat().st_size > 0:
@@ -277,6 +279,15 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
     finally:
         lock.release()
     return outcome
+
+
+def _holds_predictions(path: Path) -> bool:
+    """Whether a run folder's predictions file has at least one complete line (a torn first line is nothing)."""
+    try:
+        with path.open("rb") as handle:
+            return b"\n" in handle.read(1 << 20) or handle.read(1) != b""
+    except FileNotFoundError:
+        return False
 
 
 def _limit_text(limit: int | None) -> str:

@@ -1,0 +1,30 @@
+"""A run folder that never got a prediction is not "a different run": the corrected command just runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from _runner_helpers import FakeSource
+from reasonseg_x.errors import InvalidInputError, ReasonSegXError
+from reasonseg_x.runner.evaluate import EvalConfig, run_eval
+
+HASH = "_runner_helpers:HashPredictor"
+
+
+def test_a_run_that_failed_before_predicting_does_not_block_the_corrected_command(tmp_path):
+    with pytest.raises(ReasonSegXError, match="not found"):
+        run_eval(EvalConfig(model="predictions:" + str(tmp_path / "nosuch.jsonl"), out=tmp_path / "run"),
+                 source=FakeSource(6))
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+    outcome = run_eval(EvalConfig(model=HASH, out=tmp_path / "run", batch_size=4), source=FakeSource(6))
+    assert outcome.stats.predicted == 6
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "complete" and info["identity"]["model"] == HASH
+
+
+def test_a_folder_holding_predictions_still_refuses_another_run(tmp_path):
+    run_eval(EvalConfig(model=HASH, out=tmp_path, batch_size=4), source=FakeSource(6))
+    with pytest.raises(InvalidInputError, match="different run.*--fresh"):
+        run_eval(EvalConfig(model="empty", out=tmp_path), source=FakeSource(6))
