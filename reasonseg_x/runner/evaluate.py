@@ -29,7 +29,7 @@ from reasonseg_x.runner.runinfo import (RunIdentity, Stopwatch, check_identity, 
                                         utc_now, write_run_info)
 from reasonseg_x.runner.shards import Shard, select_shard
 from reasonseg_x.runner.store import PredictionStore, read_stored_lines, remove_stale_temporaries
-from reasonseg_x.runner.subset import SubsetSource, take_ids
+from reasonseg_x.runner.subset import SubsetSource, subset_label, take_ids
 
 __all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "select_ids",
            "data_fingerprint", "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
@@ -295,14 +295,7 @@ def _limit_text(limit: int | None) -> str:
 
 
 def _label(config: EvalConfig, shard: Shard, skipped: int = 0) -> str:
-    parts = []
-    if config.limit is not None:
-        parts.append(f"first {config.limit}")
-    if shard.count > 1:
-        parts.append(shard.dirname)
-    if skipped:
-        parts.append(f"{skipped} bad rows skipped")
-    return ", ".join(parts) or "subset"
+    return subset_label(config.limit, shard, skipped)
 
 
 def _start_info(existing: dict[str, Any] | None, identity: RunIdentity, bound: BoundModel, source: Source,
