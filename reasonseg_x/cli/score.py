@@ -30,7 +30,8 @@ def score(
                                    "to other predictions."),
     strict: bool = typer.Option(False, "--strict", help="A missing prediction is an error instead of a failure."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid",
-                                      help="Score bad prediction lines as counted failures instead of stopping."),
+                                      help="Score bad prediction lines as counted failures, and skip malformed "
+                                           "data rows (counted, listed by file), instead of stopping."),
     resize: bool = typer.Option(False, "--resize", help="Resize masks of another size to the image (nearest)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
@@ -55,7 +56,7 @@ def score(
         if data is not None:
             from reasonseg_x.data.resolve import open_source
 
-            source = open_source(data, open_taxonomy=open_taxonomy)
+            source = open_source(data, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
             if run is not None and run.partial() and data == run.data:
                 source, split = _run_subset(source, split, run)
         if looks_like_reference_outputs(predictions):
