@@ -11,6 +11,7 @@ import importlib
 import typer
 
 from reasonseg_x import __version__
+from reasonseg_x.cli._common import show_flags_as_switches
 
 app = typer.Typer(
     name="reasonseg-x",
@@ -19,6 +20,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+show_flags_as_switches()
 
 #: modules that attach their commands to ``app`` (each owns one command group)
 _COMMAND_MODULES = ("data", "score", "eval", "leaderboard")
