@@ -110,7 +110,7 @@ def _eval_single(config: Any, *, quiet: bool, source: Any = None, bound: Any = N
     outcome = run_eval(config, progress=make_progress_factory(quiet=quiet), source=source, bound=bound)
     _summarise(outcome)
     if outcome.result is not None:
-        _print_result(outcome.result, outcome.run_dir, quiet=quiet)
+        _print_result(outcome.result, outcome.run_dir)
 
 
 def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None, bound: Any = None) -> None:
@@ -134,7 +134,7 @@ def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None,
             merged = merge_runs(shard_dirs, config.out, source=outcome.source, protocol=config.protocol,
                                 strict=config.strict, seed=config.seed, fresh=config.fresh)
             _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
-            _print_result(merged.result, merged.out_dir, quiet=quiet)
+            _print_result(merged.result, merged.out_dir)
     finally:
         teardown()
 
@@ -166,10 +166,11 @@ def _summarise(outcome: Any, prefix: str = "") -> None:
                 f"scores; first: {first.where}: {first.reason}")
 
 
-def _print_result(result: Any, out_dir: Path, *, quiet: bool) -> None:
+def _print_result(result: Any, out_dir: Path, *, table: bool = True) -> None:
     from reasonseg_x.evaluators.report import print_table
 
-    print_table(result)
+    if table:
+        print_table(result)
     names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "run.json") if (Path(out_dir) / n).exists()]
     _stderr(f"wrote {Path(out_dir) / 'metrics.json'}, {', '.join(names)}")
 
@@ -186,6 +187,7 @@ def merge_command(
     fresh: bool = typer.Option(False, "--fresh", help="Replace a merge of a different run in --out."),
     open_taxonomy: bool = typer.Option(False, "--open-taxonomy", help="Accept unknown reasoning types "
                                        "[default: as the shards were run]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Merge shard outputs (checking identity, overlaps and coverage), then score."""
     with user_errors():
@@ -197,7 +199,7 @@ def merge_command(
         outcome = merge_runs(dirs, out, data=data, protocol=protocol, strict=strict, seed=seed, fresh=fresh,
                              open_taxonomy=True if open_taxonomy else None)
         _stderr(f"merged {len(outcome.parts)} shards into {outcome.predictions_path}")
-        _print_result(outcome.result, outcome.out_dir, quiet=False)
+        _print_result(outcome.result, outcome.out_dir, table=not quiet)
 
 
 def models_command(
@@ -208,14 +210,13 @@ def models_command(
     with user_errors():
         from dataclasses import asdict
 
-        from reasonseg_x.errors import InvalidInputError
-        from reasonseg_x.predictors.registry import list_predictors
+        from reasonseg_x.predictors.registry import list_predictors, unknown_model
 
         specs = list_predictors()
         if name is not None:
             chosen = [s for s in specs if s.name == name.partition(":")[0]]
             if not chosen:
-                raise InvalidInputError(f"unknown model {name!r}; known: {', '.join(s.name for s in specs)}")
+                raise unknown_model(name, [s.name for s in specs])
             specs = chosen
         if as_json:
             print(json.dumps([asdict(s) for s in specs], indent=2, default=str))
