@@ -19,3 +19,32 @@ def test_help_shows_boolean_flags_as_switches(command):
     assert done.exit_code == 0, done.output
     assert "<bool>" not in done.output
     assert "--help" in done.output
+
+
+def test_merge_takes_quiet_like_the_other_commands(tmp_path):
+    for shard in range(2):
+        done = _cli("eval", "-m", "oracle", "-n", "6", "-q", "-o", tmp_path / "run", "--num-shards", "2",
+                    "--shard-id", shard)
+        assert done.exit_code == 0, done.output
+    loud = _cli("merge", tmp_path / "run")
+    assert loud.exit_code == 0 and "Overall" in loud.output, loud.output
+    quiet = _cli("merge", tmp_path / "run", "-q")
+    assert quiet.exit_code == 0 and "Overall" not in quiet.output and "merged 2 shards" in quiet.output
+
+
+def test_data_export_refusal_names_the_overwrite_flag(tmp_path):
+    assert _cli("data", "export", "mini", "--out", tmp_path / "x").exit_code == 0
+    again = _cli("data", "export", "mini", "--out", tmp_path / "x")
+    assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_models_suggests_the_close_name_as_eval_does():
+    listed = _cli("models", "stra")
+    assert listed.exit_code == 2 and "Did you mean 'star'?" in listed.output
+    run = _cli("eval", "-m", "stra")
+    assert run.exit_code == 2 and "Did you mean 'star'?" in run.output
+
+
+def test_a_manifest_folder_is_refused_with_what_is_wanted(tmp_path):
+    done = _cli("submit", tmp_path / "p.jsonl", "--model-name", "x", "--out", tmp_path / "b", "--manifest", tmp_path)
+    assert done.exit_code == 2 and "is a folder; --manifest wants the manifest JSON file" in done.output
