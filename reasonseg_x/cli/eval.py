@@ -85,9 +85,18 @@ def eval_command(
             else:
                 _eval_single(config, quiet=quiet, bound=bound)
         except KeyboardInterrupt:
-            _stderr(f"interrupted: the predictions written so far are kept in {config.out}; rerun the same command "
-                    "to resume")
+            _stderr(_interrupted_message(Path(config.out)))
             raise typer.Exit(code=130) from None
+
+
+def _interrupted_message(out: Path) -> str:
+    """What Ctrl-C kept: the predictions written so far, or nothing (stopped while the data was prepared)."""
+    files = [p for p in (out / "predictions.jsonl", *out.glob("shard-*-of-*/predictions.jsonl"))
+             if p.is_file() and p.stat().st_size > 0]
+    if not files:
+        return ("interrupted before any prediction was written: nothing was kept; rerun the same command to "
+                "start")
+    return f"interrupted: the predictions written so far are kept in {out}; rerun the same command to resume"
 
 
 def _terminate_like_ctrl_c() -> None:

@@ -253,10 +253,7 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
             write_run_info(run_dir, info)
             raise InvalidInputError(f"the source did not yield {len(missing)} of this run's samples "
                                     f"(e.g. {missing[0]!r}); its samples() and ground_truth() disagree")
-        statuses: dict[str, int] = {}
-        for status in final.statuses.values():
-            statuses[status] = statuses.get(status, 0) + 1
-        info["counts"] = {"expected": len(mine), "written": len(final.lines), "statuses": dict(sorted(statuses.items()))}
+        info["counts"] = _counts(final, len(mine))
         info.pop("not_written", None)
         if declared or skipped:  # merge needs the ids: they are absent from the file on purpose
             info["not_written"] = {"declared_missing": sorted(declared), "skipped_rows": sorted(skipped)}
@@ -279,6 +276,14 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
     finally:
         lock.release()
     return outcome
+
+
+def _counts(stored: Any, expected: int) -> dict[str, Any]:
+    """run.json's ``counts``: how many of this run's samples the predictions file holds, by status."""
+    statuses: dict[str, int] = {}
+    for status in stored.statuses.values():
+        statuses[status] = statuses.get(status, 0) + 1
+    return {"expected": expected, "written": len(stored.lines), "statuses": dict(sorted(statuses.items()))}
 
 
 def _holds_predictions(path: Path) -> bool:
@@ -350,6 +355,11 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
         info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         info["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         session["finished"] = utc_now()
+        store.close()
+        try:  # what the next run resumes from
+            info["counts"] = _counts(read_stored_lines(store.path), total)
+        except ReasonSegXError:
+            pass
         write_run_info(run_dir, info)
         raise
     finally:
