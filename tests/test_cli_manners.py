@@ -48,3 +48,36 @@ def test_models_suggests_the_close_name_as_eval_does():
 def test_a_manifest_folder_is_refused_with_what_is_wanted(tmp_path):
     done = _cli("submit", tmp_path / "p.jsonl", "--model-name", "x", "--out", tmp_path / "b", "--manifest", tmp_path)
     assert done.exit_code == 2 and "is a folder; --manifest wants the manifest JSON file" in done.output
+
+
+@pytest.mark.parametrize("argv", [["eval", "--model", "star", "--help"], ["eval", "--help", "-m", "star"],
+                                  ["eval", "--model=star", "--help"]])
+def test_eval_help_with_a_model_shows_that_models_arguments(argv):
+    done = _cli(*argv)
+    assert done.exit_code == 0, done.output
+    assert "--model-arg" in done.output  # the command's own help comes first
+    assert "checkpoint: str = 'sj9909/StAR-7B'" in done.output and "tts: int" in done.output
+    models = _cli("models", "star")
+    assert models.output.strip() in done.output  # one formatter for both
+
+
+def test_eval_help_with_an_unknown_model_suggests_the_close_name():
+    done = _cli("eval", "-m", "stra", "--help")
+    assert done.exit_code == 0 and "Did you mean 'star'?" in done.output
+
+
+def test_models_name_lists_every_argument_the_constructor_accepts():
+    import dataclasses
+
+    from reasonseg_x.predictors.catalog import builtin_models
+    from reasonseg_x.predictors.registry import _import_path
+
+    for entry in builtin_models():
+        factory = _import_path(entry.factory)
+        options = getattr(factory, "Options", None)
+        if options is None:
+            continue
+        shown = _cli("models", entry.name).output
+        for field in dataclasses.fields(options):
+            if field.name not in (entry.pinned or {}):
+                assert f"    {field.name}: " in shown, (entry.name, field.name)

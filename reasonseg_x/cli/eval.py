@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from reasonseg_x.cli._common import user_errors
 
@@ -284,7 +285,41 @@ def _describe_model(spec: Any, width: int) -> list[str]:
     return lines
 
 
+def _model_named_in(args: List[str]) -> Optional[str]:
+    """The value of ``--model``/``-m`` among raw command-line tokens (any order relative to ``--help``)."""
+    for i, token in enumerate(args):
+        if token in ("--model", "-m"):
+            return args[i + 1] if i + 1 < len(args) else None
+        if token.startswith("--model="):
+            return token.partition("=")[2]
+        if token.startswith("-m") and not token.startswith("--") and len(token) > 2:
+            return token[2:]
+    return None
+
+
+class _EvalCommand(TyperCommand):
+    """``eval --model NAME --help`` appends that model's arguments, as ``reasonseg-x models NAME`` shows them."""
+
+    def parse_args(self, ctx: Any, args: List[str]) -> List[str]:
+        ctx.meta["reasonseg_x.model"] = _model_named_in(list(args))
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super().format_help(ctx, formatter)
+        name = ctx.meta.get("reasonseg_x.model")
+        if not name:
+            return
+        from reasonseg_x.predictors.registry import list_predictors, unknown_model
+
+        specs = list_predictors()
+        chosen = [s for s in specs if s.name == name.partition(":")[0]]
+        if not chosen:
+            typer.echo(f"\n--model {name}: {unknown_model(name, [s.name for s in specs])}")
+            return
+        typer.echo("\nModel " + "\n".join(_describe_model(chosen[0], _width())))
+
+
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
+    app.command("eval", cls=_EvalCommand)(eval_command)
     app.command("merge")(merge_command)
     app.command("models")(models_command)
