@@ -81,3 +81,22 @@ def test_models_name_lists_every_argument_the_constructor_accepts():
         for field in dataclasses.fields(options):
             if field.name not in (entry.pinned or {}):
                 assert f"    {field.name}: " in shown, (entry.name, field.name)
+
+
+def test_compare_fits_80_columns_without_cutting_a_number(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from reasonseg_x.evaluators.compare import compare_runs, load_run, print_comparison
+
+    for name, model in (("a", "oracle"), ("b", "empty")):
+        assert _cli("eval", "-m", model, "-q", "-o", tmp_path / name).exit_code == 0
+    result = compare_runs(load_run(tmp_path / "a"), load_run(tmp_path / "b"), n_resamples=200, seed=0)
+    buf = io.StringIO()
+    print_comparison(result, console=Console(file=buf, width=80, force_terminal=False))
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in buf.getvalue()
+    text = buf.getvalue()
+    assert "-100.0 [-100.0, -100.0]" in text and "100.0 -> 0.0" in text
