@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.runner.runinfo import RUN_FILE, read_run_info
+from reasonseg_x.runner.runinfo import RUN_FILE
 
 __all__ = ["RecordedRun", "recorded_run", "choose_option", "check_scores_target"]
 
@@ -64,7 +64,12 @@ def recorded_run(path: str | Path) -> RecordedRun | None:
     folder = run_folder_of(path)
     if folder is None:
         return None
-    info = read_run_info(folder) or {}
+    try:
+        info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):  # eval's business; here it only supplies defaults
+        return None
+    if not isinstance(info, dict):
+        return None
     data = info.get("data") if isinstance(info.get("data"), dict) else {}
     shard = data.get("shard") if isinstance(data.get("shard"), dict) else {}
 
