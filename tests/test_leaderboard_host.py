@@ -55,7 +55,7 @@ def test_score_store_and_resubmit_idempotently(tmp_path: Path, source: FakeSourc
         assert entries["half"].gt_fingerprint == source.fingerprint("test")
     conn = sqlite3.connect(tmp_path / "lb.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 2 * 5
+    assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 2 * 6  # overall, 4 types, 1 source
 
 
 @pytest.mark.parametrize("break_it, reason", [
