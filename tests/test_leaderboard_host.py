@@ -456,3 +456,19 @@ def test_a_scorer_crash_is_logged_and_the_batch_goes_on(tmp_path: Path, source: 
         outcomes = score_bundles(bundles, context, store, scorer=flaky)
         assert [o.status for o in outcomes] == ["error", "verified"]
         assert "KeyError" in outcomes[0].reason and store.count("submissions") == 1
+
+
+def test_copied_predictions_are_flagged_in_the_table(tmp_path: Path, source: FakeSource,
+                                                     context: GroundTruthContext) -> None:
+    """The board's entry of a copy names whose predictions it carries (the original is not flagged)."""
+    from reasonseg_x.leaderboard.site import board_data
+
+    original = make_bundle(tmp_path, source, name="original", quality=0.5, out="a")
+    copy = make_bundle(tmp_path, source, name="copycat", quality=0.5, out="b")
+    with LeaderboardStore(tmp_path / "lb.sqlite") as store:
+        score_bundles([original, copy], context, store)
+        entries = {e["model"]: e for e in board_data(store, reported=False)["entries"]}
+    assert entries["copycat"]["same_predictions_as"] == "original"
+    assert "same_predictions_as" not in entries["original"]
+    assert "same predictions as" in (Path(__file__).resolve().parents[1] / "reasonseg_x" / "leaderboard" /
+                                     "templates" / "board.js").read_text()
