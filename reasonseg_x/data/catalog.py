@@ -29,6 +29,8 @@ class CatalogSplit:
     repo_split: str
     source: str
     local: str | None = None
+    #: the repo's schema: ``hf`` (the published evaluation schema) or ``lmms-refcoco`` (lmms-lab's)
+    format: str = "hf"
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def catalog() -> dict[str, CatalogEntry]:
         for name, body in data.items():
             splits = tuple(
                 CatalogSplit(name=str(split), repo=str(spec["repo"]), repo_split=str(spec.get("split", "test")),
-                             source=str(spec.get("source", name)), local=spec.get("local"))
+                             source=str(spec.get("source", name)), local=spec.get("local"),
+                             format=str(spec.get("format", "hf")))
                 for split, spec in body["splits"].items())
             entries[str(name)] = CatalogEntry(str(name), str(body.get("title", name)), splits)
     except (KeyError, TypeError, AttributeError) as exc:
@@ -71,7 +74,8 @@ def lookup(name: str) -> CatalogEntry | None:
     table = catalog()
     if key in table:
         return table[key]
-    aliases = {"reasonsegx": "reasonseg-x", "reasonseg-refine": "reasonseg-r"}
+    aliases = {"reasonsegx": "reasonseg-x", "reasonseg-refine": "reasonseg-r", "refcocoplus": "refcoco+",
+               "refcoco-plus": "refcoco+"}
     return table.get(aliases.get(key.replace("-", ""), aliases.get(key, "")))
 
 
@@ -133,7 +137,12 @@ class CatalogSource(Source):
                                     f"{', '.join(layout.files)})", str(folder))
         spec = f"{self.spec}:{item.name}"
         source: Source
-        if layout.kind == "compact":
+        if item.format == "lmms-refcoco":
+            from reasonseg_x.data.refcoco_lmms import LmmsRefcocoSource
+
+            source = LmmsRefcocoSource({item.name: files}, spec=spec, skip_invalid=self.skip_invalid,
+                                       source_tag=item.source)
+        elif layout.kind == "compact":
             source = CompactSource(layout.root, spec=spec, skip_invalid=self.skip_invalid,
                                    open_taxonomy=self.open_taxonomy, default_source=item.source,
                                    files_by_split={item.name: files})
