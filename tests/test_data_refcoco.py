@@ -46,9 +46,9 @@ def write_published(folder: Path, split: str, *, ann_ids: list, image_ids: list,
         "mask": pa.array([h.make_mask(i).tolist() for i in range(n)], pa.list_(pa.list_(pa.bool_()))),
         "image_id": pa.array(image_ids, image_type),
         "ann_id": pa.array(ann_ids, ann_type),
-        "img_height": pa.array([h.H] * n, pa.int64()),
-        "img_width": pa.array([h.W] * n, pa.int64()),
-        "bbox": pa.array([[1.0, 2.0, 9.0, 7.0]] * n, pa.list_(pa.float64())),
+        "img_height": pa.array([h.H] * n, pa.int32()),  # int32 and an int32 bbox: the refcoco_testA card
+        "img_width": pa.array([h.W] * n, pa.int32()),
+        "bbox": pa.array([[1, 2, 9, 7]] * n, pa.list_(pa.int32())),
     })
     (folder / "data").mkdir(parents=True, exist_ok=True)
     pq.write_table(table, folder / "data" / f"{split}-00000-of-00001.parquet")
@@ -94,13 +94,20 @@ def test_int_image_ids_alone_become_digits(tmp_path):
     assert [g.id for g in open_local(tmp_path / "x").ground_truth()] == ["11", "12", "13"]
 
 
-def test_visionreasoner_refcoco_schema_with_integer_ids(tmp_path):
-    write_published(tmp_path / "refcoco_testA", "test", ann_ids=[101, 102, 103], image_ids=[581857, 581857, 9],
-                    ann_type=pa.int64(), image_type=pa.int64())
+def test_visionreasoner_refcoco_schema_string_ids(tmp_path):
+    """Ricky06662/refcoco_testA's card: image, text, mask, image_id/ann_id strings, int32 sizes and bbox."""
+    write_published(tmp_path / "refcoco_testA", "test", ann_ids=["101", "102", "103"],
+                    image_ids=["581857", "581857", "9"], ann_type=pa.string(), image_type=pa.string())
     source = open_local(tmp_path / "refcoco_testA")
     truths = list(source.ground_truth())
     assert [g.id for g in truths] == ["101", "102", "103"]
     assert truths[0].target == masks.encode(h.make_mask(0))
+
+
+def test_integer_id_columns_read_as_digits(tmp_path):
+    write_published(tmp_path / "ints", "test", ann_ids=[101, 102, 103], image_ids=[581857, 581857, 9],
+                    ann_type=pa.int64(), image_type=pa.int64())
+    assert [g.id for g in open_local(tmp_path / "ints").ground_truth()] == ["101", "102", "103"]
 
 
 def test_lmms_refcoco_makes_one_sample_per_expression_with_the_coco_polygon(tmp_path):
@@ -137,8 +144,9 @@ def hub(tmp_path, monkeypatch):
     from reasonseg_x.data import hub as hub_module
 
     folders = {
-        "Ricky06662/refcoco_testA": write_published(tmp_path / "refcoco_testA", "test", ann_ids=[101, 102],
-                                                    image_ids=[5, 6], ann_type=pa.int64(), image_type=pa.int64()),
+        "Ricky06662/refcoco_testA": write_published(tmp_path / "refcoco_testA", "test", ann_ids=["101", "102"],
+                                                    image_ids=["5", "6"], ann_type=pa.string(),
+                                                    image_type=pa.string()),
         "lmms-lab/RefCOCO": write_lmms(tmp_path / "lmms-RefCOCO", "testB", LMMS_ROWS),
     }
     asked = []
