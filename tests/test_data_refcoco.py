@@ -178,3 +178,9 @@ def test_eval_on_refcoco_from_the_cli(hub, tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["overall"]["n"] == 3 and metrics["overall"]["giou"] == 1.0
     assert list(metrics["by_source"]) == ["refcoco"]
+
+
+def test_refcoco_without_split_opens_val(hub):
+    assert open_source("refcoco").default_split() == "val"
+    assert open_source("refcocog").default_split() == "test"
+    assert open_source("muse").default_split() == "test_many"  # unchanged where no default is named

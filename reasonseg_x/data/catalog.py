@@ -38,6 +38,8 @@ class CatalogEntry:
     name: str
     title: str
     splits: tuple[CatalogSplit, ...]
+    #: the split used without --split (YAML ``default``); else ``test``, else the last one
+    default: str | None = None
 
     def split(self, name: str) -> CatalogSplit:
         for s in self.splits:
@@ -62,7 +64,11 @@ def catalog() -> dict[str, CatalogEntry]:
                              source=str(spec.get("source", name)), local=spec.get("local"),
                              format=str(spec.get("format", "hf")))
                 for split, spec in body["splits"].items())
-            entries[str(name)] = CatalogEntry(str(name), str(body.get("title", name)), splits)
+            default = body.get("default")
+            if default is not None and str(default) not in {s.name for s in splits}:
+                raise KeyError(f"{name}: default split {default!r} is not one of its splits")
+            entries[str(name)] = CatalogEntry(str(name), str(body.get("title", name)), splits,
+                                              None if default is None else str(default))
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidInputError(f"malformed catalog entry: {exc}", str(path)) from None
     return entries
@@ -104,6 +110,8 @@ class CatalogSource(Source):
 
     def default_split(self) -> str:
         names = self.splits()
+        if self.entry.default:
+            return self.entry.default
         return "test" if "test" in names else names[-1]
 
     def split_source(self, split: str | None = None) -> Source:
