@@ -100,3 +100,11 @@ def test_compare_fits_80_columns_without_cutting_a_number(tmp_path):
     assert "…" not in buf.getvalue()
     text = buf.getvalue()
     assert "-100.0 [-100.0, -100.0]" in text and "100.0 -> 0.0" in text
+
+
+def test_a_value_after_a_switch_is_explained():
+    done = _cli("eval", "-m", "oracle", "--strict", "true")
+    assert done.exit_code == 2
+    assert "--strict is a switch and takes no value" in " ".join(done.output.split())
+    other = _cli("score", "-p", "x", "surplus")
+    assert other.exit_code == 2 and "unexpected extra argument" in other.output

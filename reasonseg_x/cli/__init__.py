@@ -11,7 +11,7 @@ import importlib
 import typer
 
 from reasonseg_x import __version__
-from reasonseg_x.cli._common import show_flags_as_switches
+from reasonseg_x.cli._common import explain_switch_values, show_flags_as_switches
 
 app = typer.Typer(
     name="reasonseg-x",
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 
 show_flags_as_switches()
+explain_switch_values()
 
 #: modules that attach their commands to ``app`` (each owns one command group)
 _COMMAND_MODULES = ("data", "score", "eval", "leaderboard")
