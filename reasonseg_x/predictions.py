@@ -292,7 +292,10 @@ def _read_jsonl(path: Path, *, skip_invalid: bool, allow_torn_tail: bool) -> Pre
             obj = _loads(text)
         except (ValueError, RecursionError) as exc:
             out.counts["lines"] += 1
-            hint = " (the unterminated last line of a writer that was killed?)" if _is_torn_last(path, text) else ""
+            torn = _is_torn_last(path, text)
+            if torn:  # scored as an invalid line, and metrics.json says the file ends torn
+                out.counts["torn_tail"] += 1
+            hint = " (the unterminated last line of a writer that was killed?)" if torn else ""
             out._fail(PredictionProblem(where, f"malformed JSON: {exc}{hint}"), skip_invalid)
             continue
         out._add(obj, where, skip_invalid)

@@ -21,7 +21,8 @@ def _cache(tmp_path, monkeypatch):
 
 
 def test_catalog_names_map_to_the_published_repos():
-    assert list(catalog()) == ["reasonseg-x", "reasonseg", "reasonseg-r", "muse", "mmr"]
+    assert list(catalog()) == ["reasonseg-x", "reasonseg", "reasonseg-r", "muse", "mmr", "refcoco", "refcoco+",
+                               "refcocog", "refcoco-lmms", "refcoco+-lmms", "refcocog-lmms"]
     rsx = lookup("ReasonSeg-X")
     assert [(s.name, s.repo, s.repo_split) for s in rsx.splits] == [
         ("train", "sj9909/ReasonSegX_train", "train"), ("val", "sj9909/ReasonSegX_val", "test"),

@@ -108,7 +108,7 @@ def test_outputs_complete_and_deterministic(tmp_path):
     assert list(overall["precision"]) == ["0.5", "0.6", "0.7", "0.8", "0.9"]
     assert list(m["by_reasoning_type"]) == ["function_purpose", "commonsense", "comparative_relational",
                                             "compositional"]
-    assert set(m["by_query_kind"]) == {"long", "short"} and "by_source" not in m
+    assert set(m["by_query_kind"]) == {"long", "short"} and m["by_source"] == {"memory": m["overall"]}
     assert set(m["counts"]) >= {"n", "missing", "parse_error", "no_target", "error", "empty_prediction",
                                 "duplicate", "invalid"}
     assert m["bootstrap"] == {**m["bootstrap"], "n_resamples": 300, "seed": 3, "level": 0.95}

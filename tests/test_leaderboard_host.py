@@ -55,7 +55,7 @@ def test_score_store_and_resubmit_idempotently(tmp_path: Path, source: FakeSourc
         assert entries["half"].gt_fingerprint == source.fingerprint("test")
     conn = sqlite3.connect(tmp_path / "lb.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 2 * 5
+    assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 2 * 6  # overall, 4 types, 1 source
 
 
 @pytest.mark.parametrize("break_it, reason", [
@@ -456,3 +456,28 @@ def test_a_scorer_crash_is_logged_and_the_batch_goes_on(tmp_path: Path, source: 
         outcomes = score_bundles(bundles, context, store, scorer=flaky)
         assert [o.status for o in outcomes] == ["error", "verified"]
         assert "KeyError" in outcomes[0].reason and store.count("submissions") == 1
+
+
+def test_copied_predictions_are_flagged_in_the_table(tmp_path: Path, source: FakeSource,
+                                                     context: GroundTruthContext) -> None:
+    """The board's entry of a copy names whose predictions it carries (the original is not flagged)."""
+    import shutil
+
+    from reasonseg_x.leaderboard.site import board_data, render_site
+
+    original = make_bundle(tmp_path, source, name="original", quality=0.5, out="a")
+    copy = make_bundle(tmp_path, source, name="copycat", quality=0.5, out="b")
+    with LeaderboardStore(tmp_path / "lb.sqlite") as store:
+        score_bundles([original, copy], context, store)
+        entries = {e["model"]: e for e in board_data(store, reported=False)["entries"]}
+    assert entries["copycat"]["same_predictions_as"] == "original"
+    assert "same_predictions_as" not in entries["original"]
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("chromium is not installed: the rendered table is not checked")
+    page = render_site(tmp_path / "lb.sqlite", tmp_path / "site", reported=False)
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=90,
+                         env={**os.environ, "HOME": str(tmp_path)}).stdout
+    assert dom.count("same predictions as original") == 1

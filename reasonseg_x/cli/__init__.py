@@ -11,6 +11,7 @@ import importlib
 import typer
 
 from reasonseg_x._version import __version__
+from reasonseg_x.cli._common import explain_switch_values, show_flags_as_switches
 
 app = typer.Typer(
     name="reasonseg-x",
@@ -19,6 +20,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+show_flags_as_switches()
+explain_switch_values()
 
 #: modules that attach their commands to ``app`` (each owns one command group)
 _COMMAND_MODULES = ("data", "score", "eval", "leaderboard")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from reasonseg_x.cli._common import user_errors
 
@@ -85,9 +86,18 @@ def eval_command(
             else:
                 _eval_single(config, quiet=quiet, bound=bound)
         except KeyboardInterrupt:
-            _stderr(f"interrupted: the predictions written so far are kept in {config.out}; rerun the same command "
-                    "to resume")
+            _stderr(_interrupted_message(Path(config.out)))
             raise typer.Exit(code=130) from None
+
+
+def _interrupted_message(out: Path) -> str:
+    """What Ctrl-C kept: the predictions written so far, or nothing (stopped while the data was prepared)."""
+    files = [p for p in (out / "predictions.jsonl", *out.glob("shard-*-of-*/predictions.jsonl"))
+             if p.is_file() and p.stat().st_size > 0]
+    if not files:
+        return ("interrupted before any prediction was written: nothing was kept; rerun the same command to "
+                "start")
+    return f"interrupted: the predictions written so far are kept in {out}; rerun the same command to resume"
 
 
 def _terminate_like_ctrl_c() -> None:
@@ -110,7 +120,7 @@ def _eval_single(config: Any, *, quiet: bool, source: Any = None, bound: Any = N
     outcome = run_eval(config, progress=make_progress_factory(quiet=quiet), source=source, bound=bound)
     _summarise(outcome)
     if outcome.result is not None:
-        _print_result(outcome.result, outcome.run_dir, quiet=quiet)
+        _print_result(outcome.result, outcome.run_dir)
 
 
 def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None, bound: Any = None) -> None:
@@ -134,7 +144,7 @@ def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None,
             merged = merge_runs(shard_dirs, config.out, source=outcome.source, protocol=config.protocol,
                                 strict=config.strict, seed=config.seed, fresh=config.fresh)
             _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
-            _print_result(merged.result, merged.out_dir, quiet=quiet)
+            _print_result(merged.result, merged.out_dir)
     finally:
         teardown()
 
@@ -166,10 +176,11 @@ def _summarise(outcome: Any, prefix: str = "") -> None:
                 f"scores; first: {first.where}: {first.reason}")
 
 
-def _print_result(result: Any, out_dir: Path, *, quiet: bool) -> None:
+def _print_result(result: Any, out_dir: Path, *, table: bool = True) -> None:
     from reasonseg_x.evaluators.report import print_table
 
-    print_table(result)
+    if table:
+        print_table(result)
     names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "run.json") if (Path(out_dir) / n).exists()]
     _stderr(f"wrote {Path(out_dir) / 'metrics.json'}, {', '.join(names)}")
 
@@ -186,6 +197,7 @@ def merge_command(
     fresh: bool = typer.Option(False, "--fresh", help="Replace a merge of a different run in --out."),
     open_taxonomy: bool = typer.Option(False, "--open-taxonomy", help="Accept unknown reasoning types "
                                        "[default: as the shards were run]."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Merge shard outputs (checking identity, overlaps and coverage), then score."""
     with user_errors():
@@ -197,7 +209,7 @@ def merge_command(
         outcome = merge_runs(dirs, out, data=data, protocol=protocol, strict=strict, seed=seed, fresh=fresh,
                              open_taxonomy=True if open_taxonomy else None)
         _stderr(f"merged {len(outcome.parts)} shards into {outcome.predictions_path}")
-        _print_result(outcome.result, outcome.out_dir, quiet=False)
+        _print_result(outcome.result, outcome.out_dir, table=not quiet)
 
 
 def models_command(
@@ -208,14 +220,13 @@ def models_command(
     with user_errors():
         from dataclasses import asdict
 
-        from reasonseg_x.errors import InvalidInputError
-        from reasonseg_x.predictors.registry import list_predictors
+        from reasonseg_x.predictors.registry import list_predictors, unknown_model
 
         specs = list_predictors()
         if name is not None:
             chosen = [s for s in specs if s.name == name.partition(":")[0]]
             if not chosen:
-                raise InvalidInputError(f"unknown model {name!r}; known: {', '.join(s.name for s in specs)}")
+                raise unknown_model(name, [s.name for s in specs])
             specs = chosen
         if as_json:
             print(json.dumps([asdict(s) for s in specs], indent=2, default=str))
@@ -274,7 +285,41 @@ def _describe_model(spec: Any, width: int) -> list[str]:
     return lines
 
 
+def _model_named_in(args: List[str]) -> Optional[str]:
+    """The value of ``--model``/``-m`` among raw command-line tokens (any order relative to ``--help``)."""
+    for i, token in enumerate(args):
+        if token in ("--model", "-m"):
+            return args[i + 1] if i + 1 < len(args) else None
+        if token.startswith("--model="):
+            return token.partition("=")[2]
+        if token.startswith("-m") and not token.startswith("--") and len(token) > 2:
+            return token[2:]
+    return None
+
+
+class _EvalCommand(TyperCommand):
+    """``eval --model NAME --help`` appends that model's arguments, as ``reasonseg-x models NAME`` shows them."""
+
+    def parse_args(self, ctx: Any, args: List[str]) -> List[str]:
+        ctx.meta["reasonseg_x.model"] = _model_named_in(list(args))
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        super().format_help(ctx, formatter)
+        name = ctx.meta.get("reasonseg_x.model")
+        if not name:
+            return
+        from reasonseg_x.predictors.registry import list_predictors, unknown_model
+
+        specs = list_predictors()
+        chosen = [s for s in specs if s.name == name.partition(":")[0]]
+        if not chosen:
+            typer.echo(f"\n--model {name}: {unknown_model(name, [s.name for s in specs])}")
+            return
+        typer.echo("\nModel " + "\n".join(_describe_model(chosen[0], _width())))
+
+
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_command)
+    app.command("eval", cls=_EvalCommand)(eval_command)
     app.command("merge")(merge_command)
     app.command("models")(models_command)

@@ -58,18 +58,21 @@ def _canonical_protocol(name: str) -> str:
 
 
 def submit(
-    predictions: Path = typer.Argument(..., help="Predictions JSONL (one {id, mask, status} object per line)."),
-    split: Optional[str] = typer.Option(None, "--split", help="Split the predictions are for (default: the source's "
-                                        "default split, or the manifest's)."),
+    predictions: Path = typer.Argument(..., help="Predictions JSONL (one {id, mask, status} object per line), or "
+                                       "the run folder of `reasonseg-x eval` holding it."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split the predictions are for (default: the run's, "
+                                        "else the source's default split, or the manifest's)."),
     model_name: str = typer.Option(..., "--model-name", help="Name shown on the leaderboard."),
-    data: str = typer.Option("reasonseg-x", "--data", help="Data source spec whose split the predictions answer."),
+    data: Optional[str] = typer.Option(None, "--data", help="Data source spec whose split the predictions answer "
+                                       "[default: the run's (run.json), else reasonseg-x].", show_default=False),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Validate against this manifest JSON instead of "
                                             "opening the data (no masks needed)."),
     meta: Optional[list[str]] = typer.Option(None, "--meta", help="KEY=VALUE: base_model, parameter_count (7B), tts "
                                              "(majority_vote, or none), tts.n=32, or any other key. Repeatable. "
                                              "Defaults come from the run.json of `reasonseg-x eval` beside "
                                              "PREDICTIONS (model, checkpoint, base model, tts settings)."),
-    protocol: str = typer.Option("star", "--protocol", help="Protocol the results are meant for."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Protocol the results are meant for "
+                                           "[default: the run's, else star].", show_default=False),
     out: Path = typer.Option(..., "--out", help="Bundle to write: a new folder, or a .tar.gz / .tgz file."),
     push: Optional[str] = typer.Option(None, "--push", help="Also open a pull request adding the bundle to this Hub "
                                        "dataset repo."),
@@ -81,7 +84,16 @@ def submit(
         from reasonseg_x.leaderboard.runmeta import RUN_FILE, meta_from_run, merge_meta
         from reasonseg_x.leaderboard.submission import build_submission, parse_meta
 
+        from reasonseg_x.runner.recorded import choose_option, recorded_run
+
         fields = parse_meta(meta)
+        run = recorded_run(predictions)
+        if run is not None:
+            predictions = run.predictions
+            data = choose_option("--data", data, run.data, None, run=run.folder)
+            split = choose_option("--split", split, run.split, None, run=run.folder)
+            protocol = choose_option("--protocol", protocol, run.protocol, None, run=run.folder)
+        data, protocol = data or "reasonseg-x", protocol or "star"
         from_run = meta_from_run(predictions)
         if from_run:
             fields = merge_meta(from_run, fields)

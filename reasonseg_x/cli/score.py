@@ -19,14 +19,19 @@ def score(
                                           "binary <id>.png masks, or reference output_*.json file(s)."),
     data: Optional[str] = typer.Option(None, "--data", "-d",
                                        help="Data source: mini, synth:N, a local folder, a Hub id or known name. "
-                                            "Optional only for reference output_*.json files."),
+                                            "Optional for a run folder (its run.json's) and reference "
+                                            "output_*.json files."),
     split: Optional[str] = typer.Option(None, "--split", "-s", help="Split to score (default: the source's test split)."),
-    protocol: str = typer.Option("star", "--protocol", help="star | visionreasoner (segzero) | lisa | gres."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="star | visionreasoner (segzero) | lisa | gres "
+                                           "[default: a run folder's, else star].", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Folder for metrics.json, per_sample.jsonl, report.md, chart.png."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the scores in --out even though they belong "
+                                   "to other predictions."),
     strict: bool = typer.Option(False, "--strict", help="A missing prediction is an error instead of a failure."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid",
-                                      help="Score bad prediction lines as counted failures instead of stopping."),
+                                      help="Score bad prediction lines as counted failures, and skip malformed "
+                                           "data rows (counted, listed by file), instead of stopping."),
     resize: bool = typer.Option(False, "--resize", help="Resize masks of another size to the image (nearest)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples for the 95% intervals."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
@@ -38,11 +43,22 @@ def score(
     with user_errors():
         from reasonseg_x.evaluators.reference_outputs import looks_like_reference_outputs, score_reference_outputs
 
+        from reasonseg_x.runner.recorded import check_scores_target, recorded_run
+
+        run = recorded_run(predictions)
+        if run is not None:
+            data, split, protocol = _run_options(run, data, split, protocol)
+            open_taxonomy = open_taxonomy or run.open_taxonomy
+        protocol = protocol or "star"
+        if out is not None and not overwrite:
+            check_scores_target(out, run.predictions if run is not None else predictions)
         source = None
         if data is not None:
             from reasonseg_x.data.resolve import open_source
 
-            source = open_source(data, open_taxonomy=open_taxonomy)
+            source = open_source(data, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
+            if run is not None and run.partial() and data == run.data:
+                source, split = _run_subset(source, split, run)
         if looks_like_reference_outputs(predictions):
             result = score_reference_outputs(predictions, protocol=protocol, source=source, split=split,
                                              strict=strict, skip_invalid=skip_invalid, seed=seed,
@@ -70,6 +86,30 @@ def score(
             print_table(result)
             if out is not None:
                 typer.echo(f"wrote {out}/metrics.json, per_sample.jsonl, report.md, chart.png")
+
+
+def _run_options(run, data: Optional[str], split: Optional[str],
+                protocol: Optional[str]) -> tuple[Optional[str], Optional[str], Optional[str]]:
+    """--data, --split and --protocol, defaulting to what the run folder's run.json records."""
+    from reasonseg_x.runner.recorded import choose_option
+
+    return (choose_option("--data", data, run.data, None, run=run.folder),
+            choose_option("--split", split, run.split, None, run=run.folder),
+            choose_option("--protocol", protocol, run.protocol, None, run=run.folder))
+
+
+def _run_subset(source, split: Optional[str], run):
+    """The samples a ``--limit`` or sharded run covered (scored like `eval` scored them), and the split."""
+    from reasonseg_x.runner.evaluate import select_ids
+    from reasonseg_x.runner.shards import Shard
+    from reasonseg_x.runner.subset import SubsetSource, subset_label
+
+    split = source.resolve_split(split)
+    shard = Shard(run.shard_index, run.shard_count)
+    n_split, _, ids = select_ids(source, split, run.limit, shard)
+    if n_split == len(ids):
+        return source, split
+    return SubsetSource(source, split, ids, label=subset_label(run.limit, shard)), split
 
 
 def compare(

@@ -29,6 +29,8 @@ class CatalogSplit:
     repo_split: str
     source: str
     local: str | None = None
+    #: the repo's schema: ``hf`` (the published evaluation schema) or ``lmms-refcoco`` (lmms-lab's)
+    format: str = "hf"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class CatalogEntry:
     name: str
     title: str
     splits: tuple[CatalogSplit, ...]
+    #: the split used without --split (YAML ``default``); else ``test``, else the last one
+    default: str | None = None
 
     def split(self, name: str) -> CatalogSplit:
         for s in self.splits:
@@ -57,9 +61,14 @@ def catalog() -> dict[str, CatalogEntry]:
         for name, body in data.items():
             splits = tuple(
                 CatalogSplit(name=str(split), repo=str(spec["repo"]), repo_split=str(spec.get("split", "test")),
-                             source=str(spec.get("source", name)), local=spec.get("local"))
+                             source=str(spec.get("source", name)), local=spec.get("local"),
+                             format=str(spec.get("format", "hf")))
                 for split, spec in body["splits"].items())
-            entries[str(name)] = CatalogEntry(str(name), str(body.get("title", name)), splits)
+            default = body.get("default")
+            if default is not None and str(default) not in {s.name for s in splits}:
+                raise KeyError(f"{name}: default split {default!r} is not one of its splits")
+            entries[str(name)] = CatalogEntry(str(name), str(body.get("title", name)), splits,
+                                              None if default is None else str(default))
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidInputError(f"malformed catalog entry: {exc}", str(path)) from None
     return entries
@@ -71,7 +80,8 @@ def lookup(name: str) -> CatalogEntry | None:
     table = catalog()
     if key in table:
         return table[key]
-    aliases = {"reasonsegx": "reasonseg-x", "reasonseg-refine": "reasonseg-r"}
+    aliases = {"reasonsegx": "reasonseg-x", "reasonseg-refine": "reasonseg-r", "refcocoplus": "refcoco+",
+               "refcoco-plus": "refcoco+"}
     return table.get(aliases.get(key.replace("-", ""), aliases.get(key, "")))
 
 
@@ -100,6 +110,8 @@ class CatalogSource(Source):
 
     def default_split(self) -> str:
         names = self.splits()
+        if self.entry.default:
+            return self.entry.default
         return "test" if "test" in names else names[-1]
 
     def split_source(self, split: str | None = None) -> Source:
@@ -133,7 +145,12 @@ class CatalogSource(Source):
                                     f"{', '.join(layout.files)})", str(folder))
         spec = f"{self.spec}:{item.name}"
         source: Source
-        if layout.kind == "compact":
+        if item.format == "lmms-refcoco":
+            from reasonseg_x.data.refcoco_lmms import LmmsRefcocoSource
+
+            source = LmmsRefcocoSource({item.name: files}, spec=spec, skip_invalid=self.skip_invalid,
+                                       source_tag=item.source)
+        elif layout.kind == "compact":
             source = CompactSource(layout.root, spec=spec, skip_invalid=self.skip_invalid,
                                    open_taxonomy=self.open_taxonomy, default_source=item.source,
                                    files_by_split={item.name: files})

@@ -195,7 +195,7 @@ def write_compact(samples_by_split: Mapping[str, Iterable[Sample]], out_dir: str
     existing = sorted(data_dir.glob("*.parquet")) if data_dir.is_dir() else []
     if existing and not overwrite:
         raise InvalidInputError(f"{data_dir} already holds {len(existing)} parquet file(s); choose an empty folder "
-                                "or overwrite", str(out))
+                                "or pass --overwrite to replace them", str(out))
     for folder in (out, data_dir):
         if folder.exists() and not folder.is_dir():
             raise InvalidInputError("exists and is not a folder; --out needs a folder (new or empty)", str(folder))

@@ -37,7 +37,7 @@ _HEIGHT_COLUMNS = ("img_height", "height")
 _WIDTH_COLUMNS = ("img_width", "width")
 _IMAGE_COLUMNS = ("image", "img")
 #: the converted-ground-truth cache entry's version; bump when its columns or meaning change
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: list ids read as 50_60 (was "[50, 60]")
 
 
 def _first_present(names: Sequence[str], candidates: Sequence[str]) -> str | None:
@@ -82,6 +82,8 @@ class _Columns:
 
 
 def _as_strings(column: pa.ChunkedArray | pa.Array) -> list[str | None]:
+    """Column values as readable strings: ints as digits, a list id (MMR's ``ann_id`` ``[50, 60]``)
+    as its items joined by ``_`` (``50_60``), an empty list as null."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -90,7 +92,18 @@ def _as_strings(column: pa.ChunkedArray | pa.Array) -> list[str | None]:
     try:
         return pc.cast(column, pa.string()).to_pylist()
     except pa.ArrowException:
-        return [None if v is None else json.dumps(v) if not isinstance(v, str) else v for v in column.to_pylist()]
+        return [_readable_id(v) for v in column.to_pylist()]
+
+
+def _readable_id(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        parts = [_readable_id(v) for v in value]
+        return "_".join(p for p in parts if p is not None) or None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if isinstance(value, (int, float)) else json.dumps(value, sort_keys=True)
 
 
 def _as_ints(column: pa.ChunkedArray | pa.Array) -> list[int | None]:

@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 
 from reasonseg_x.errors import SourceNotFoundError
 
-__all__ = ["fetch_dataset_repo", "is_offline", "offline_variable", "endpoint_reachable", "endpoint_problem", "HOW_TO_USE_LOCAL"]
+__all__ = ["fetch_dataset_repo", "is_offline", "offline_variable", "endpoint_reachable", "endpoint_problem", "HOW_TO_USE_LOCAL",
+           "download_command"]
 
 #: the files a loader needs; images live inside the parquet/arrow files
 _PATTERNS = ["*.parquet", "**/*.parquet", "*.arrow", "**/*.arrow", "*.json", "**/*.json", "README.md"]
@@ -26,8 +27,30 @@ HOW_TO_USE_LOCAL = (
     "point at a local copy instead: `--data /path/to/folder` (or the folder as SOURCE of `reasonseg-x data`; a folder with data/<split>-*.parquet, "
     "a datasets save_to_disk folder such as data/ReasonSegX_test, a LISA folder or a compact export), "
     "or download it on a machine with network access with "
-    "`huggingface-cli download {repo} --repo-type dataset --local-dir /path/to/folder` "
+    "`{download}` "
     "(for a known name, REASONSEG_X_DATA=/path/to/data finds the folders of the reference download script)")
+#: the first huggingface_hub with the ``hf`` command (``huggingface-cli`` is deprecated there, gone in 1.0)
+_HF_COMMAND_SINCE = (0, 34)
+
+
+def download_command(repo: str, *, repo_type: str | None = None, include: str | None = None,
+                     local_dir: str | None = None) -> str:
+    """The download command line that the installed huggingface_hub provides (``hf download`` or,
+    before 0.34, ``huggingface-cli download``) for a repo, optionally one folder of it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = tuple(int(p) for p in version("huggingface_hub").split(".")[:2] if p.isdigit())
+    except PackageNotFoundError:
+        installed = _HF_COMMAND_SINCE
+    words = ["hf" if installed >= _HF_COMMAND_SINCE else "huggingface-cli", "download", repo]
+    if repo_type and repo_type != "model":
+        words += ["--repo-type", repo_type]
+    if include:
+        words += ["--include", f"'{include}'"]
+    if local_dir:
+        words += ["--local-dir", local_dir]
+    return " ".join(words)
 
 
 def _truthy(value: str | None) -> bool:
@@ -133,7 +156,8 @@ def fetch_dataset_repo(repo: str, *, spec: str | None = None) -> Path:
     if cached is not None and (any(cached.rglob("*.parquet")) or any(cached.rglob("*.arrow"))):
         return cached
     label = spec if spec and spec != repo else repo
-    hint = HOW_TO_USE_LOCAL.format(repo=repo)
+    hint = HOW_TO_USE_LOCAL.format(download=download_command(repo, repo_type="dataset",
+                                                              local_dir="/path/to/folder"))
     variable = offline_variable()
     if variable is not None:
         raise SourceNotFoundError(f"{label}: the Hub dataset {repo} is not in the local cache and {variable} is "

@@ -83,6 +83,12 @@ def open_local(path: str | Path, *, spec: str | None = None, skip_invalid: bool 
                              default_source=default_source, files_by_split=layout.files)
     if layout.kind == "lisa":
         return _open_lisa(path, spec=spec, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
+    from reasonseg_x.data.refcoco_lmms import LmmsRefcocoSource, is_lmms_refcoco
+
+    first = next(iter(layout.files.values()))[0]
+    if is_lmms_refcoco(first):
+        return LmmsRefcocoSource(layout.files, spec=spec, skip_invalid=skip_invalid,
+                                 source_tag=default_source or _known_local_source(path))
     from reasonseg_x.data.hf import HFSource
 
     return HFSource(layout.files, spec=spec, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy,

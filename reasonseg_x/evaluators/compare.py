@@ -158,12 +158,12 @@ def print_comparison(result: dict[str, Any], console: Any = None) -> None:
     title = f"Paired comparison, {result['protocol']} protocol: A = {result['run_a']}, B = {result['run_b']}"
     for metrics in ((("gIoU", "giou"), ("cIoU", "ciou")),) if wide else ((("gIoU", "giou"),), (("cIoU", "ciou"),)):
         table = Table(title=escape(title + " (points; delta = B - A)" if metrics[0][1] == "giou" else ""))
-        table.add_column("group", justify="left", no_wrap=True)
+        table.add_column("group", justify="left", overflow="fold")  # the only column that may wrap: not a number
         table.add_column("n", justify="right", no_wrap=True)
         for label, _ in metrics:
             for name in (f"{label} A -> B", f"delta [{level}% CI]", "p"):
                 table.add_column(name, justify="right", no_wrap=True)
-        for block in group_sections(result, short=console.width < 80):
+        for block in group_sections(result, short=console.width < 100):
             for n, (row_title, g) in enumerate(block):
                 cells = [escape(row_title), str(g["n"])]
                 for _, key in metrics:
@@ -172,7 +172,6 @@ def print_comparison(result: dict[str, Any], console: Any = None) -> None:
                 table.add_row(*cells, end_section=(n == len(block) - 1))
         console.print(table)
     console.print(escape(f"failures and empty answers: A {_failures(result.get('counts_a') or {})}; "
-                         f"B {_failures(result.get('counts_b') or {})}"), soft_wrap=True)
+                         f"B {_failures(result.get('counts_b') or {})}"))
     console.print(f"p: two-sided paired bootstrap ({result['bootstrap']['n_resamples']} resamples); a CI that "
-                  "excludes 0 is a difference beyond resampling noise (per group, not corrected for multiple groups).",
-                  soft_wrap=True)
+                  "excludes 0 is a difference beyond resampling noise (per group, not corrected for multiple groups).")

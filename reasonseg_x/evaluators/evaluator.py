@@ -58,11 +58,28 @@ def build_metrics(records: RecordSet, *, data: dict[str, Any] | None = None, pre
         metrics["note"] = note
     metrics.update(aggregate(records, n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra_counts,
                              taxonomy=taxonomy))
+    _complete_single_source(metrics, records, data or {})
     if problems:
         metrics["problems"] = [{"where": p.where, "reason": p.reason, "id": p.id, "kind": p.kind}
                                for p in problems[:MAX_LISTED_PROBLEMS]]
         metrics["problems_total"] = len(problems)
     return metrics
+
+
+def _complete_single_source(metrics: dict[str, Any], records: RecordSet, data: dict[str, Any]) -> None:
+    """``by_source`` even for single-source data (one entry: the overall numbers), and the count of
+    ground-truth samples without a target, so that every metrics.json has the same shape."""
+    metrics["counts"]["gt_no_target"] = int(records.columns()["gt_empty"].sum()) if len(records) else 0
+    given = records.group_labels("source")
+    labels = {v for v in given if v is not None}
+    if "by_source" in metrics or len(labels) > 1 or (labels and None in given):
+        return
+    name = next(iter(labels)) if labels else (str(data.get("spec") or "").split(" (")[0] or "(unlabelled)")
+    metrics_overall = metrics["overall"]
+    items = list(metrics.items())
+    at = [key for key, _ in items].index("counts")  # beside the other groupings, before the counts
+    metrics.clear()
+    metrics.update(items[:at] + [("by_source", {name: dict(metrics_overall)})] + items[at:])
 
 
 def _taxonomy(taxonomy: Taxonomy | str | Path | None) -> Taxonomy:

@@ -48,6 +48,8 @@ def group_sections(metrics: dict[str, Any], *, short: bool = False) -> list[list
     blocks = [[("Overall", metrics["overall"])]]
     for section, _ in _GROUP_SECTIONS:
         rows = [(group_title(section, key, short=short), group) for key, group in (metrics.get(section) or {}).items()]
+        if section == "by_source" and len(rows) < 2:  # one source: its row would repeat Overall
+            continue
         if rows:
             blocks.append(rows)
     return blocks

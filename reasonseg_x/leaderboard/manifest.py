@@ -113,6 +113,11 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     from reasonseg_x.leaderboard.safety import Limits, read_bounded, safe_json_loads
 
     where = str(path)
+    if Path(path).is_dir():
+        found = sorted(p.name for p in Path(path).glob("*.json"))[:3]
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise InvalidInputError(f"is a folder; --manifest wants the manifest JSON file that `reasonseg-x leaderboard "
+                                f"manifest` writes{hint}", where)
     if not Path(path).is_file():
         raise InvalidInputError("manifest file not found", where)
     data = read_bounded(path, _MAX_MANIFEST_BYTES, where)

@@ -123,6 +123,16 @@ def _verified_entry(entry: StoredEntry) -> dict[str, Any]:
     }
 
 
+def _flag_copies(store: LeaderboardStore, stored: StoredEntry, entry: dict[str, Any]) -> dict[str, Any]:
+    """Mark an entry whose predictions are byte-identical to an earlier submission under another
+    name: it stays on the board (it may be a fair re-upload), but the table says whose they are."""
+    earlier = [name for other_id, name in store.same_predictions(stored.submission_id)
+               if other_id < stored.submission_id and name != stored.model_name]
+    if earlier:
+        entry["same_predictions_as"] = earlier[0]
+    return entry
+
+
 def board_data(store: LeaderboardStore | None, *, protocol: str | None = "star", reported: bool = True,
                reported_path: str | os.PathLike[str] | None = None,
                title: str = "ReasonSeg-X leaderboard") -> dict[str, Any]:
@@ -130,7 +140,8 @@ def board_data(store: LeaderboardStore | None, *, protocol: str | None = "star",
     from reasonseg_x.taxonomy import reasoning_types
 
     taxonomy = reasoning_types()
-    entries = [_verified_entry(e) for e in store.entries(protocol=protocol)] if store is not None else []
+    entries = [_flag_copies(store, e, _verified_entry(e)) for e in store.entries(protocol=protocol)] \
+        if store is not None else []
     if reported:  # the paper's numbers follow its own protocol: never shown beside another one
         entries.extend(e for e in load_reported(reported_path) if protocol is None or e["protocol"] == protocol)
     seen = list(taxonomy.ids)

@@ -210,11 +210,16 @@ def get_spec(name: str) -> tuple[PredictorSpec, dict[str, str]]:
         factory = _import_path(name)
         spec = _spec_from_factory(name, factory, name, origin="import path")
         return spec, {}
-    known = sorted(specs)
-    close = difflib.get_close_matches(head, known, n=1)
+    raise unknown_model(name, specs)
+
+
+def unknown_model(name: str, known: Sequence[str] | Mapping[str, Any]) -> InvalidInputError:
+    """The error for a model name nobody registered, suggesting the closest known name."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name.partition(":")[0], names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise InvalidInputError(f"unknown model {name!r}.{hint} Known models: {', '.join(known)} "
-                            "(or an importable 'package.module:Factory').")
+    return InvalidInputError(f"unknown model {name!r}.{hint} Known models: {', '.join(names)} "
+                             "(or an importable 'package.module:Factory').")
 
 
 def _looks_like_import_path(module: str, attr: str) -> bool:

@@ -29,7 +29,7 @@ from reasonseg_x.runner.runinfo import (RunIdentity, Stopwatch, check_identity, 
                                         utc_now, write_run_info)
 from reasonseg_x.runner.shards import Shard, select_shard
 from reasonseg_x.runner.store import PredictionStore, read_stored_lines, remove_stale_temporaries
-from reasonseg_x.runner.subset import SubsetSource, take_ids
+from reasonseg_x.runner.subset import SubsetSource, subset_label, take_ids
 
 __all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "select_ids",
            "data_fingerprint", "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
@@ -206,6 +206,8 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
             _clear_run(run_dir)
         predictions_path = run_dir / PREDICTIONS_FILE
         existing = read_run_info(run_dir)
+        if existing is not None and not _holds_predictions(predictions_path):
+            existing = None  # a run that failed before predicting anything: nothing to mix, start anew
         if existing is not None:
             check_identity(existing, identity, run_dir, data_spec=source.spec or config.data)
         elif predictions_path.exists() and predictions_path.stat().st_size > 0:
@@ -251,10 +253,7 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
             write_run_info(run_dir, info)
             raise InvalidInputError(f"the source did not yield {len(missing)} of this run's samples "
                                     f"(e.g. {missing[0]!r}); its samples() and ground_truth() disagree")
-        statuses: dict[str, int] = {}
-        for status in final.statuses.values():
-            statuses[status] = statuses.get(status, 0) + 1
-        info["counts"] = {"expected": len(mine), "written": len(final.lines), "statuses": dict(sorted(statuses.items()))}
+        info["counts"] = _counts(final, len(mine))
         info.pop("not_written", None)
         if declared or skipped:  # merge needs the ids: they are absent from the file on purpose
             info["not_written"] = {"declared_missing": sorted(declared), "skipped_rows": sorted(skipped)}
@@ -279,19 +278,29 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
     return outcome
 
 
+def _counts(stored: Any, expected: int) -> dict[str, Any]:
+    """run.json's ``counts``: how many of this run's samples the predictions file holds, by status."""
+    statuses: dict[str, int] = {}
+    for status in stored.statuses.values():
+        statuses[status] = statuses.get(status, 0) + 1
+    return {"expected": expected, "written": len(stored.lines), "statuses": dict(sorted(statuses.items()))}
+
+
+def _holds_predictions(path: Path) -> bool:
+    """Whether a run folder's predictions file has at least one complete line (a torn first line is nothing)."""
+    try:
+        with path.open("rb") as handle:
+            return b"\n" in handle.read(1 << 20) or handle.read(1) != b""
+    except FileNotFoundError:
+        return False
+
+
 def _limit_text(limit: int | None) -> str:
     return f"--limit {limit}" if limit is not None else "no --limit (the whole split)"
 
 
 def _label(config: EvalConfig, shard: Shard, skipped: int = 0) -> str:
-    parts = []
-    if config.limit is not None:
-        parts.append(f"first {config.limit}")
-    if shard.count > 1:
-        parts.append(shard.dirname)
-    if skipped:
-        parts.append(f"{skipped} bad rows skipped")
-    return ", ".join(parts) or "subset"
+    return subset_label(config.limit, shard, skipped)
 
 
 def _start_info(existing: dict[str, Any] | None, identity: RunIdentity, bound: BoundModel, source: Source,
@@ -349,6 +358,11 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
         info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         info["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         session["finished"] = utc_now()
+        store.close()
+        try:  # what the next run resumes from
+            info["counts"] = _counts(read_stored_lines(store.path), total)
+        except ReasonSegXError:
+            pass
         write_run_info(run_dir, info)
         raise
     finally:

@@ -8,14 +8,26 @@ so a ``--limit 10`` run of a huge split touches only its first rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reasonseg_x.data.record import GroundTruth, Sample
 from reasonseg_x.data.source import Source
 
-__all__ = ["SubsetSource", "take_ids"]
+__all__ = ["SubsetSource", "subset_label", "take_ids"]
 
 _R = TypeVar("_R", GroundTruth, Sample)
+
+
+def subset_label(limit: int | None, shard: Any, skipped: int = 0) -> str:
+    """How reports name a run's subset: ``first 20, shard-0-of-4, 2 bad rows skipped``."""
+    parts = []
+    if limit is not None:
+        parts.append(f"first {limit}")
+    if shard.count > 1:
+        parts.append(shard.dirname)
+    if skipped:
+        parts.append(f"{skipped} bad rows skipped")
+    return ", ".join(parts) or "subset"
 
 
 def take_ids(records: Iterable[_R], ids: Iterable[str]) -> Iterator[_R]:

@@ -123,8 +123,12 @@ def _repo_cached(ref: str) -> bool:
 
 
 def _not_cached(ref: str, why: str) -> InvalidInputError:
+    from reasonseg_x.data.hub import download_command
+
+    repo, sub = _hub_parts(ref)
+    command = download_command(repo, include=f"{sub}/*" if sub else None)
     return InvalidInputError(f"not a local folder and not in the local Hugging Face cache, and {why}: download "
-                             f"it once with network access (`hf download {ref}`) or pass a local folder", ref)
+                             f"it once with network access (`{command}`) or pass a local folder", ref)
 
 
 def hub_load_kwargs(ref: str) -> dict[str, Any]:
@@ -137,7 +141,7 @@ def hub_load_kwargs(ref: str) -> dict[str, Any]:
         return {}
     if _repo_cached(ref):
         return {"local_files_only": True}
-    raise _not_cached(_hub_parts(ref)[0], why)
+    raise _not_cached(ref, why)
 
 
 def _local_or_hub_file(ref: str, filename: str) -> Path | None:
@@ -160,7 +164,7 @@ def _local_or_hub_file(ref: str, filename: str) -> Path | None:
             return Path(cached)
         if cached is not None or _repo_cached(repo) or _repo_cached(ref):  # known absent, or cached without it
             return None
-        raise _not_cached(repo, why)
+        raise _not_cached(ref, why)
     remote_missing = getattr(hub_errors, "RemoteEntryNotFoundError", hub_errors.EntryNotFoundError)
     try:
         return Path(hf_hub_download(repo, filename))
@@ -168,7 +172,7 @@ def _local_or_hub_file(ref: str, filename: str) -> Path | None:
         # the Hub stopped answering and this file is not cached: absent if the repo itself is cached
         if _repo_cached(repo) or _repo_cached(ref):
             return None
-        raise _not_cached(repo, "the Hugging Face Hub did not answer") from None
+        raise _not_cached(ref, "the Hugging Face Hub did not answer") from None
     except remote_missing:
         return None
     except Exception as exc:  # unknown repo, gated, network

@@ -142,6 +142,9 @@
         else if (c.key === "model") {
           td = el("td", "text model");
           td.appendChild(el("span", "name", e.model));
+          if (e.same_predictions_as) {  // byte-identical predictions to an earlier entry under another name
+            td.appendChild(el("span", "copy-flag", " \u26a0 same predictions as " + e.same_predictions_as));
+          }
           td.title = e.model + (e.source ? " \u2013 " + e.source : "") + (e.date ? ", " + e.date : "") +
             Object.keys(e.other || {}).map(function (k) {  // the paper's other benchmarks, gIoU/cIoU
               return "\n" + k + ": " + fmt(e.other[k].giou) + " / " + fmt(e.other[k].ciou);
