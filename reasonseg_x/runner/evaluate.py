@@ -318,6 +318,7 @@ def _start_info(existing: dict[str, Any] | None, identity: RunIdentity, bound: B
 def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str], store: PredictionStore,
              config: EvalConfig, session: dict[str, Any], info: dict[str, Any], run_dir: Path,
              progress: ProgressFactory | None, *, total: int, done: int) -> LoopStats:
+    predictor = None
     try:
         load = Stopwatch()
         predictor = bound.instantiate()
@@ -336,6 +337,7 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
             stats = predict_samples(predictor, samples, store, name=bound.name, batch_size=int(batch_size),
                                     on_batch=advance)
         elapsed = clock.seconds()
+        _record_predictor_info(session, predictor)
         session.update(stats.to_json())
         session["wall_s"] = elapsed
         session["samples_per_s"] = round(stats.predicted / elapsed, 3) if elapsed > 0 else None
@@ -345,11 +347,24 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
     except BaseException as exc:
         info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         info["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        _record_predictor_info(session, predictor)
         session["finished"] = utc_now()
         write_run_info(run_dir, info)
         raise
     finally:
         store.close()
+
+
+def _record_predictor_info(session: dict[str, Any], predictor: Any) -> None:
+    """``session["predictor"]``: what a predictor's optional ``run_info()`` reports (e.g. an endpoint's
+    model id and request parameters); a failing hook is noted, never fatal."""
+    hook = getattr(predictor, "run_info", None)
+    if not callable(hook):
+        return
+    try:
+        session["predictor"] = hook()
+    except Exception as exc:  # noqa: BLE001 - a report must not fail the run
+        session["predictor"] = {"run_info_error": f"{type(exc).__name__}: {exc}"}
 
 
 def score_run(run_dir: Path, source: Source, split: str, *, ids: list[str] | None, protocol: str, strict: bool,

@@ -82,7 +82,19 @@ class PipelineOptions(SegmenterOptions):
         "best", "majority vote: a kept cluster's mask is its best member or a score-weighted pixel vote")
     pixel_majority_threshold: float = option(0.5, "pixel vote / consensus: share of votes a pixel needs")
     keep_answers: bool = option(True, "keep the N sampled answers' raw text in the predictions file")
-    backend: Literal["hf", "vllm"] = option("hf", "generation backend: transformers in-process, or vLLM (extra)")
+    backend: Literal["hf", "vllm", "openai"] = option(
+        "hf", "generation backend: transformers in-process, vLLM in-process (extra), or an OpenAI-compatible "
+        "endpoint (openai: base_url, served_model; extra 'serve')")
+    base_url: str | None = option(None, "backend=openai: the endpoint, e.g. http://HOST:PORT/v1")
+    served_model: str | None = option(None, "backend=openai: the model name the server serves (default: its only one)")
+    api_key_env: str = option("OPENAI_API_KEY", "backend=openai: environment variable holding the API key (never recorded)")
+    max_concurrency: int = option(64, "backend=openai: requests in flight")
+    request_timeout: float = option(600.0, "backend=openai: seconds one request may take before it is retried")
+    max_attempts: int = option(5, "backend=openai: tries per request (back-off with jitter on 429, 5xx, lost connections)")
+    image_format: Literal["png", "jpeg"] = option("png", "backend=openai: how the 840x840 frame is sent (png is lossless)")
+    coords: Literal["auto", "pixels", "grid1000"] = option(
+        "auto", "answer coordinates: pixels of the 840 frame (Qwen2.5-VL) or the 0-999 grid (Qwen3-VL); "
+        "auto = the checkpoint's family (backend=openai: guessed from the served model's name)")
     merge_lora: bool = option(False, "merge the adapter into the weights (faster generation)")
     segmenter_device: str | None = option(None, "device of SAM (default: the VLM's)")
     attn_implementation: str | None = option(None, "transformers attention kernel (sdpa, flash_attention_2, eager)")
@@ -106,6 +118,14 @@ class PipelineOptions(SegmenterOptions):
             value = getattr(self, name)
             if not (0 <= value <= 1):  # also rejects nan
                 raise InvalidInputError(f"{name} must be in [0, 1], got {value}", name)
+        for name in ("max_concurrency", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}", name)
+        if not (math.isfinite(self.request_timeout) and self.request_timeout > 0):
+            raise InvalidInputError(f"request_timeout must be a finite number > 0, got {self.request_timeout}",
+                                    "request_timeout")
+        if self.backend == "openai" and not self.base_url:
+            raise InvalidInputError("backend=openai needs the endpoint: -a base_url=http://HOST:PORT/v1", "base_url")
         super().__post_init__()
         if self.segmenter_device is not None:
             check_device_name(self.segmenter_device, "segmenter_device")

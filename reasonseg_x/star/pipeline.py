@@ -89,6 +89,7 @@ class VlmSamPipeline:
                  logits_processor: Callable[[], Any] | None = None, **options: Any) -> None:
         from reasonseg_x.predictors.arguments import build_options
         from reasonseg_x.predictors.catalog import catalog_entry
+        from reasonseg_x.star.coords import COORDS_FAMILIES
         from reasonseg_x.tts import AGGREGATORS, get_aggregator, majority_vote
 
         segmenter = options.get("segmenter")
@@ -118,6 +119,10 @@ class VlmSamPipeline:
             from reasonseg_x.star.segmenters import resolve_segmenter
 
             resolve_segmenter(opts.segmenter)
+        if vlm is None and opts.backend == "openai":
+            from reasonseg_x.star.openai_backend import load_openai
+
+            vlm = load_openai(opts)
         if vlm is None and opts.backend == "vllm":
             from reasonseg_x.star.vllm_backend import load_vllm
 
@@ -128,12 +133,17 @@ class VlmSamPipeline:
             vlm = load_vlm(opts.checkpoint, base_model=opts.base_model, device=opts.device, dtype=opts.dtype,
                            merge_lora=opts.merge_lora, attn_implementation=opts.attn_implementation)
         self.vlm = vlm
+        #: the coordinate rule of the answers: ``coords`` when set, else the VLM's own family
+        self.coord_family = COORDS_FAMILIES.get(opts.coords, vlm.family)
         if segmenter is None or isinstance(segmenter, str):
-            from reasonseg_x.star.device import resolve_device
-            from reasonseg_x.star.segmenters import load_segmenter
+            from reasonseg_x.star.segmenters import load_segmenter, needs_device
 
-            # vLLM always holds the GPU itself; SAM then follows ``device``
-            seg_device = opts.segmenter_device or (vlm.device if opts.backend == "hf" else resolve_device(opts.device))
+            seg_device = None
+            if needs_device(opts.segmenter):  # the box segmenter runs anywhere, without torch
+                from reasonseg_x.star.device import resolve_device
+
+                # vLLM and endpoints hold their GPUs themselves; SAM then follows ``device``
+                seg_device = opts.segmenter_device or (vlm.device if opts.backend == "hf" else resolve_device(opts.device))
             segmenter = load_segmenter(opts.segmenter, device=seg_device)
         self.segmenter = segmenter
 
@@ -141,6 +151,9 @@ class VlmSamPipeline:
     def default_batch_size(self) -> int:
         """Queries per predict() call the runner should use: the paper ran greedy decoding in
         batches of 32 and majority voting one query at a time (its N answers fill the batch)."""
+        streaming = getattr(self.vlm, "max_concurrency", None)  # an endpoint: enough queries to keep it busy
+        if streaming and not self.batch_size:
+            return 4 * int(streaming)
         if self.tts > 1:
             return 1
         if self.batch_size:
@@ -157,6 +170,9 @@ class VlmSamPipeline:
                 ready.append((i, query, query.image.open()))
             except InvalidInputError as exc:
                 outputs[i] = Output(status="error", error=str(exc))
+        if callable(getattr(self.vlm, "generate_stream", None)):
+            self._predict_as_answers_arrive(ready, outputs)
+            ready = []
         step = 1 if self.tts > 1 else (self.batch_size or max(1, len(ready)))
         for start in range(0, len(ready), step):
             chunk = ready[start:start + step]
@@ -164,6 +180,31 @@ class VlmSamPipeline:
             for (i, query, image), texts in zip(chunk, answers):
                 outputs[i] = self._finish(query, image, texts, generate_s / len(chunk))
         return [o if o is not None else Output(status="error", error="not predicted") for o in outputs]
+
+    def _predict_as_answers_arrive(self, ready: Sequence[tuple[int, Query, Any]], outputs: list[Output | None]) -> None:
+        """Every query of the batch in flight at once (an endpoint's backend bounds the requests);
+        each is parsed, segmented and voted as soon as its answers arrive, so SAM works while the
+        server generates. A request that failed for good is that query's ``error``."""
+        from reasonseg_x.star.prompts import build_prompt
+
+        sampling = self.tts > 1
+        stream = self.vlm.generate_stream(
+            [image for _, _, image in ready], [build_prompt(q.text, self.style) for _, q, _ in ready],
+            n=self.tts, do_sample=sampling, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+            seeds=[_stable_seed(self.seed, q.id) if sampling else None for _, q, _ in ready],
+            max_new_tokens=self.max_new_tokens)
+        for row, texts, generate_s in stream:
+            i, query, image = ready[row]
+            if isinstance(texts, Exception):
+                outputs[i] = Output(status="error", error=str(texts))
+            else:
+                outputs[i] = self._finish(query, image, texts, generate_s)
+
+    def run_info(self) -> dict[str, Any]:
+        """What run.json records about the generation backend (an endpoint: its model id, the request
+        parameters, whether ``n`` was honoured, retries)."""
+        info = self.vlm.run_info() if callable(getattr(self.vlm, "run_info", None)) else dict(getattr(self.vlm, "info", {}) or {})
+        return {"backend": self.options.backend, "coords_family": self.coord_family, **info}
 
     def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
         from reasonseg_x.star.prompts import build_prompt
@@ -190,7 +231,7 @@ class VlmSamPipeline:
         parsed = parse_answer(text, style=PARSER_STYLES[self.style])
         if parsed.status != "ok" or not parsed.objects:
             return parsed, []
-        mapped = to_image_frame(parsed.objects, width, height, model_family=self.vlm.family, frame=VLM_FRAME,
+        mapped = to_image_frame(parsed.objects, width, height, model_family=self.coord_family, frame=VLM_FRAME,
                                 rounding=self.coord_rounding)
         return parsed, list(mapped)
 
