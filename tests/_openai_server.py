@@ -5,7 +5,8 @@ can be fed to the in-process pipeline: :class:`ScriptedVLM`), checks each reques
 data URL decodes to the expected frame, ``n``, sampling parameters, model name) and records
 violations in ``problems`` (a server thread cannot fail a test itself), and plays queued faults:
 ``"429"``, ``"500"``, ``"sleep:SECONDS"``, ``"malformed"``, ``"short"`` (one choice whatever ``n``),
-``"empty"`` (empty ``content``), ``"drop"`` (close the connection without a reply), ``"400"``.
+``"empty"`` (empty ``content``), ``"drop"`` (close the connection without a reply), ``"400"``,
+``"ok"`` (no fault: keeps the queue aligned with the requests).
 
 Importable by subprocesses and by ``benchmarks/bench_openai_client.py``.
 """
@@ -91,6 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b'{"error": {"message": "not found"}}')
             return
         fault = owner.next_fault()
+        fault = None if fault == "ok" else fault
         owner.authorizations.add(self.headers.get("Authorization") or "")
         if fault == "drop":
             self.close_connection = True

@@ -93,7 +93,7 @@ def resolve_out(config: EvalConfig, bound: BoundModel) -> Path:
     """``config.out``, or the default run folder this model, data and split name."""
     if config.out is not None:
         return Path(config.out)
-    return default_run_dir(bound.name, bound.args, config.data, config.split, path_arg=bound.spec.path_arg)
+    return default_run_dir(bound.name, bound.identity_args, config.data, config.split, path_arg=bound.spec.path_arg)
 
 
 def open_data(spec: str, *, skip_invalid: bool = False, open_taxonomy: bool = False) -> Source:
@@ -193,7 +193,7 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
     split = source.resolve_split(config.split)
     n_split, selected, mine = select_ids(source, split, config.limit, shard)
     fingerprint = data_fingerprint(source, split)
-    identity = RunIdentity(bound.name, bound.args, fingerprint, split, int(config.seed), shard.count, shard.index)
+    identity = RunIdentity(bound.name, bound.identity_args, fingerprint, split, int(config.seed), shard.count, shard.index)
 
     data_s = total_clock.seconds()
 

@@ -29,7 +29,8 @@ DTYPE_NAMES = ("bf16", "bfloat16", "fp16", "float16", "half", "fp32", "float32",
 
 
 def option(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field with a help line (shown by ``reasonseg-x models NAME``)."""
+    """A dataclass field with a help line (shown by ``reasonseg-x models NAME``); ``identity=False``
+    marks an argument that cannot change a prediction (a run resumes across changes of it)."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -85,12 +86,15 @@ class PipelineOptions(SegmenterOptions):
     backend: Literal["hf", "vllm", "openai"] = option(
         "hf", "generation backend: transformers in-process, vLLM in-process (extra), or an OpenAI-compatible "
         "endpoint (openai: base_url, served_model; extra 'serve')")
-    base_url: str | None = option(None, "backend=openai: the endpoint, e.g. http://HOST:PORT/v1")
+    base_url: str | None = option(None, "backend=openai: the endpoint, e.g. http://HOST:PORT/v1", identity=False)
     served_model: str | None = option(None, "backend=openai: the model name the server serves (default: its only one)")
-    api_key_env: str = option("OPENAI_API_KEY", "backend=openai: environment variable holding the API key (never recorded)")
-    max_concurrency: int = option(64, "backend=openai: requests in flight")
-    request_timeout: float = option(600.0, "backend=openai: seconds one request may take before it is retried")
-    max_attempts: int = option(5, "backend=openai: tries per request (back-off with jitter on 429, 5xx, lost connections)")
+    api_key_env: str = option("OPENAI_API_KEY", "backend=openai: environment variable holding the API key (never recorded)",
+                              identity=False)
+    max_concurrency: int = option(64, "backend=openai: requests in flight", identity=False)
+    request_timeout: float = option(600.0, "backend=openai: seconds one request may take before it is retried",
+                                    identity=False)
+    max_attempts: int = option(5, "backend=openai: tries per request (back-off with jitter on 429, 5xx, lost connections)",
+                               identity=False)
     image_format: Literal["png", "jpeg"] = option("png", "backend=openai: how the 840x840 frame is sent (png is lossless)")
     coords: Literal["auto", "pixels", "grid1000"] = option(
         "auto", "answer coordinates: pixels of the 840 frame (Qwen2.5-VL) or the 0-999 grid (Qwen3-VL); "
