@@ -308,3 +308,19 @@ def test_a_core_install_runs_an_endpoint_end_to_end_without_torch(tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["counts"]["n"] == 48
     assert KEY not in proc.stdout + proc.stderr
     _no_key_in(tmp_path / "run")
+
+
+def test_mini_with_the_tiny_sam_equals_the_in_process_path(tmp_path, monkeypatch):
+    """The models extra: SAM (a tiny SAM 2) segments the served answers as they arrive."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from _star_tiny import build_sam2
+
+    sam = str(build_sam2(tmp_path / "sam2"))
+    local = run_eval(EvalConfig(model="_openai_server:ScriptedInProcessStar", out=tmp_path / "local",
+                                model_args={"tts": 2, "segmenter": sam}, limit=8))
+    with ScriptedOpenAIServer() as server:
+        served = run_eval(EvalConfig(model="star", out=tmp_path / "served", limit=8, model_args={
+            "backend": "openai", "base_url": server.url, "segmenter": sam, "device": "cpu", "tts": 2}))
+    assert server.problems == [] and served.stats.errors == 0 and local.stats.predicted == served.stats.predicted == 8
+    assert _metrics(tmp_path / "served") == _metrics(tmp_path / "local")
