@@ -324,3 +324,21 @@ def test_mini_with_the_tiny_sam_equals_the_in_process_path(tmp_path, monkeypatch
             "backend": "openai", "base_url": server.url, "segmenter": sam, "device": "cpu", "tts": 2}))
     assert server.problems == [] and served.stats.errors == 0 and local.stats.predicted == served.stats.predicted == 8
     assert _metrics(tmp_path / "served") == _metrics(tmp_path / "local")
+
+
+def test_the_png_frame_is_lossless():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from reasonseg_x.star.openai_backend import image_data_url
+
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    url = image_data_url(image, frame=(61, 29))
+    assert url.startswith("data:image/png;base64,")
+    decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert decoded.mode == "RGB" and decoded.size == (61, 29)
+    assert np.array_equal(np.asarray(decoded), np.asarray(image.resize((61, 29), Image.BILINEAR)))

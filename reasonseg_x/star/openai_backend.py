@@ -22,8 +22,10 @@ import base64
 import concurrent.futures
 import io
 import os
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from reasonseg_x.star.options import PipelineOptions
 
-__all__ = ["OpenAIVLM", "load_openai", "image_data_url", "coords_family"]
+__all__ = ["OpenAIVLM", "load_openai", "image_data_url", "png_bytes", "coords_family"]
 
 #: prompt styles of models that always answer in 840-frame pixels (Qwen2.5-VL based)
 _PIXEL_STYLES = ("visionreasoner", "segzero")
@@ -56,6 +58,30 @@ def coords_family(coords: str, *, style: str, model_id: str | None) -> tuple[str
     return "qwen2.5", f"served model {model_id!r} taken as Qwen2.5-VL based (840-frame pixels); set -a coords= to override"
 
 
+def png_bytes(rgb: Any, level: int = 1) -> bytes:
+    """A lossless RGB PNG: every row "Up"-filtered, zlib at ``level``.
+
+    Why not PIL's encoder: its adaptive per-row filter search is half the cost of a 840x840 frame,
+    and holds the GIL; one fixed filter (numpy) plus zlib (which releases the GIL) is about 2x
+    cheaper in CPU for a similar size, and the two image threads then really run in parallel."""
+    import numpy as np
+
+    pixels = np.asarray(rgb, dtype=np.uint8)
+    height, width = pixels.shape[:2]
+    flat = pixels.reshape(height, 3 * width)
+    rows = np.empty((height, 1 + 3 * width), dtype=np.uint8)
+    rows[:, 0] = 2  # filter type Up: each byte minus the byte above (mod 256)
+    rows[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows.tobytes(), level))
+            + chunk(b"IEND", b""))
+
+
 def image_data_url(image: Image.Image, frame: tuple[int, int] | None = VLM_FRAME, fmt: str = "png") -> str:
     """The image as the VLM sees it (RGB, resized bilinearly to ``frame``) in a base64 data URL."""
     from PIL import Image as PILImage
@@ -63,16 +89,15 @@ def image_data_url(image: Image.Image, frame: tuple[int, int] | None = VLM_FRAME
     pixels = image.convert("RGB")
     if frame:
         pixels = pixels.resize(frame, PILImage.BILINEAR)
-    buf = io.BytesIO()
     if fmt == "png":
-        pixels.save(buf, format="PNG", compress_level=1)  # lossless either way; level 1 is ~5x faster
-        mime = "image/png"
+        data, mime = png_bytes(pixels), "image/png"
     elif fmt == "jpeg":
+        buf = io.BytesIO()
         pixels.save(buf, format="JPEG", quality=95)
-        mime = "image/jpeg"
+        data, mime = buf.getvalue(), "image/jpeg"
     else:
         raise InvalidInputError(f"unknown image format {fmt!r}; use png or jpeg", "image_format")
-    return f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 class _LoopThread:
