@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from reasonseg_x._version import __version__
 
-__all__ = ["__version__", "load_dataset", "open_source"]
+__all__ = ["__version__", "Evaluator", "load_dataset", "open_source"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from reasonseg_x.data.datasets_api import load_dataset
     from reasonseg_x.data.resolve import open_source
+    from reasonseg_x.evaluators.evaluator import Evaluator
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from reasonseg_x.data.resolve import open_source
 
         return open_source
+    if name == "Evaluator":
+        from reasonseg_x.evaluators.evaluator import Evaluator
+
+        return Evaluator
     raise AttributeError(f"module 'reasonseg_x' has no attribute {name!r}")

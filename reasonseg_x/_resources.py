@@ -1,4 +1,4 @@
-"""Locate the data folders (``taxonomy/``, ``annotations/``) shipped with the package.
+"""Locate the data folders (``taxonomy/``, ``annotations/``, ``evaluators/``) shipped with the package.
 
 In a wheel they live under ``reasonseg_x/_shipped/``; in a source checkout (editable install or
 tests) they are the top-level folders beside the package.
@@ -14,7 +14,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 @lru_cache(maxsize=None)
 def shipped_dir(name: str) -> Path:
-    """Return the folder ``name`` (``"taxonomy"`` or ``"annotations"``) wherever it was installed."""
+    """Return the folder ``name`` (``"taxonomy"``, ``"annotations"`` or ``"evaluators"``) wherever it was installed."""
     for candidate in (_PACKAGE_DIR / "_shipped" / name, _PACKAGE_DIR.parent / name):
         if candidate.is_dir():
             return candidate

@@ -27,6 +27,8 @@ __all__ = [
     "area",
     "areas",
     "intersection_area",
+    "iou",
+    "bbox",
     "merge",
     "empty",
     "full",
@@ -39,7 +41,7 @@ __all__ = [
 
 #: Largest image side accepted from untrusted input (a 32768 x 32768 mask is already 1 GiB of bools).
 MAX_SIDE = 32768
-#: pycocotools' ``area()`` overflows on large batches under NumPy 2 (PROTOCOLS.md section 7).
+#: pycocotools' ``area()`` overflows on large batches under NumPy 2 (docs/protocols.md section 7).
 _AREA_CHUNK = 128
 
 
@@ -101,10 +103,37 @@ def merge(rles: Iterable[RLE], *, intersect: bool = False) -> RLE:
     return _from_coco(_coco.merge(coco, intersect=int(intersect)))
 
 
-def intersection_area(a: RLE, b: RLE) -> int:
-    """|a & b| computed on RLE without decoding."""
-    _check_same_size([a, b])
-    return area(merge([a, b], intersect=True))
+def intersection_area(*rles: RLE) -> int:
+    """|a & b (& ...)| computed on RLE without decoding (no intermediate RLE is built)."""
+    if len(rles) < 2:
+        raise InvalidMaskError("intersection_area() needs at least two masks")
+    _check_same_size(rles)
+    return int(_coco.area(_coco.merge([_to_coco(r) for r in rles], intersect=1)))
+
+
+def iou(a: RLE, b: RLE) -> float:
+    """|a & b| / |a | b| on RLE; 0.0 when both masks are empty (no protocol's U = 0 rule: see
+    ``evaluators.protocols`` for scoring)."""
+    inter = intersection_area(a, b)
+    union = area(a) + area(b) - inter
+    return inter / union if union else 0.0
+
+
+def bbox(mask: RLE | np.ndarray) -> tuple[int, int, int, int] | None:
+    """The tight box ``(x1, y1, x2, y2)`` of a mask's foreground, inclusive pixel coordinates, or
+    ``None`` for an empty mask. Takes an RLE (no decoding) or a 2-D array."""
+    if is_rle(mask):
+        if area(mask) == 0:  # type: ignore[arg-type]
+            return None
+        x, y, w, h = (int(round(v)) for v in _coco.toBbox(_to_coco(mask)))  # type: ignore[arg-type]
+        return x, y, x + w - 1, y + h - 1
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise InvalidMaskError(f"expected a 2-D mask, got shape {array.shape}")
+    rows, cols = np.flatnonzero(array.any(axis=1)), np.flatnonzero(array.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
 
 
 def empty(height: int, width: int) -> RLE:

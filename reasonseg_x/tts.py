@@ -1,8 +1,8 @@
 """Parallel test-time scaling: turn N sampled answers of one query into one mask (numpy only).
 
 Why a module of its own: the aggregation is pure arithmetic on masks, so it is tested without a
-model and imported without torch (ARCHITECTURE.md). The default, :func:`majority_vote`, reproduces
-the StAR paper's "MV" (PROTOCOLS.md section 5) step by step, tie order included; the reference
+model and imported without torch (docs/architecture.md). The default, :func:`majority_vote`, reproduces
+the StAR paper's "MV" (docs/protocols.md section 5) step by step, tie order included; the reference
 is ``run_ensemble_with_params`` / ``cluster_mask_candidates`` / ``aggregate_cluster_mask`` in
 StAR's public evaluation script. Other aggregators plug in by name through
 :func:`register_aggregator` and are fetched with :func:`get_aggregator`.
@@ -275,7 +275,7 @@ def majority_vote(
     cluster_agg_mode: str = "best",
     pixel_majority_threshold: float = 0.5,
 ) -> np.ndarray:
-    """The paper's majority vote over sampled answers (PROTOCOLS.md section 5), mask for mask.
+    """The paper's majority vote over sampled answers (docs/protocols.md section 5), mask for mask.
 
     1. no valid run, or no-object votes / valid runs >= ``no_object_vote_threshold`` -> empty;
     2. K = most common object count among runs with objects (first seen wins ties);

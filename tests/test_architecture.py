@@ -1,8 +1,9 @@
-"""The arrows that must never exist (ARCHITECTURE.md), checked on the source with ``ast``.
+"""The arrows that must never exist (docs/architecture.md), checked on the source with ``ast``.
 
 - ``data`` and ``evaluators`` never import torch, transformers or a predictor;
 - ``tts`` never imports torch; ``data`` never imports ``evaluators``;
 - no layer imports ``cli``;
+- no module inside the package takes a name from ``reasonseg_x/__init__.py`` (only submodules);
 - the scoring path starts without torch, transformers or datasets in ``sys.modules``.
 """
 
@@ -76,3 +77,26 @@ def test_scoring_cli_starts_without_heavy_imports() -> None:
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+
+def _root_names_taken(path: Path) -> list[str]:
+    """Names a module takes from the package root that are not submodules (``from reasonseg_x import
+    __version__``): the root resolves its names lazily from submodules, so such an arrow is a cycle."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [alias.name for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "reasonseg_x" and node.level == 0
+            for alias in node.names
+            if not (PACKAGE / alias.name).is_dir() and not (PACKAGE / f"{alias.name}.py").is_file()]
+
+
+def test_no_module_takes_names_from_the_package_root() -> None:
+    bad = [f"{path.relative_to(PACKAGE.parent)} takes {name!r}" for path in _files("")
+           for name in _root_names_taken(path)]
+    assert bad == []
+
+
+def test_root_rule_sees_a_root_name(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("from reasonseg_x import __version__, masks\n", encoding="utf-8")
+    assert _root_names_taken(module) == ["__version__"]

@@ -38,7 +38,7 @@ def test_built_once_per_content_and_rebuilt_when_the_file_changes(tmp_path, monk
     assert len(calls) == 2
     cached_table(data, "t", 2, build)  # a new converter version is a new entry
     assert len(calls) == 3
-    assert not list((tmp_path / "cache").rglob("*.tmp"))
+    assert not list((tmp_path / "cache").rglob(".*.tmp-*"))
 
 
 def test_a_damaged_entry_is_rebuilt(tmp_path, monkeypatch):
@@ -84,5 +84,5 @@ def test_two_processes_filling_the_cache_at_once(tmp_path):
     expected = list(h.expected_counts(rows).values())
     assert results[0] == results[1] == expected
     entries = list(Path(cache).rglob("*.arrow"))
-    assert len(entries) == 1 and not list(Path(cache).rglob("*.tmp"))
+    assert len(entries) == 1 and not list(Path(cache).rglob(".*.tmp-*"))
     assert _fill((cache, str(path), "c")) == expected  # the entry reads back intact

@@ -63,7 +63,7 @@ def test_reported_rows_are_table_1() -> None:
     assert rows["LISA-13B (ft)"]["types"]["function_purpose"]["ciou"] == 30.6
 
 
-#: PROTOCOLS.md section 6 (the paper's Table 1), RS-X test overall and per type, gIoU/cIoU
+#: docs/protocols.md section 6 (the paper's Table 1), RS-X test overall and per type, gIoU/cIoU
 TABLE_1 = {
     "LISA-13B (ft)": "25.1/26.0 27.9/30.6 28.2/29.2 26.8/25.8 13.8/16.8",
     "VisionReasoner-7B": "42.2/33.8 50.1/45.1 50.7/39.0 39.4/31.1 24.5/23.8",

@@ -46,6 +46,24 @@ def test_intersection_and_merge_agree_with_numpy(h: int, w: int, data: st.DataOb
 
 
 @settings(max_examples=100, deadline=None)
+@given(st.integers(1, 16), st.integers(1, 16), st.data())
+def test_iou_agrees_with_numpy(h: int, w: int, data: st.DataObject) -> None:
+    a = data.draw(arrays(np.bool_, (h, w)))
+    b = data.draw(arrays(np.bool_, (h, w)))
+    union = int((a | b).sum())
+    assert masks.iou(masks.encode(a), masks.encode(b)) == (int((a & b).sum()) / union if union else 0.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(small_masks)
+def test_bbox_of_rle_and_array_agree_with_numpy(mask: np.ndarray) -> None:
+    ys, xs = np.nonzero(mask)
+    expected = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())) if xs.size else None
+    assert masks.bbox(mask) == expected
+    assert masks.bbox(masks.encode(mask)) == expected
+
+
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(0, 40), max_size=12), st.integers(1, 10))
 def test_uncompressed_counts_are_normalised(runs: list[int], w: int) -> None:
     total = sum(runs)

@@ -1,4 +1,4 @@
-"""The paper's majority vote (PROTOCOLS.md section 5) against a literal transcription of it.
+"""The paper's majority vote (docs/protocols.md section 5) against a literal transcription of it.
 
 ``reference_majority_vote`` below is written the way the steps read, with loops and the same
 numpy calls as StAR's public evaluation script (``np.logical_and(...).sum()`` IoUs, float32

@@ -6,7 +6,7 @@ models). It reads the ground truth, so it is a sanity baseline, never a leaderbo
 
 ``per_component=True`` prompts one box per connected component of the target (closer to the
 per-instance boxes a model answers); the default prompts the single box around the whole target.
-``point="center"`` is the box centre (PROTOCOLS wording); ``point="inside"`` is the target pixel
+``point="center"`` is the box centre (docs/protocols.md section 4); ``point="inside"`` is the target pixel
 nearest that centre (always on the object); ``point="none"`` prompts the box alone.
 """
 

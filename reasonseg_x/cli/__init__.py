@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-from reasonseg_x import __version__
+from reasonseg_x._version import __version__
 
 app = typer.Typer(
     name="reasonseg-x",

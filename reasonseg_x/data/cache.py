@@ -15,17 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reasonseg_x.atomic import atomic_path, write_bytes_atomic
 from reasonseg_x.errors import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-__all__ = ["cache_dir", "file_digest", "cached_table", "atomic_write_bytes"]
+__all__ = ["cache_dir", "file_digest", "cached_table"]
 
 _ENV = "REASONSEG_X_CACHE"
 _CHUNK = 8 * 1024 * 1024
@@ -39,28 +39,6 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("reasonseg-x"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-
-
-def _unlink_quietly(path: str | Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def file_digest(path: str | Path) -> str:
@@ -92,7 +70,7 @@ def file_digest(path: str | Path) -> str:
         raise InvalidInputError(f"cannot read file: {exc.strerror or exc}", str(path)) from None
     hexdigest = digest.hexdigest()
     try:
-        atomic_write_bytes(memo, hexdigest.encode("ascii"))
+        write_bytes_atomic(memo, hexdigest.encode("ascii"))
     except OSError:  # a read-only cache only costs speed
         pass
     return hexdigest
@@ -117,18 +95,8 @@ def _write_entry(path: Path, table: pa.Table, key: str) -> None:
     meta = dict(table.schema.metadata or {})
     meta[b"reasonseg_x_cache_key"] = key.encode("utf-8")
     table = table.replace_schema_metadata(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
+    with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
 
 
 def cached_table(source_file: str | Path, kind: str, version: int, build: Callable[[], pa.Table],

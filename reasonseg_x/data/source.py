@@ -98,7 +98,7 @@ class Source(ABC):
         digests of the split's files (memoised in the cache until a file changes); a generated
         source hashes its spec; anything else hashes its samples.
         """
-        from reasonseg_x import __version__
+        from reasonseg_x._version import __version__
 
         split = self.resolve_split(split)
         digest = hashlib.sha256(f"{type(self).__name__}\0{split}\0{__version__}\n".encode("utf-8"))

@@ -8,14 +8,16 @@ bootstrap intervals, and GRES's N-acc / T-acc.
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, bootstrap_intervals
 from reasonseg_x.evaluators.protocols import Protocol, get_protocol
 from reasonseg_x.evaluators.records import RecordSet
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reasonseg_x.taxonomy import Taxonomy
 
 __all__ = ["PRECISION_THRESHOLDS", "COUNT_KEYS", "group_metrics", "aggregate", "order_groups", "count_statuses",
            "gres_accuracy"]
@@ -47,12 +49,14 @@ def group_metrics(cols: dict[str, np.ndarray], select: np.ndarray | None, protoc
             "precision": precision, "sum_I": sum_i, "sum_U": sum_u}
 
 
-def order_groups(key: str, labels: set[str]) -> list[str]:
-    """Reasoning types in taxonomy order (then unknown labels alphabetically); others sorted."""
+def order_groups(key: str, labels: set[str], taxonomy: Taxonomy | None = None) -> list[str]:
+    """Reasoning types in taxonomy order (then unknown labels alphabetically); others sorted.
+
+    ``taxonomy``: the one to order by (default: the shipped ReasonSeg-X taxonomy)."""
     if key == "reasoning_type":
         from reasonseg_x.taxonomy import reasoning_types
 
-        tax = reasoning_types(open=True)
+        tax = taxonomy if taxonomy is not None else reasoning_types(open=True)
         return sorted(labels, key=tax.sort_key)
     if key == "query_kind":
         order = {"long": 0, "short": 1}
@@ -99,7 +103,8 @@ def gres_accuracy(cols: dict[str, np.ndarray]) -> dict[str, Any]:
             "n_no_target": tp + fn, "n_target": tn + fp}
 
 
-def reported_groups(records: RecordSet) -> Iterator[tuple[str, str, list[tuple[str, np.ndarray]]]]:
+def reported_groups(records: RecordSet, taxonomy: Taxonomy | None = None
+                    ) -> Iterator[tuple[str, str, list[tuple[str, np.ndarray]]]]:
     """``(key, metrics.json field, [(group value, row selection), ...])`` for every grouping reported.
 
     A grouping is reported when some sample carries it (``source`` only with two sources or more);
@@ -111,18 +116,20 @@ def reported_groups(records: RecordSet) -> Iterator[tuple[str, str, list[tuple[s
         if not present or (key == "source" and len(present) < 2):
             continue
         arr = np.asarray([v if v is not None else "" for v in labels], dtype=object)
-        yield key, field_name, [(value, arr == value) for value in order_groups(key, present)]
+        yield key, field_name, [(value, arr == value) for value in order_groups(key, present, taxonomy)]
 
 
 def aggregate(records: RecordSet, *, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-              level: float = DEFAULT_LEVEL, extra_counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """The metric part of ``metrics.json`` (everything but provenance); independent of record order."""
+              level: float = DEFAULT_LEVEL, extra_counts: dict[str, int] | None = None,
+              taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+    """The metric part of ``metrics.json`` (everything but provenance); independent of record order.
+    ``taxonomy`` orders the reasoning types (default: the shipped one)."""
     protocol = get_protocol(records.protocol)
     records = records.canonical()
     cols = records.columns()
     opts = {"n_resamples": n_resamples, "seed": seed, "level": level}
     out: dict[str, Any] = {"overall": group_metrics(cols, None, protocol, label="overall", **opts)}
-    for key, field_name, selections in reported_groups(records):
+    for key, field_name, selections in reported_groups(records, taxonomy):
         out[field_name] = {value: group_metrics(cols, sel, protocol, label=f"{key}={value}", **opts)
                            for value, sel in selections}
         unlabelled = sum(1 for v in records.group_labels(key) if v is None)

@@ -14,21 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.evaluators.aggregate import aggregate
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
-from reasonseg_x.evaluators.protocols import get_protocol
+from reasonseg_x.evaluators.evaluator import MAX_LISTED_PROBLEMS, Evaluator, build_metrics
 from reasonseg_x.evaluators.records import RecordSet, write_records
-from reasonseg_x.evaluators.sample import prepare_truth, score_sample
 from reasonseg_x.predictions import PredictionProblem, PredictionSet, read_predictions
 
 if TYPE_CHECKING:  # pragma: no cover
     from reasonseg_x.data.source import Source
 
 __all__ = ["EvalResult", "score_predictions", "score_records", "build_metrics", "write_outputs"]
-
-#: problems listed in metrics.json (the full list is in the result object)
-_MAX_LISTED_PROBLEMS = 50
-
 
 @dataclass
 class EvalResult:
@@ -53,37 +47,6 @@ def _as_prediction_set(predictions: Any, skip_invalid: bool) -> PredictionSet:
     raise TypeError(f"predictions must be a path, a PredictionSet or Prediction objects, not {type(predictions)}")
 
 
-def _version() -> str:
-    from reasonseg_x import __version__
-
-    return __version__
-
-
-def build_metrics(records: RecordSet, *, data: dict[str, Any] | None = None, predictions: dict[str, Any] | None = None,
-                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL,
-                  extra_counts: dict[str, int] | None = None, problems: list[PredictionProblem] | None = None,
-                  note: str | None = None) -> dict[str, Any]:
-    """metrics.json: provenance first, then the aggregates of :func:`aggregate`."""
-    protocol = get_protocol(records.protocol)
-    metrics: dict[str, Any] = {
-        "protocol": protocol.name,
-        "protocol_description": protocol.description,
-        "toolkit": "reasonseg-x",
-        "version": _version(),
-        "data": data or {},
-    }
-    if predictions:
-        metrics["predictions"] = predictions
-    if note:
-        metrics["note"] = note
-    metrics.update(aggregate(records, n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra_counts))
-    if problems:
-        metrics["problems"] = [{"where": p.where, "reason": p.reason, "id": p.id, "kind": p.kind}
-                               for p in problems[:_MAX_LISTED_PROBLEMS]]
-        metrics["problems_total"] = len(problems)
-    return metrics
-
-
 def score_records(source: Source, split: str | None, predictions: Any, *, protocol: str = "star",
                   strict: bool = False, skip_invalid: bool = False, resize: bool = False,
                   ids: set[str] | None = None) -> tuple[RecordSet, PredictionSet, dict[str, Any]]:
@@ -92,13 +55,11 @@ def score_records(source: Source, split: str | None, predictions: Any, *, protoc
     ``ids`` restricts scoring to those samples (a shard); predictions for other samples of the
     split are then not reported as unknown.
     """
-    proto = get_protocol(protocol)
+    evaluator = Evaluator(protocol, resize=resize, skip_invalid=skip_invalid)
     preds = _as_prediction_set(predictions, skip_invalid)
     split = source.resolve_split(split)
-    records = RecordSet(proto.name)
     seen: set[str] = set()
     truths = []
-    problems = list(preds.problems)
     missing: list[str] = []
     for gt in source.ground_truth(split):
         if gt.id in seen:
@@ -107,20 +68,13 @@ def score_records(source: Source, split: str | None, predictions: Any, *, protoc
         truths.append(gt)
         if ids is not None and gt.id not in ids:
             continue
-        truth = prepare_truth(gt, proto)
         pred = preds.by_id.get(gt.id)
         status = "invalid" if pred is None and gt.id in preds.invalid_ids else None
         if pred is None and status is None:
             missing.append(gt.id)
-        try:
-            record = score_sample(truth, pred, proto, status=status, resize=resize)
-        except InvalidInputError as exc:
-            where = preds.location(gt.id)
-            if not skip_invalid:
-                raise InvalidInputError(exc.reason, where) from None
-            problems.append(PredictionProblem(where, exc.reason, gt.id))
-            record = score_sample(truth, None, proto, status="invalid")
-        records.append(record)
+        evaluator.add(gt, pred, status=status, where=preds.location(gt.id))
+    records = evaluator.records
+    problems = [*preds.problems, *evaluator.problems]
     if seen and isinstance(predictions, (str, Path)) and not preds.counts.get("lines"):
         raise InvalidInputError(f"no prediction in it (empty): all {len(seen)} samples of split {split!r} would "
                                 "score as missing; is this the right file?", preds.path or str(predictions))
@@ -181,7 +135,7 @@ def score_predictions(source: Source, split: str | None, predictions: Any, *, pr
     skipped = getattr(source, "skipped", None)
     if skipped:  # rows the source left out under skip_invalid: not scored, so say so everywhere
         data["skipped_rows"] = len(skipped)
-        data["skipped"] = [{"where": row.where, "reason": row.reason} for row in skipped[:_MAX_LISTED_PROBLEMS]]
+        data["skipped"] = [{"where": row.where, "reason": row.reason} for row in skipped[:MAX_LISTED_PROBLEMS]]
     pred_info = {"path": preds.path, "lines": preds.counts.get("lines", 0),
                  "torn_tail": preds.counts.get("torn_tail", 0), "resized": sum(1 for r in records if r.resized)}
     extra = {"duplicate": preds.counts.get("duplicate", 0), "unknown_id": info["unknown_id"]}

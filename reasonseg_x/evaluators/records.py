@@ -3,7 +3,7 @@
 Every aggregate (gIoU, cIoU, precision, bootstrap intervals, N-acc/T-acc) is a function of these
 records alone, so shards scored separately and merged give exactly the numbers of a single run.
 Merging refuses overlapping ids: silently double-counting a re-run shard is one of the hazards
-of the reference pipelines (PROTOCOLS.md section 3).
+of the reference pipelines (docs/protocols.md section 3).
 """
 
 from __future__ import annotations

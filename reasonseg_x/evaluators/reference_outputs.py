@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 from reasonseg_x.evaluators.protocols import get_protocol
-from reasonseg_x.evaluators.records import RecordSet, SampleRecord
+from reasonseg_x.evaluators.records import SampleRecord
 from reasonseg_x.predictions import PredictionProblem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -178,8 +178,9 @@ def score_reference_outputs(path: str | Path, *, protocol: str = "star", source:
     score as failures with U = area(GT)), groups come from the source and the data fingerprint
     is recorded; without one, groups come from the files' ``reasoning_type``.
     """
-    from reasonseg_x.evaluators.api import EvalResult, _fingerprint, build_metrics
-    from reasonseg_x.evaluators.sample import prepare_truth, score_sample
+    from reasonseg_x.evaluators.api import EvalResult, _fingerprint
+    from reasonseg_x.evaluators.evaluator import Evaluator
+    from reasonseg_x.evaluators.sample import prepare_truth
 
     proto = get_protocol(protocol)
     if proto.name not in DERIVABLE_PROTOCOLS:
@@ -193,20 +194,18 @@ def score_reference_outputs(path: str | Path, *, protocol: str = "star", source:
     id_keys = _id_keys(source, split) if source is not None else ID_KEYS
     read = read_reference_outputs(path, skip_invalid=skip_invalid, id_keys=id_keys)
     rows, problems = read.rows, list(read.problems)
-    records = RecordSet(proto.name)
+    evaluator = Evaluator(proto, n_resamples=n_resamples, seed=seed, level=level)
     data: dict[str, Any] = {"spec": str(path), "split": split or "", "fingerprint": ""}
     extra = {"duplicate": read.duplicates}
     if read.invalid_without_id:
         extra["invalid_lines_without_id"] = read.invalid_without_id
     note = NOTE
     if source is None:
-        from reasonseg_x.taxonomy import reasoning_types
-
-        taxonomy = reasoning_types(open=True)  # aliases (codes, names) -> ids; unknown labels kept
+        taxonomy = evaluator.taxonomy  # the shipped one, open: aliases (codes, names) -> ids; unknown labels kept
         for row in rows:
             rtype = taxonomy.resolve(row["reasoning_type"])
             groups = {"reasoning_type": rtype} if rtype else {}
-            records.append(SampleRecord(row["id"], row["I"], row["U"], proto.iou_of(row["I"], row["U"]), "ok", groups))
+            evaluator.add_record(SampleRecord(row["id"], row["I"], row["U"], proto.iou_of(row["I"], row["U"]), "ok", groups))
         if read.invalid_ids:
             extra["invalid"] = len(read.invalid_ids)
             note += (f"; {len(read.invalid_ids)} invalid row id(s) are counted but not in n: without --data there is "
@@ -219,10 +218,10 @@ def score_reference_outputs(path: str | Path, *, protocol: str = "star", source:
             row = by_id.get(gt.id)
             truth = prepare_truth(gt, proto)
             if row is None and gt.id in read.invalid_ids:
-                records.append(score_sample(truth, None, proto, status="invalid"))
+                evaluator.add(gt, None, status="invalid")
             elif row is None:
                 missing.append(gt.id)
-                records.append(score_sample(truth, None, proto))
+                evaluator.add(gt, None)
             elif row["I"] > truth.target_area or row["U"] < truth.target_area:
                 # I <= area(GT) <= U holds for any mask scored on this ground truth
                 reason = (f"id {gt.id!r}: intersection {row['I']} / union {row['U']} are impossible for a target of "
@@ -230,9 +229,9 @@ def score_reference_outputs(path: str | Path, *, protocol: str = "star", source:
                 if not skip_invalid:
                     raise InvalidInputError(reason, row["where"])
                 problems.append(PredictionProblem(row["where"], reason, gt.id))
-                records.append(score_sample(truth, None, proto, status="invalid"))
+                evaluator.add(gt, None, status="invalid")
             else:
-                records.append(SampleRecord(gt.id, row["I"], row["U"], proto.iou_of(row["I"], row["U"]), "ok",
+                evaluator.add_record(SampleRecord(gt.id, row["I"], row["U"], proto.iou_of(row["I"], row["U"]), "ok",
                                             dict(gt.groups), gt_empty=truth.target_area == 0,
                                             pred_empty=row["U"] + row["I"] == truth.target_area))
         unknown = [r for r in rows if r["id"] not in seen]
@@ -248,7 +247,6 @@ def score_reference_outputs(path: str | Path, *, protocol: str = "star", source:
                                     f"{missing[:5]}", str(path))
         data = {"spec": getattr(source, "spec", "") or "", "split": split,
                 "fingerprint": _fingerprint(source, split, truths), "reference_outputs": str(path)}
-    metrics = build_metrics(records, data=data, predictions={"path": str(path), "format": "reference output_*.json"},
-                            n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra, problems=problems,
-                            note=note)
-    return EvalResult(metrics=metrics, records=records, problems=problems)
+    metrics = evaluator.compute(data=data, predictions={"path": str(path), "format": "reference output_*.json"},
+                                extra_counts=extra, problems=problems, note=note)
+    return EvalResult(metrics=metrics, records=evaluator.records, problems=problems)

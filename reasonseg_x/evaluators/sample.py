@@ -1,37 +1,19 @@
 """Score one (ground truth, prediction) pair into a :class:`SampleRecord`, on RLE.
 
-Intersection and union come from pycocotools' RLE merge and area (no decoding, ~30 us a pair);
-the protocol decides how ignore pixels, failures and empty unions count.
+Intersection and union come from :mod:`reasonseg_x.masks`' RLE merge and area (no decoding, ~40 us
+a pair); the protocol decides how ignore pixels, failures and empty unions count.
 """
 
 from __future__ import annotations
-
-from typing import Any
-
-from pycocotools import mask as _coco
 
 from reasonseg_x.data.record import GroundTruth
 from reasonseg_x.errors import InvalidMaskError
 from reasonseg_x.evaluators.protocols import Protocol
 from reasonseg_x.evaluators.records import FAILED, SampleRecord
-from reasonseg_x.masks import RLE, resize_nearest
+from reasonseg_x.masks import RLE, area, intersection_area, merge, resize_nearest
 from reasonseg_x.predictions import Prediction
 
 __all__ = ["PreparedTruth", "prepare_truth", "score_sample"]
-
-
-def _coco_rle(rle: RLE) -> dict[str, Any]:
-    counts = rle["counts"]
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])],
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
-def _area(obj: dict[str, Any]) -> int:
-    return int(_coco.area(obj))
-
-
-def _and_area(a: dict[str, Any], b: dict[str, Any]) -> int:
-    return int(_coco.area(_coco.merge([a, b], intersect=1)))
 
 
 class PreparedTruth:
@@ -39,7 +21,7 @@ class PreparedTruth:
 
     __slots__ = ("gt", "target", "ignore", "target_area")
 
-    def __init__(self, gt: GroundTruth, target: dict[str, Any], ignore: dict[str, Any] | None, target_area: int):
+    def __init__(self, gt: GroundTruth, target: RLE, ignore: RLE | None, target_area: int):
         self.gt = gt
         self.target = target
         self.ignore = ignore
@@ -49,20 +31,20 @@ class PreparedTruth:
 def prepare_truth(gt: GroundTruth, protocol: Protocol) -> PreparedTruth:
     """Merge or keep the ignore region as the protocol says, and measure the target."""
     size = [int(gt.height), int(gt.width)]
-    target = _coco_rle(gt.target)
+    target = gt.target
     if [int(v) for v in target["size"]] != size:
-        raise InvalidMaskError(f"ground-truth mask size {target['size']} differs from the image size {size}",
+        raise InvalidMaskError(f"ground-truth mask size {list(target['size'])} differs from the image size {size}",
                                f"sample {gt.id!r}")
-    ignore = _coco_rle(gt.ignore) if gt.ignore is not None else None
-    if ignore is not None and _area(ignore) == 0:
+    ignore = gt.ignore
+    if ignore is not None and area(ignore) == 0:
         ignore = None
     if ignore is None:
-        return PreparedTruth(gt, target, None, _area(target))
+        return PreparedTruth(gt, target, None, area(target))
     if protocol.ignore == "merge":
-        merged = _coco.merge([target, ignore], intersect=0)
-        return PreparedTruth(gt, merged, None, _area(merged))
+        merged = merge([target, ignore])
+        return PreparedTruth(gt, merged, None, area(merged))
     # exclude: the target outside the ignore region (an ignore pixel is never a target pixel)
-    return PreparedTruth(gt, target, ignore, _area(target) - _and_area(target, ignore))
+    return PreparedTruth(gt, target, ignore, area(target) - intersection_area(target, ignore))
 
 
 def score_sample(truth: PreparedTruth, pred: Prediction | None, protocol: Protocol, *,
@@ -77,8 +59,8 @@ def score_sample(truth: PreparedTruth, pred: Prediction | None, protocol: Protoc
     if status is None:
         status = "missing" if pred is None else pred.status
     if pred is None or status in FAILED or status == "no_target" or pred.mask is None:
-        iou = 0.0 if (protocol.no_target_rows and status in FAILED) else protocol.iou_of(0, truth.target_area)
-        ignored = pred is not None and pred.mask is not None and _area(_coco_rle(pred.mask)) > 0
+        iou = protocol.failed_iou(truth.target_area) if status in FAILED else protocol.iou_of(0, truth.target_area)
+        ignored = pred is not None and pred.mask is not None and area(pred.mask) > 0
         return SampleRecord(gt.id, 0, truth.target_area, iou, status, dict(gt.groups), gt_empty, True,
                             mask_ignored=ignored)
     mask = pred.mask
@@ -94,13 +76,12 @@ def score_sample(truth: PreparedTruth, pred: Prediction | None, protocol: Protoc
                 "(--resize / resize=True accepts it with a nearest-neighbour resize)")
         mask = resize_nearest(mask, image[0], image[1])
         resized = True
-    p = _coco_rle(mask)
-    pred_area = _area(p)
-    inter = _and_area(p, truth.target) if pred_area and truth.target_area else 0
+    pred_area = area(mask)
+    inter = intersection_area(mask, truth.target) if pred_area and truth.target_area else 0
     if truth.ignore is not None and pred_area:
-        pred_area -= _and_area(p, truth.ignore)
+        pred_area -= intersection_area(mask, truth.ignore)
         if inter:
-            inter -= int(_coco.area(_coco.merge([p, truth.target, truth.ignore], intersect=1)))
+            inter -= intersection_area(mask, truth.target, truth.ignore)
     union = pred_area + truth.target_area - inter
     return SampleRecord(gt.id, inter, union, protocol.iou_of(inter, union), status, dict(gt.groups), gt_empty,
                         pred_area == 0, resized)

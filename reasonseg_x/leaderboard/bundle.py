@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonseg_x.atomic import atomic_path
 from reasonseg_x.leaderboard.safety import (
     DEFAULT_LIMITS,
     Limits,
@@ -273,15 +274,12 @@ def write_bundle_archive(predictions: bytes, info: SubmissionInfo, out: str | os
 
     check_bundle_target(out)
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+    with atomic_path(path) as tmp, open(tmp, "xb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, data in ((SUBMISSION_FILE, _submission_bytes(info)), (PREDICTIONS_FILE, predictions)):
             member = tarfile.TarInfo(name)
             member.size, member.mode, member.mtime = len(data), 0o644, 0
             archive.addfile(member, io.BytesIO(data))
-    os.replace(tmp, path)
     return path
 
 

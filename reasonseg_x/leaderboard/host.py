@@ -91,7 +91,7 @@ def score_bundle(path: str | os.PathLike[str], gt: GroundTruthContext, store: Le
                  protocol: str = "star", rescore: bool = False, limits: Limits = DEFAULT_LIMITS,
                  workdir: str | os.PathLike[str] | None = None, scorer: Scorer | None = None) -> HostOutcome:
     """Gate, score and store one untrusted bundle; never raises for a bad bundle (it is rejected)."""
-    from reasonseg_x import __version__
+    from reasonseg_x._version import __version__
 
     name = str(path)
     scorer = scorer or evaluator_scorer

@@ -7,12 +7,12 @@ computed from any source and written as JSON, so it can be published beside a hi
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reasonseg_x.atomic import write_json_atomic
 from reasonseg_x.errors import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,9 +104,7 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     from reasonseg_x.leaderboard.outputs import prepare_file
 
     out = prepare_file(path, "the manifest (--out)")
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    write_json_atomic(out, manifest.to_json(), indent=1)
     return out
 
 

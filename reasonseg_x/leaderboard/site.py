@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from reasonseg_x.atomic import write_text_atomic
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.leaderboard.outputs import prepare_folder
 from reasonseg_x.leaderboard.store import LeaderboardStore, StoredEntry
@@ -197,7 +198,5 @@ def render_site(db: str | os.PathLike[str] | None, out: str | os.PathLike[str], 
     page = folder / "index.html"
     for target, text in ((folder / "data.json", json.dumps(data, indent=1, ensure_ascii=False) + "\n"),
                          (page, render_html(data))):
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+        write_text_atomic(target, text)
     return page

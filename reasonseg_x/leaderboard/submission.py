@@ -310,7 +310,7 @@ def build_submission(predictions: str | os.PathLike[str], manifest: Manifest, *,
     """
     import hashlib
 
-    from reasonseg_x import __version__
+    from reasonseg_x._version import __version__
 
     if not model_name or not model_name.strip():
         raise InvalidInputError("--model-name must not be empty")

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reasonseg_x import __version__
+from reasonseg_x._version import __version__
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.runner.store import write_text_atomic
 

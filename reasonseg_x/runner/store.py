@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from reasonseg_x.atomic import fsync_dir, remove_stale_temporaries, write_text_atomic
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictions import Prediction, prediction_to_json
 
@@ -126,7 +127,7 @@ class PredictionStore:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = open(self.path, "ab")
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         payload = "".join(serialize(p) + "\n" for p in predictions).encode("utf-8")
         self._handle.write(payload)
         self._handle.flush()
@@ -142,46 +143,3 @@ class PredictionStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a newly created file's directory entry durable (POSIX; a no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-_TMP_MARK = ".tmp-"
-
-
-def remove_stale_temporaries(directory: str | os.PathLike[str]) -> int:
-    """Delete the half-written temporaries a kill inside :func:`write_text_atomic` left behind.
-
-    Only call this while holding the folder's lock: then no live writer owns them.
-    """
-    removed = 0
-    for tmp in Path(directory).glob(f".*{_TMP_MARK}*"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write a whole file so readers see either the old or the new content, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)

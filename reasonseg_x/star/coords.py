@@ -2,7 +2,7 @@
 
 Why it matters: the VLM sees the image resized to 840x840 (aspect ratio not kept); each model
 family answers in its own frame, and an off-by-one here moves every SAM prompt. The rules follow
-the reference code exactly (PROTOCOLS.md section 4):
+the reference code exactly (docs/protocols.md section 4):
 
 - Qwen2.5-VL (StAR-7B, VisionReasoner, Seg-Zero): absolute pixels of the 840 frame;
   ``int(v * (W / 840) + 0.5)`` (the factor is computed first, as the reference does, so ties at

@@ -9,7 +9,7 @@ cost of one answer on the SAM side.
 
 Backends: transformers ``Sam2Model`` (default), transformers ``SamModel`` (SAM 1), the ``sam2``
 package and the ``segment-anything`` package (both imported lazily). Per prompt: the box and its
-positive point(s), multimask output, keep the highest-scoring mask (PROTOCOLS.md section 4).
+positive point(s), multimask output, keep the highest-scoring mask (docs/protocols.md section 4).
 """
 
 from __future__ import annotations

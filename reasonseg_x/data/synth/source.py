@@ -52,7 +52,7 @@ class SynthSource(Source):
 
     def input_fingerprint(self, split: str | None = None) -> str:
         """Samples are a pure function of ``(index, seed)`` and the renderer: hash those, render nothing."""
-        from reasonseg_x import __version__
+        from reasonseg_x._version import __version__
 
         self.resolve_split(split)
         return "sha256:" + hashlib.sha256(f"{self.n}\0{self.seed}\0{__version__}".encode("utf-8")).hexdigest()[:32]

@@ -1,0 +1,1 @@
+"""Example reasonseg-x plugin: a centred box prior (see README.md)."""

@@ -1,0 +1,94 @@
+"""Whole-file writes that readers see either entirely old or entirely new, never half-written.
+
+One recipe for every file the toolkit replaces (run.json, predictions rewrites, cache entries,
+leaderboard bundles, manifests, site pages): write a temporary file in the same folder, flush and
+``fsync`` it, ``os.replace`` it over the target, ``fsync`` the folder. A kill at any moment
+leaves the old file whole plus, at worst, a temporary named ``.<name>.tmp-<pid>-<token>`` that
+:func:`remove_stale_temporaries` deletes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TMP_MARK", "atomic_path", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
+           "remove_stale_temporaries", "fsync_dir"]
+
+#: every temporary is named ``.<target name><TMP_MARK><pid>-<token>``
+TMP_MARK = ".tmp-"
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make a rename or a new file in ``directory`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path``; on a clean exit it replaces ``path``.
+
+    For writers that need a file name (pyarrow, tarfile); on an exception the temporary is
+    deleted and ``path`` is left as it was.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2, **dumps: Any) -> None:
+    """Replace ``path`` with ``obj`` as JSON (non-ASCII kept, a final newline) atomically."""
+    dumps.setdefault("ensure_ascii", False)
+    write_text_atomic(path, json.dumps(obj, indent=indent, **dumps) + "\n")
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> int:
+    """Delete the temporaries a kill inside an atomic write left in ``directory``.
+
+    Only call this while holding the folder's lock: then no live writer owns them.
+    """
+    removed = 0
+    for tmp in Path(directory).glob(f".*{TMP_MARK}*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -1,0 +1,274 @@
+"""The in-memory evaluator: feed (ground truth, prediction) pairs, get the numbers of metrics.json.
+
+Its only state is the list of per-sample records (in the spirit of torchmetrics' declared state
+and detectron2's process/evaluate split): :meth:`Evaluator.update` scores each pair on RLE at
+once, :meth:`Evaluator.compute` aggregates, and :meth:`Evaluator.merge` concatenates the records
+of evaluators that saw disjoint samples (distributed gathering). ``reasonseg-x score``, the
+runner and the leaderboard host all score through this class, so there is one scoring path.
+
+    ev = Evaluator(protocol="star")
+    for gts, preds in batches:        # GroundTruth or {"id", "target", "ignore", "groups"} ...
+        ev.update(gts, preds)         # ... against Prediction, RLE, bool array or None (missing)
+    metrics = ev.compute()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reasonseg_x._version import __version__
+from reasonseg_x.data.record import GROUP_KEYS, GroundTruth
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.evaluators.aggregate import aggregate
+from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
+from reasonseg_x.evaluators.protocols import Protocol, get_protocol
+from reasonseg_x.evaluators.records import RecordSet, SampleRecord, merge_records
+from reasonseg_x.evaluators.sample import prepare_truth, score_sample
+from reasonseg_x.masks import encode, is_rle, validate_rle
+from reasonseg_x.predictions import Prediction, PredictionProblem, prediction_from_json
+from reasonseg_x.taxonomy import Taxonomy
+
+__all__ = ["Evaluator", "build_metrics"]
+
+#: problems listed in metrics.json (the full list is in the result object)
+MAX_LISTED_PROBLEMS = 50
+
+
+def build_metrics(records: RecordSet, *, data: dict[str, Any] | None = None, predictions: dict[str, Any] | None = None,
+                  n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = DEFAULT_LEVEL,
+                  extra_counts: dict[str, int] | None = None, problems: list[PredictionProblem] | None = None,
+                  note: str | None = None, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+    """metrics.json: provenance first, then the aggregates of :func:`aggregate`."""
+    protocol = get_protocol(records.protocol)
+    metrics: dict[str, Any] = {
+        "protocol": protocol.name,
+        "protocol_description": protocol.description,
+        "toolkit": "reasonseg-x",
+        "version": __version__,
+        "data": data or {},
+    }
+    if predictions:
+        metrics["predictions"] = predictions
+    if note:
+        metrics["note"] = note
+    metrics.update(aggregate(records, n_resamples=n_resamples, seed=seed, level=level, extra_counts=extra_counts,
+                             taxonomy=taxonomy))
+    if problems:
+        metrics["problems"] = [{"where": p.where, "reason": p.reason, "id": p.id, "kind": p.kind}
+                               for p in problems[:MAX_LISTED_PROBLEMS]]
+        metrics["problems_total"] = len(problems)
+    return metrics
+
+
+def _taxonomy(taxonomy: Taxonomy | str | Path | None) -> Taxonomy:
+    from reasonseg_x.taxonomy import load_taxonomy, reasoning_types
+
+    if taxonomy is None:
+        return reasoning_types(open=True)
+    if isinstance(taxonomy, Taxonomy):
+        return taxonomy
+    return load_taxonomy(str(taxonomy))
+
+
+class Evaluator:
+    """Protocol-exact scoring of in-memory pairs; state = the per-sample records.
+
+    ``protocol``: a name or alias (``star``, ``visionreasoner``/``segzero``, ``lisa``, ``gres``).
+    ``taxonomy``: resolves each sample's ``reasoning_type`` (codes, names, aliases -> ids) and
+    orders the groups; default the shipped ReasonSeg-X taxonomy, open (unknown labels become their
+    own group). ``resize``: accept masks of another size (nearest resize) instead of raising.
+    ``skip_invalid``: a bad prediction is scored as a failure counted ``invalid`` and listed in
+    :attr:`problems` instead of raising. ``n_resamples``/``seed``/``level``: bootstrap intervals.
+    """
+
+    def __init__(self, protocol: str | Protocol = "star", taxonomy: Taxonomy | str | Path | None = None, *,
+                 resize: bool = False, skip_invalid: bool = False, n_resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = 0, level: float = DEFAULT_LEVEL) -> None:
+        self.protocol = get_protocol(protocol)
+        self.taxonomy = _taxonomy(taxonomy)
+        self.resize = resize
+        self.skip_invalid = skip_invalid
+        self.n_resamples, self.seed, self.level = int(n_resamples), int(seed), float(level)
+        self.problems: list[PredictionProblem] = []
+        self._records = RecordSet(self.protocol.name)
+        self._ids: set[str] = set()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def records(self) -> RecordSet:
+        """The per-sample records, in the order the samples were added."""
+        return self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def reset(self) -> None:
+        self._records = RecordSet(self.protocol.name)
+        self._ids.clear()
+        self.problems.clear()
+
+    def merge(self, other: Evaluator | RecordSet | Iterable[SampleRecord]) -> Evaluator:
+        """Add the records of ``other`` (another evaluator, e.g. gathered from another rank).
+
+        Overlapping sample ids or another protocol raise :class:`InvalidInputError`."""
+        if isinstance(other, Evaluator) and other.protocol.name != self.protocol.name:
+            raise InvalidInputError(f"cannot merge an evaluator of protocol {other.protocol.name!r} into "
+                                    f"{self.protocol.name!r}")
+        part = other.records if isinstance(other, Evaluator) else other
+        merged = merge_records([self._records, part], protocol=self.protocol.name)
+        self._records = merged
+        self._ids = set(merged.index())
+        if isinstance(other, Evaluator):
+            self.problems.extend(other.problems)
+        return self
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def add(self, gt: GroundTruth, pred: Prediction | None, *, status: str | None = None,
+            where: str | None = None) -> SampleRecord:
+        """Score one normalised pair and keep its record; ``pred`` None is a missing prediction,
+        ``status="invalid"`` a prediction line that could not be read. ``where`` names the
+        prediction in error messages."""
+        if gt.id in self._ids:
+            raise InvalidInputError(f"sample {gt.id!r} was already scored by this evaluator", where)
+        gt = self._resolve_groups(gt)
+        truth = prepare_truth(gt, self.protocol)
+        try:
+            record = score_sample(truth, pred, self.protocol, status=status, resize=self.resize)
+        except InvalidInputError as exc:
+            if not self.skip_invalid:
+                raise InvalidInputError(exc.reason, where or exc.where) from None
+            self.problems.append(PredictionProblem(where or exc.where or f"prediction {gt.id!r}", exc.reason, gt.id))
+            record = score_sample(truth, None, self.protocol, status="invalid")
+        self.add_record(record)
+        return record
+
+    def add_record(self, record: SampleRecord) -> None:
+        """Keep a record scored elsewhere (reference outputs hold only I and U, no masks)."""
+        if record.id in self._ids:
+            raise InvalidInputError(f"sample {record.id!r} was already scored by this evaluator")
+        self._ids.add(record.id)
+        self._records.append(record)
+
+    def update(self, ground_truths: Any, predictions: Any) -> None:
+        """Score one pair or a batch.
+
+        ``ground_truths``: a :class:`GroundTruth`, a mapping ``{"id", "target", "ignore"?, "groups"?
+        or "reasoning_type"/"query_kind"/"source"?}`` (masks as RLE or 2-D arrays), or a sequence of
+        them. ``predictions``: for each ground truth, in the same order, a :class:`Prediction`, an
+        RLE, a 2-D array, a predictions-file object ``{"id", "mask", "status"}`` or ``None``
+        (missing); for a batch also a mapping ``id -> prediction`` (absent ids are missing) or a
+        3-D array stacking the masks. A batch with a bad pair raises and adds nothing.
+        """
+        if isinstance(ground_truths, (GroundTruth, Mapping)):
+            pairs = [(ground_truths, predictions)]
+        else:
+            gts = list(ground_truths)
+            if isinstance(predictions, Mapping):
+                if is_rle(predictions) or "mask" in predictions:
+                    raise InvalidInputError("a batch of ground truths needs one prediction each (a sequence, or a "
+                                            "mapping id -> prediction), not a single prediction")
+                preds = [predictions.get(self._gt_id(g, n)) for n, g in enumerate(gts)]
+            elif predictions is None or (isinstance(predictions, np.ndarray) and predictions.ndim != 3):
+                raise InvalidInputError("a batch of ground truths needs a sequence of predictions or a 3-D array "
+                                        "of masks")
+            else:
+                preds = list(predictions)  # a 3-D array gives its masks
+            if len(preds) != len(gts):
+                raise InvalidInputError(f"{len(gts)} ground truths but {len(preds)} predictions in this batch")
+            pairs = list(zip(gts, preds))
+        kept, listed = len(self._records), len(self.problems)
+        try:
+            for n, (raw_gt, raw_pred) in enumerate(pairs):
+                gt = self._ground_truth(raw_gt, f"ground truth [{n}]")
+                where = f"prediction [{n}] (id {gt.id!r})"
+                self.add(gt, self._prediction(raw_pred, gt, where), where=where)
+        except BaseException:  # a batch counts whole or not at all: a retry must not meet half of it
+            for record in self._records.records[kept:]:
+                self._ids.discard(record.id)
+            self._records = RecordSet(self.protocol.name, self._records.records[:kept])
+            del self.problems[listed:]
+            raise
+
+    def compute(self, **provenance: Any) -> dict[str, Any]:
+        """The content of metrics.json for the records so far. ``provenance`` (``data``,
+        ``predictions``, ``extra_counts``, ``note``) is passed to :func:`build_metrics`; the
+        problems met by this evaluator are listed."""
+        problems = provenance.pop("problems", None)
+        return build_metrics(self._records, n_resamples=self.n_resamples, seed=self.seed, level=self.level,
+                             problems=self.problems if problems is None else problems, taxonomy=self.taxonomy,
+                             **provenance)
+
+    # -- input normalisation -------------------------------------------------------------------
+
+    def _resolve_groups(self, gt: GroundTruth) -> GroundTruth:
+        label = gt.groups.get("reasoning_type")
+        if label is None:
+            return gt
+        resolved = self.taxonomy.resolve(label)
+        if resolved == label:
+            return gt
+        groups = {k: v for k, v in gt.groups.items() if k != "reasoning_type"}
+        if resolved is not None:
+            groups["reasoning_type"] = resolved
+        return replace(gt, groups=groups)
+
+    @staticmethod
+    def _gt_id(obj: Any, n: int) -> str:
+        sample_id = obj.id if isinstance(obj, GroundTruth) else obj.get("id") if isinstance(obj, Mapping) else None
+        if not isinstance(sample_id, str) or not sample_id:
+            raise InvalidInputError(f"a ground truth needs a non-empty string 'id', got {sample_id!r}",
+                                    f"ground truth [{n}]")
+        return sample_id
+
+    def _ground_truth(self, obj: Any, where: str) -> GroundTruth:
+        if isinstance(obj, GroundTruth):
+            return obj
+        if not isinstance(obj, Mapping):
+            raise InvalidInputError(f"expected a GroundTruth or a mapping, got {type(obj).__name__}", where)
+        sample_id = self._gt_id(obj, 0)
+        where = f"{where} (id {sample_id!r})"
+        if "target" not in obj:
+            raise InvalidInputError("missing 'target' (the target mask, RLE or 2-D array)", where)
+        target = _mask(obj["target"], None, where)
+        size = [int(v) for v in target["size"]]
+        ignore = None if obj.get("ignore") is None else _mask(obj["ignore"], size, f"{where} ignore")
+        groups = dict(obj.get("groups") or {})
+        for key in GROUP_KEYS:
+            if obj.get(key) is not None:
+                groups[key] = obj[key]
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in groups.items()):
+            raise InvalidInputError(f"groups must map names to strings, got {groups!r}", where)
+        return GroundTruth(id=sample_id, height=size[0], width=size[1], target=target, ignore=ignore, groups=groups)
+
+    @staticmethod
+    def _prediction(obj: Any, gt: GroundTruth, where: str) -> Prediction | None:
+        if obj is None:
+            return None
+        if isinstance(obj, Prediction):
+            pred = obj
+        elif isinstance(obj, Mapping) and not is_rle(obj):
+            pred = prediction_from_json(dict(obj, id=obj.get("id", gt.id)), where)
+        else:
+            return Prediction(id=gt.id, mask=_mask(obj, None, where))
+        if pred.id != gt.id:
+            raise InvalidInputError(f"prediction id {pred.id!r} is paired with ground truth {gt.id!r}", where)
+        return pred
+
+
+def _mask(obj: Any, size: Sequence[int] | None, where: str) -> Any:
+    """An RLE from an RLE (validated) or a 2-D array (encoded); ``size`` is checked when given."""
+    if isinstance(obj, Mapping):
+        return validate_rle(dict(obj), expected_size=size, where=where)
+    array = np.asarray(obj)
+    if array.ndim != 2:
+        raise InvalidInputError(f"a mask must be an RLE or a 2-D array, got shape {array.shape}", where)
+    if size is not None and list(array.shape) != [int(size[0]), int(size[1])]:
+        raise InvalidInputError(f"mask shape {list(array.shape)} differs from the target's {list(size)}", where)
+    return encode(array)
