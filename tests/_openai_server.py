@@ -80,7 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         owner = self.server.owner
         if self.path.rstrip("/").endswith("/models"):
-            self._send(200, json.dumps({"object": "list", "data": [{"id": m, "object": "model"}
+            self._send(200, json.dumps({"object": "list", "data": [{"id": m, "object": "model", "root": owner.root}
                                                                    for m in owner.models]}).encode())
         else:
             self._send(404, b'{"error": {"message": "not found"}}')
@@ -136,7 +136,8 @@ class ScriptedOpenAIServer:
     def __init__(self, *, expect: dict[str, Any] | None = None, frame: tuple[int, int] | None = (840, 840),
                  faults: Sequence[str] = (), honour_n: bool = True, port: int = 0, check_images: bool = True,
                  answer: Callable[[str, int | None], str] = scripted_answer, echo_key: str = "",
-                 models: Sequence[str] = (SERVED_MODEL,), reported_model: str = "org/served-star-7b") -> None:
+                 models: Sequence[str] = (SERVED_MODEL,), reported_model: str = "org/served-star-7b",
+                 root: str | None = None) -> None:
         self.expect = dict(expect or {})
         self.frame = frame
         self.faults: deque[str] = deque(faults)
@@ -146,6 +147,7 @@ class ScriptedOpenAIServer:
         self.echo_key = echo_key  # a key the 4xx/5xx messages echo, to check it is redacted
         self.models = list(models)
         self.reported_model = reported_model
+        self.root = root  # the folder or repo vLLM lists as the served model's "root"
         self.requests: list[dict[str, Any]] = []
         self.problems: list[str] = []
         self.authorizations: set[str] = set()

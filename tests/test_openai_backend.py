@@ -204,6 +204,16 @@ def test_coords_choose_the_family():
     assert coords_family("auto", style="star", model_id="Qwen/Qwen3-VL-8B-Instruct")[0] == "qwen3"
     assert coords_family("auto", style="visionreasoner", model_id="qwen3-anything")[0] == "qwen2.5"
     assert coords_family("auto", style="star", model_id="star-7b")[0] == "qwen2.5"
+    assert coords_family("auto", style="star", model_id="star /data/star8b")[0] == "qwen3"
+
+
+def test_coords_auto_reads_the_served_root_vllm_lists():
+    with ScriptedOpenAIServer(root="/models/StAR-8B-merged") as server:
+        vlm = _vlm(server)
+        try:
+            assert vlm.family == "qwen3" and "StAR-8B" in vlm.run_info()["coords_reason"]
+        finally:
+            vlm.close()
 
 
 def test_box_segmenter_fills_boxes_inclusively():

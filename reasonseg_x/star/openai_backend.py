@@ -22,6 +22,7 @@ import base64
 import concurrent.futures
 import io
 import os
+import re
 import struct
 import threading
 import time
@@ -53,7 +54,7 @@ def coords_family(coords: str, *, style: str, model_id: str | None) -> tuple[str
     if style in _PIXEL_STYLES:
         return "qwen2.5", f"style {style} answers in 840-frame pixels"
     name = (model_id or "").lower()
-    if any(mark in name for mark in ("qwen3", "star-8b", "star-32b")):
+    if re.search(r"qwen3|star[-_]?(8|32)b", name):
         return "qwen3", f"served model {model_id!r} looks Qwen3-VL based (0-999 grid); set -a coords= to override"
     return "qwen2.5", f"served model {model_id!r} taken as Qwen2.5-VL based (840-frame pixels); set -a coords= to override"
 
@@ -145,7 +146,8 @@ class OpenAIVLM:
         self.short_replies = 0  # replies with fewer choices than asked for
         self.empty_answers = 0
         self.reported_models: set[str] = set()
-        self.listed_models, listing_error = self._list_models()
+        roots, listing_error = self._list_models()
+        self.listed_models = list(roots)
         if served_model is None:
             if len(self.listed_models) != 1:
                 found = ", ".join(self.listed_models) or listing_error or "none"
@@ -154,7 +156,9 @@ class OpenAIVLM:
                                         "pass -a served_model=NAME", "served_model")
             served_model = self.listed_models[0]
         self.served_model = served_model
-        self.family, self.coords_reason = coords_family(coords, style=style, model_id=served_model)
+        # vLLM lists the served folder or repo as the model's "root": a better hint than a short alias
+        described = " ".join(dict.fromkeys(filter(None, [served_model, roots.get(served_model)])))
+        self.family, self.coords_reason = coords_family(coords, style=style, model_id=described)
         self.last_params: dict[str, Any] = {}
         self.info: dict[str, Any] = {
             "backend": "openai", "base_url": self.base_url, "served_model": served_model,
@@ -168,18 +172,19 @@ class OpenAIVLM:
 
     # ------------------------------------------------------------------ set-up
 
-    def _list_models(self) -> tuple[list[str], str | None]:
-        """The ids ``GET /models`` lists (retried like any request), or the reason it could not."""
-        def ids(body: Any) -> list[str]:
+    def _list_models(self) -> tuple[dict[str, str | None], str | None]:
+        """``{id: root}`` of what ``GET /models`` lists (retried like any request), or the reason it could not."""
+        def ids(body: Any) -> dict[str, str | None]:
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list):
                 raise ValueError("the model list has no 'data' list")
-            return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
+            return {str(m["id"]): (str(m["root"]) if m.get("root") else None)
+                    for m in data if isinstance(m, dict) and "id" in m}
 
         try:
             return self._runner.run(self._client.get_json("models", parse=ids)), None
         except RequestFailed as exc:
-            return [], str(exc)
+            return {}, str(exc)
 
     def close(self) -> None:
         """Close the connections and stop the loop thread (also at interpreter exit: it is a daemon)."""

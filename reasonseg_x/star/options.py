@@ -98,7 +98,7 @@ class PipelineOptions(SegmenterOptions):
     image_format: Literal["png", "jpeg"] = option("png", "backend=openai: how the 840x840 frame is sent (png is lossless)")
     coords: Literal["auto", "pixels", "grid1000"] = option(
         "auto", "answer coordinates: pixels of the 840 frame (Qwen2.5-VL) or the 0-999 grid (Qwen3-VL); "
-        "auto = the checkpoint's family (backend=openai: guessed from the served model's name)")
+        "auto = the checkpoint's family (backend=openai: guessed from the served model's name and root)")
     merge_lora: bool = option(False, "merge the adapter into the weights (faster generation)")
     segmenter_device: str | None = option(None, "device of SAM (default: the VLM's)")
     attn_implementation: str | None = option(None, "transformers attention kernel (sdpa, flash_attention_2, eager)")
