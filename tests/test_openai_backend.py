@@ -352,3 +352,35 @@ def test_the_png_frame_is_lossless():
     decoded = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert decoded.mode == "RGB" and decoded.size == (61, 29)
     assert np.array_equal(np.asarray(decoded), np.asarray(image.resize((61, 29), Image.BILINEAR)))
+
+
+def test_a_run_killed_mid_way_resumes_without_losing_or_repeating_a_sample(tmp_path):
+    """kill -9 while requests are in flight; the rerun (against a new server) predicts only the rest."""
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_DIR), str(TESTS_DIR)])}
+    out = tmp_path / "run"
+    predictions = out / "predictions.jsonl"
+    with ScriptedOpenAIServer(faults=["sleep:0.1"] * 48) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "reasonseg_x.cli", "eval", "--model", "star",
+                                 "-a", "backend=openai", "-a", f"base_url={server.url}", "-a", "segmenter=box",
+                                 "-a", "max_concurrency=2", "--batch-size", "4", "--data", "mini", "--out", str(out),
+                                 "--quiet"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if predictions.exists() and len(predictions.read_bytes().splitlines()) >= 8:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    written = len(predictions.read_bytes().splitlines())
+    assert 8 <= written < 48
+    local = run_eval(EvalConfig(model="_openai_server:ScriptedInProcessStar", out=tmp_path / "local"))
+    with ScriptedOpenAIServer() as server:
+        resumed = _served(server, out, max_concurrency=2)
+    assert resumed.already_done == written and resumed.stats.predicted == 48 - written
+    ids = [json.loads(line)["id"] for line in predictions.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 48
+    assert _metrics(out) == _metrics(tmp_path / "local") and local.stats.predicted == 48
