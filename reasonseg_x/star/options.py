@@ -51,7 +51,8 @@ class SegmenterOptions:
     """Where SAM comes from and where it runs: shared by every predictor that segments."""
 
     segmenter: str = option("sam2.1-hiera-large",
-                            "SAM backend (sam2.1-hiera-large, sam-vit-huge, sam2:REF[:CKPT], ...) or a local folder")
+                            "SAM backend (sam2.1-hiera-large, sam-vit-huge, sam2:REF[:CKPT], ...) or a local folder; "
+                            "'box': the answer's boxes as masks (no torch)")
     device: str = option("auto", "'auto', 'cpu', 'cuda', 'cuda:N' (under torchrun: the local rank's GPU)")
     dtype: str = option("auto", "'auto' (bf16 on GPU, float32 on CPU), 'bfloat16', 'float16', 'float32'")
 
