@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("httpx")
 pytest.importorskip("reasonseg_x.evaluators.api")
 
-from _openai_server import SERVED_MODEL, ScriptedOpenAIServer, scripted_answer  # noqa: E402
+from _openai_server import SCRIPT, SERVED_MODEL, ScriptedOpenAIServer, scripted_answer  # noqa: E402
 
 from reasonseg_x.errors import InvalidInputError  # noqa: E402
 from reasonseg_x.runner.evaluate import EvalConfig, run_eval  # noqa: E402
@@ -384,3 +384,45 @@ def test_a_run_killed_mid_way_resumes_without_losing_or_repeating_a_sample(tmp_p
     ids = [json.loads(line)["id"] for line in predictions.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 48
     assert _metrics(out) == _metrics(tmp_path / "local") and local.stats.predicted == 48
+
+
+def test_answers_are_segmented_as_they_arrive_not_after_the_last_request():
+    """SAM overlaps generation: with one slow request, the others' queries are segmented meanwhile."""
+    import io
+    import time
+
+    from reasonseg_x.data.record import ImageRef
+    from reasonseg_x.predictors.protocol import Query
+    from reasonseg_x.star.box_segmenter import BoxSegmenter
+    from reasonseg_x.star.predictor import StarPredictor
+
+    class Recording(BoxSegmenter):
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def set_image(self, image):
+            self.times.append(time.perf_counter())
+            return super().set_image(image)
+
+    def query(i):
+        buf = io.BytesIO()
+        _image(64 + i, 48).save(buf, "PNG")
+        return Query(id=f"q{i}", image=ImageRef(data=buf.getvalue(), where=f"q{i}"),
+                     text=f"query {i} object", height=48, width=64 + i)
+
+    queries = [query(i) for i in range(12)]
+    segmenter = Recording()
+    # every prompt here scripts an answer with a box (so each query is segmented)
+    with ScriptedOpenAIServer(faults=["sleep:1.5"], answer=lambda prompt, seed: SCRIPT[0]) as server:
+        vlm = _vlm(server, max_concurrency=4)
+        try:
+            predictor = StarPredictor("unused", vlm=vlm, segmenter=segmenter)
+            started = time.perf_counter()
+            outputs = predictor.predict(queries)
+            took = time.perf_counter() - started
+        finally:
+            vlm.close()
+    assert [o.status for o in outputs] == ["ok"] * 12 and took >= 1.5
+    early = [t - started for t in segmenter.times if t - started < 1.4]
+    assert len(early) >= 10, f"only {len(early)} of 12 queries were segmented before the slow reply came"
