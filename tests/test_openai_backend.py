@@ -163,7 +163,7 @@ def test_a_request_that_keeps_failing_is_that_rows_error_with_the_servers_messag
         try:
             rows = {}  # one query at a time: the n-th fault meets the n-th request
             for prompt in "abc":
-                rows.update({prompt: texts for _, texts, _ in vlm.generate_stream([_image()], [prompt])})
+                [(_, rows[prompt], _)] = list(vlm.generate_stream([_image()], [prompt]))
             info = vlm.run_info()
         finally:
             vlm.close()
@@ -265,8 +265,8 @@ def test_mini_with_faults_loses_nothing_and_retry_errors_completes_it(tmp_path, 
     # one query at a time, one request in flight: the n-th fault meets the n-th request
     faults = ["429", "ok", "500", "500", "ok", "malformed", "ok", "drop", "ok", "empty",
               "500", "500", "500", "400"]
-    local = run_eval(EvalConfig(model="_openai_server:ScriptedInProcessStar", out=tmp_path / "local"))
-    args = dict(max_attempts=3, api_key_env="MY_KEY", max_concurrency=1)
+    run_eval(EvalConfig(model="_openai_server:ScriptedInProcessStar", out=tmp_path / "local"))
+    args = {"max_attempts": 3, "api_key_env": "MY_KEY", "max_concurrency": 1}
     with ScriptedOpenAIServer(faults=faults, echo_key=KEY) as server:
         first = _served(server, tmp_path / "served", batch_size=1, **args)
     assert server.problems == [] and not server.faults

@@ -20,7 +20,7 @@ from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
 
-__all__ = ["ExportResult", "export_checkpoint", "EXPORT_FORMS"]
+__all__ = ["EXPORT_FORMS", "ExportResult", "export_checkpoint"]
 
 EXPORT_FORMS = ("merged", "adapter")
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from reasonseg_x.star.options import PipelineOptions
 
-__all__ = ["OpenAIVLM", "load_openai", "image_data_url", "png_bytes", "coords_family"]
+__all__ = ["OpenAIVLM", "coords_family", "image_data_url", "load_openai", "png_bytes"]
 
 #: prompt styles of models that always answer in 840-frame pixels (Qwen2.5-VL based)
 _PIXEL_STYLES = ("visionreasoner", "segzero")

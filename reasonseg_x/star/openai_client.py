@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RequestFailed", "RetryPolicy", "ClientStats", "ChatClient", "choice_texts", "server_message", "redact"]
+__all__ = ["ChatClient", "ClientStats", "RequestFailed", "RetryPolicy", "choice_texts", "redact", "server_message"]
 
 #: HTTP statuses worth another try: rate limits, timeouts and server-side failures
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
@@ -182,9 +182,13 @@ class ChatClient:
                     if reply.status_code == 200:
                         try:
                             obj = json.loads(reply.content)
-                            return parse(obj) if parse is not None else obj
                         except ValueError as exc:
-                            reason, kind = f"malformed JSON in the reply ({exc})", "malformed"
+                            reason, kind = f"malformed JSON in the reply from {url} ({exc})", "malformed"
+                        else:
+                            try:
+                                return parse(obj) if parse is not None else obj
+                            except ValueError as exc:
+                                reason, kind = f"unusable reply from {url}: {exc}", "malformed"
                     else:
                         reason = f"HTTP {reply.status_code} from {url}: {server_message(reply.content)}"
                         kind = str(reply.status_code)

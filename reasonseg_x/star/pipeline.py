@@ -170,9 +170,9 @@ class VlmSamPipeline:
                 ready.append((i, query, query.image.open()))
             except InvalidInputError as exc:
                 outputs[i] = Output(status="error", error=str(exc))
-        if callable(getattr(self.vlm, "generate_stream", None)):
+        if callable(getattr(self.vlm, "generate_stream", None)):  # an endpoint: queries finish as answers arrive
             self._predict_as_answers_arrive(ready, outputs)
-            ready = []
+            ready = []  # nothing left for the batched path below
         step = 1 if self.tts > 1 else (self.batch_size or max(1, len(ready)))
         for start in range(0, len(ready), step):
             chunk = ready[start:start + step]
@@ -203,7 +203,8 @@ class VlmSamPipeline:
     def run_info(self) -> dict[str, Any]:
         """What run.json records about the generation backend (an endpoint: its model id, the request
         parameters, whether ``n`` was honoured, retries)."""
-        info = self.vlm.run_info() if callable(getattr(self.vlm, "run_info", None)) else dict(getattr(self.vlm, "info", {}) or {})
+        hook = getattr(self.vlm, "run_info", None)
+        info = hook() if callable(hook) else dict(getattr(self.vlm, "info", None) or {})
         return {"backend": self.options.backend, "coords_family": self.coord_family, **info}
 
     def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
