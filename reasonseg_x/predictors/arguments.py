@@ -44,6 +44,9 @@ class PredictorArg:
     help: str = ""
     required: bool = False
     choices: tuple[str, ...] = ()
+    #: False for arguments that cannot change a prediction (where an endpoint is, how many requests
+    #: are in flight): a run resumes across changes of them (see ``BoundModel.identity_args``)
+    identity: bool = True
 
     def __post_init__(self) -> None:
         if self.type not in ARG_TYPES:
@@ -167,7 +170,7 @@ def options_arguments(options: type, *, defaults: Mapping[str, Any] | None = Non
         required = default is dataclasses.MISSING
         kind, choices = _kind_and_choices(hints.get(f.name, f.type), default)
         out.append(PredictorArg(f.name, kind, None if required else default, f.metadata.get("help", ""),
-                                required=required, choices=choices))
+                                required=required, choices=choices, identity=f.metadata.get("identity", True)))
     return tuple(out)
 
 

@@ -72,8 +72,8 @@ class Predictor(Protocol):
     """Anything with ``predict(queries) -> outputs`` (same length, same order).
 
     Optional attributes the runner reads: ``needs_ground_truth`` (default False) and
-    ``default_batch_size`` (used when ``--batch-size`` is not given; else 8), ``run_info`` (a JSON
-    dict recorded in each run.json session, e.g. the generation schedule). Raising on a batch
+    ``default_batch_size`` (used when ``--batch-size`` is not given; else 8), ``run_info()`` (a
+    JSON-able dict recorded in run.json's session as ``predictor``: the generation schedule, an endpoint's model id). Raising on a batch
     is fine: the runner retries it sample by sample (out of memory: at half size) and records a
     sample that still raises as ``error``.
     """

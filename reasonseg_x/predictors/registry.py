@@ -89,6 +89,12 @@ class BoundModel:
     name: str
     args: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def identity_args(self) -> dict[str, Any]:
+        """The arguments that make a run what it is: all but those declared ``identity=False``
+        (an endpoint's address, its concurrency), so a run resumes on a moved server."""
+        return {k: v for k, v in self.args.items() if getattr(self.spec.arg(k), "identity", True)}
+
     def instantiate(self) -> Any:
         factory = _import_factory(self.spec)
         try:

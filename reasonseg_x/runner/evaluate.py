@@ -93,7 +93,7 @@ def resolve_out(config: EvalConfig, bound: BoundModel) -> Path:
     """``config.out``, or the default run folder this model, data and split name."""
     if config.out is not None:
         return Path(config.out)
-    return default_run_dir(bound.name, bound.args, config.data, config.split, path_arg=bound.spec.path_arg)
+    return default_run_dir(bound.name, bound.identity_args, config.data, config.split, path_arg=bound.spec.path_arg)
 
 
 def open_data(spec: str, *, skip_invalid: bool = False, open_taxonomy: bool = False) -> Source:
@@ -193,7 +193,7 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
     split = source.resolve_split(config.split)
     n_split, selected, mine = select_ids(source, split, config.limit, shard)
     fingerprint = data_fingerprint(source, split)
-    identity = RunIdentity(bound.name, bound.args, fingerprint, split, int(config.seed), shard.count, shard.index)
+    identity = RunIdentity(bound.name, bound.identity_args, fingerprint, split, int(config.seed), shard.count, shard.index)
 
     data_s = total_clock.seconds()
 
@@ -327,13 +327,11 @@ def _start_info(existing: dict[str, Any] | None, identity: RunIdentity, bound: B
 def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str], store: PredictionStore,
              config: EvalConfig, session: dict[str, Any], info: dict[str, Any], run_dir: Path,
              progress: ProgressFactory | None, *, total: int, done: int) -> LoopStats:
+    predictor = None
     try:
         load = Stopwatch()
         predictor = bound.instantiate()
         session["load_model_s"] = load.seconds()
-        described = getattr(predictor, "run_info", None)  # e.g. the generation schedule of a VLM predictor
-        if isinstance(described, dict):
-            session["predictor"] = described
         info["environment"] = environment()  # again: the model may have brought up GPUs
         _seed_everything(int(config.seed))
         batch_size = config.batch_size or getattr(predictor, "default_batch_size", None) or DEFAULT_BATCH_SIZE
@@ -348,6 +346,7 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
             stats = predict_samples(predictor, samples, store, name=bound.name, batch_size=int(batch_size),
                                     on_batch=advance)
         elapsed = clock.seconds()
+        _record_predictor_info(session, predictor)
         session.update(stats.to_json())
         session["wall_s"] = elapsed
         session["samples_per_s"] = round(stats.predicted / elapsed, 3) if elapsed > 0 else None
@@ -357,6 +356,7 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
     except BaseException as exc:
         info["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         info["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        _record_predictor_info(session, predictor)
         session["finished"] = utc_now()
         store.close()
         try:  # what the next run resumes from
@@ -367,6 +367,18 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
         raise
     finally:
         store.close()
+
+
+def _record_predictor_info(session: dict[str, Any], predictor: Any) -> None:
+    """``session["predictor"]``: what a predictor's optional ``run_info()`` reports (e.g. an endpoint's
+    model id and request parameters); a failing hook is noted, never fatal."""
+    hook = getattr(predictor, "run_info", None)
+    if not callable(hook):
+        return
+    try:
+        session["predictor"] = hook()
+    except Exception as exc:  # noqa: BLE001 - a report must not fail the run
+        session["predictor"] = {"run_info_error": f"{type(exc).__name__}: {exc}"}
 
 
 def score_run(run_dir: Path, source: Source, split: str, *, ids: list[str] | None, protocol: str, strict: bool,

@@ -28,11 +28,13 @@ from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.star.parser import AnswerObject
 from reasonseg_x.star.prompts import VLM_FRAME
 
-__all__ = ["FRAMES", "MODEL_FAMILIES", "ROUNDINGS", "detect_frame", "answer_values", "to_image_frame"]
+__all__ = ["COORDS_FAMILIES", "FRAMES", "MODEL_FAMILIES", "ROUNDINGS", "detect_frame", "answer_values", "to_image_frame"]
 
 FRAMES = ("unit", "grid999", "pixels")
 MODEL_FAMILIES = ("qwen2.5", "qwen3", "qwen2")
 ROUNDINGS = ("half_up", "segzero")
+#: the ``coords`` model argument -> the family whose rule applies (``auto``: the checkpoint's own)
+COORDS_FAMILIES = {"pixels": "qwen2.5", "grid1000": "qwen3"}
 _FAMILY_ALIASES = {"qwen2_5": "qwen2.5", "qwen25": "qwen2.5", "qwen2.5-vl": "qwen2.5", "qwen2_5_vl": "qwen2.5",
                    "qwen3-vl": "qwen3", "qwen3_vl": "qwen3", "qwen2-vl": "qwen2", "qwen2_vl": "qwen2"}
 

@@ -29,7 +29,8 @@ DTYPE_NAMES = ("bf16", "bfloat16", "fp16", "float16", "half", "fp32", "float32",
 
 
 def option(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field with a help line (shown by ``reasonseg-x models NAME``)."""
+    """A dataclass field with a help line (shown by ``reasonseg-x models NAME``); ``identity=False``
+    marks an argument that cannot change a prediction (a run resumes across changes of it)."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -50,7 +51,8 @@ class SegmenterOptions:
     """Where SAM comes from and where it runs: shared by every predictor that segments."""
 
     segmenter: str = option("sam2.1-hiera-large",
-                            "SAM backend (sam2.1-hiera-large, sam-vit-huge, sam2:REF[:CKPT], ...) or a local folder")
+                            "SAM backend (sam2.1-hiera-large, sam-vit-huge, sam2:REF[:CKPT], ...) or a local folder; "
+                            "'box': the answer's boxes as masks (no torch)")
     device: str = option("auto", "'auto', 'cpu', 'cuda', 'cuda:N' (under torchrun: the local rank's GPU)")
     dtype: str = option("auto", "'auto' (bf16 on GPU, float32 on CPU), 'bfloat16', 'float16', 'float32'")
 
@@ -82,7 +84,22 @@ class PipelineOptions(SegmenterOptions):
         "best", "majority vote: a kept cluster's mask is its best member or a score-weighted pixel vote")
     pixel_majority_threshold: float = option(0.5, "pixel vote / consensus: share of votes a pixel needs")
     keep_answers: bool = option(True, "keep the N sampled answers' raw text in the predictions file")
-    backend: Literal["hf", "vllm"] = option("hf", "generation backend: transformers in-process, or vLLM (extra)")
+    backend: Literal["hf", "vllm", "openai"] = option(
+        "hf", "generation backend: transformers in-process, vLLM in-process (extra), or an OpenAI-compatible "
+        "endpoint (openai: base_url, served_model; extra 'serve')")
+    base_url: str | None = option(None, "backend=openai: the endpoint, e.g. http://HOST:PORT/v1", identity=False)
+    served_model: str | None = option(None, "backend=openai: the model name the server serves (default: its only one)")
+    api_key_env: str = option("OPENAI_API_KEY", "backend=openai: environment variable holding the API key (never recorded)",
+                              identity=False)
+    max_concurrency: int = option(64, "backend=openai: requests in flight", identity=False)
+    request_timeout: float = option(600.0, "backend=openai: seconds one request may take before it is retried",
+                                    identity=False)
+    max_attempts: int = option(5, "backend=openai: tries per request (back-off with jitter on 429, 5xx, lost connections)",
+                               identity=False)
+    image_format: Literal["png", "jpeg"] = option("png", "backend=openai: how the 840x840 frame is sent (png is lossless)")
+    coords: Literal["auto", "pixels", "grid1000"] = option(
+        "auto", "answer coordinates: pixels of the 840 frame (Qwen2.5-VL) or the 0-999 grid (Qwen3-VL); "
+        "auto = the checkpoint's family (backend=openai: guessed from the served model's name and root)")
     merge_lora: bool = option(False, "merge the adapter into the weights (faster generation)")
     segmenter_device: str | None = option(None, "device of SAM (default: the VLM's)")
     attn_implementation: str | None = option(None, "transformers attention kernel (sdpa, flash_attention_2, eager)")
@@ -117,6 +134,14 @@ class PipelineOptions(SegmenterOptions):
             value = getattr(self, name)
             if not (0 <= value <= 1):  # also rejects nan
                 raise InvalidInputError(f"{name} must be in [0, 1], got {value}", name)
+        for name in ("max_concurrency", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"{name} must be >= 1, got {getattr(self, name)}", name)
+        if not (math.isfinite(self.request_timeout) and self.request_timeout > 0):
+            raise InvalidInputError(f"request_timeout must be a finite number > 0, got {self.request_timeout}",
+                                    "request_timeout")
+        if self.backend == "openai" and not self.base_url:
+            raise InvalidInputError("backend=openai needs the endpoint: -a base_url=http://HOST:PORT/v1", "base_url")
         super().__post_init__()
         if self.segmenter_device is not None:
             check_device_name(self.segmenter_device, "segmenter_device")

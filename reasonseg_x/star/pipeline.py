@@ -125,6 +125,7 @@ class VlmSamPipeline:
                  logits_processor: Callable[[], Any] | None = None, **options: Any) -> None:
         from reasonseg_x.predictors.arguments import build_options
         from reasonseg_x.predictors.catalog import catalog_entry
+        from reasonseg_x.star.coords import COORDS_FAMILIES
         from reasonseg_x.tts import AGGREGATORS, get_aggregator, majority_vote
 
         segmenter = options.get("segmenter")
@@ -154,6 +155,10 @@ class VlmSamPipeline:
             from reasonseg_x.star.segmenters import resolve_segmenter
 
             resolve_segmenter(opts.segmenter)
+        if vlm is None and opts.backend == "openai":
+            from reasonseg_x.star.openai_backend import load_openai
+
+            vlm = load_openai(opts)
         if vlm is None and opts.backend == "vllm":
             from reasonseg_x.star.vllm_backend import load_vllm
 
@@ -171,12 +176,17 @@ class VlmSamPipeline:
             from reasonseg_x.star.generation import FastGenerator
 
             self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=opts.compile == "on")
+        #: the coordinate rule of the answers: ``coords`` when set, else the VLM's own family
+        self.coord_family = COORDS_FAMILIES.get(opts.coords, vlm.family)
         if segmenter is None or isinstance(segmenter, str):
-            from reasonseg_x.star.device import resolve_device
-            from reasonseg_x.star.segmenters import load_segmenter
+            from reasonseg_x.star.segmenters import load_segmenter, needs_device
 
-            # vLLM always holds the GPU itself; SAM then follows ``device``
-            seg_device = opts.segmenter_device or (vlm.device if opts.backend == "hf" else resolve_device(opts.device))
+            seg_device = None
+            if needs_device(opts.segmenter):  # the box segmenter runs anywhere, without torch
+                from reasonseg_x.star.device import resolve_device
+
+                # vLLM and endpoints hold their GPUs themselves; SAM then follows ``device``
+                seg_device = opts.segmenter_device or (vlm.device if opts.backend == "hf" else resolve_device(opts.device))
             segmenter = load_segmenter(opts.segmenter, device=seg_device)
         self.segmenter = segmenter
 
@@ -185,7 +195,11 @@ class VlmSamPipeline:
         """Queries per predict() call the runner should use. Reference schedule: the paper ran
         greedy decoding in batches of 32 and majority voting one query at a time (its N answers
         fill the batch). Fast schedule: two decode batches' worth of queries, so that SAM on the
-        first overlaps the second's decoding and length-sorting has queries to choose from."""
+        first overlaps the second's decoding and length-sorting has queries to choose from. An
+        endpoint: enough queries to keep its requests in flight."""
+        streaming = getattr(self.vlm, "max_concurrency", None)
+        if streaming and not self.batch_size:
+            return 4 * int(streaming)
         if self.engine is not None:
             if self.batch_size:
                 return self.batch_size
@@ -199,22 +213,6 @@ class VlmSamPipeline:
             return self.batch_size
         return 32 if str(self.vlm.device).startswith("cuda") else 4
 
-    @property
-    def run_info(self) -> dict[str, Any]:
-        """The generation schedule, for run.json (the runner records it per session)."""
-        info: dict[str, Any] = {"backend": self.options.backend, "generation": self.generation if self.engine is not None
-                                else "reference" if self.options.backend == "hf" else self.options.backend}
-        if self.engine is not None:
-            from reasonseg_x.star.generation import default_max_batch_rows
-
-            info.update(max_batch_rows=self.engine.max_batch_rows or default_max_batch_rows(self.vlm.device, self.tts),
-                        compile=self.options.compile, compile_fallback=self.engine._compile_failed,
-                        sampling="gumbel-max, counter-based per (query seed, answer index)",
-                        greedy_batches="stable sort by prompt token length")
-        else:
-            info["batches"] = "tts > 1: one query per call; greedy: batch_size in dataset order"
-        return info
-
     # ------------------------------------------------------------------ predict
 
     def predict(self, queries: Sequence[Query]) -> list[Output]:
@@ -225,7 +223,9 @@ class VlmSamPipeline:
                 ready.append((i, query, query.image.open()))
             except InvalidInputError as exc:
                 outputs[i] = Output(status="error", error=str(exc))
-        if self.engine is None:  # the reference schedule, or a backend that batches itself: SAM after each chunk
+        if callable(getattr(self.vlm, "generate_stream", None)):  # an endpoint: queries finish as answers arrive
+            self._predict_as_answers_arrive(ready, outputs)
+        elif self.engine is None:  # the reference schedule, or a backend that batches itself: SAM after each chunk
             for members, answers, generate_s in self._generation_batches(ready):
                 for (i, query, image), texts in zip(members, answers):
                     outputs[i] = self._finish(query, image, texts, generate_s / len(members))
@@ -262,6 +262,44 @@ class VlmSamPipeline:
             answers, generate_s = self._generate([q for _, q, _ in chunk], [img for _, _, img in chunk])
             yield chunk, answers, generate_s
 
+    def _predict_as_answers_arrive(self, ready: Sequence[tuple[int, Query, Any]], outputs: list[Output | None]) -> None:
+        """Every query of the batch in flight at once (an endpoint's backend bounds the requests);
+        each is parsed, segmented and voted as soon as its answers arrive, so SAM works while the
+        server generates. A request that failed for good is that query's ``error``."""
+        from reasonseg_x.star.prompts import build_prompt
+
+        sampling = self.tts > 1
+        stream = self.vlm.generate_stream(
+            [image for _, _, image in ready], [build_prompt(q.text, self.style) for _, q, _ in ready],
+            n=self.tts, do_sample=sampling, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+            seeds=[_stable_seed(self.seed, q.id) if sampling else None for _, q, _ in ready],
+            max_new_tokens=self.max_new_tokens)
+        for row, texts, generate_s in stream:
+            i, query, image = ready[row]
+            if isinstance(texts, Exception):
+                outputs[i] = Output(status="error", error=str(texts))
+            else:
+                outputs[i] = self._finish(query, image, texts, generate_s)
+
+    def run_info(self) -> dict[str, Any]:
+        """What run.json records per session: the generation schedule, and what the backend reports
+        (an endpoint: its model id, the request parameters, whether ``n`` was honoured, retries)."""
+        hook = getattr(self.vlm, "run_info", None)
+        reported = hook() if callable(hook) else dict(getattr(self.vlm, "info", None) or {})
+        info: dict[str, Any] = {"backend": self.options.backend, "coords_family": self.coord_family,
+                                "generation": self.generation if self.engine is not None
+                                else "reference" if self.options.backend == "hf" else self.options.backend}
+        if self.engine is not None:
+            from reasonseg_x.star.generation import default_max_batch_rows
+
+            info.update(max_batch_rows=self.engine.max_batch_rows or default_max_batch_rows(self.vlm.device, self.tts),
+                        compile=self.options.compile, compile_fallback=self.engine._compile_failed,
+                        sampling="gumbel-max, counter-based per (query seed, answer index)",
+                        greedy_batches="stable sort by prompt token length")
+        elif self.options.backend == "hf":
+            info["batches"] = "tts > 1: one query per call; greedy: batch_size in dataset order"
+        return {**info, **reported}
+
     def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
         from reasonseg_x.star.prompts import build_prompt
 
@@ -283,7 +321,7 @@ class VlmSamPipeline:
         parsed = parse_answer(text, style=PARSER_STYLES[self.style])
         if parsed.status != "ok" or not parsed.objects:
             return parsed, []
-        mapped = to_image_frame(parsed.objects, width, height, model_family=self.vlm.family, frame=VLM_FRAME,
+        mapped = to_image_frame(parsed.objects, width, height, model_family=self.coord_family, frame=VLM_FRAME,
                                 rounding=self.coord_rounding)
         return parsed, list(mapped)
 

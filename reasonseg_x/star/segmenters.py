@@ -41,6 +41,7 @@ __all__ = [
     "SEGMENTER_ALIASES",
     "load_segmenter",
     "resolve_segmenter",
+    "needs_device",
     "clip_prompt",
 ]
 
@@ -534,6 +535,8 @@ SEGMENTER_BACKENDS = ("hf-sam2", "hf-sam", "sam2", "segment-anything")
 def resolve_segmenter(spec: str) -> tuple[str, str]:
     """``(backend, reference)`` for a segmenter spec, without loading anything (a typo is reported
     before the VLM spends minutes loading)."""
+    if spec == "box":  # torch-free: the mask is the answer's box (reasonseg_x.star.box_segmenter)
+        return "box", ""
     if spec in SEGMENTER_ALIASES:
         return SEGMENTER_ALIASES[spec]
     backend, _, ref = spec.partition(":")
@@ -549,11 +552,17 @@ def resolve_segmenter(spec: str) -> tuple[str, str]:
         found = f" (unknown backend {backend!r}; backends: {', '.join(SEGMENTER_BACKENDS)})"
     raise InvalidInputError(
         f"unknown segmenter {spec!r}{found}: use one of {', '.join(sorted(SEGMENTER_ALIASES))}, "
-        "hf-sam2:REF, hf-sam:REF, sam2:REF, segment-anything:TYPE:CKPT or a transformers SAM folder",
+        "hf-sam2:REF, hf-sam:REF, sam2:REF, segment-anything:TYPE:CKPT, a transformers SAM folder or box",
         "segmenter")
 
 
-def load_segmenter(spec: str | Segmenter = "sam2.1-hiera-large", *, device: str = "cpu", dtype: Any = None) -> Segmenter:
+def needs_device(spec: str | Segmenter) -> bool:
+    """Whether loading ``spec`` needs a torch device (every SAM does; ``box`` does not)."""
+    return isinstance(spec, Segmenter) or resolve_segmenter(spec)[0] != "box"
+
+
+def load_segmenter(spec: str | Segmenter = "sam2.1-hiera-large", *, device: str | None = "cpu",
+                   dtype: Any = None) -> Segmenter:
     """A segmenter from a short name, ``backend:ref`` or a local transformers folder.
 
     ``sam2.1-hiera-large`` (default), ``sam-vit-huge``; ``hf-sam2:REF``, ``hf-sam:REF`` (Hub id or folder);
@@ -562,6 +571,11 @@ def load_segmenter(spec: str | Segmenter = "sam2.1-hiera-large", *, device: str 
     if isinstance(spec, Segmenter):
         return spec
     backend, ref = resolve_segmenter(spec)
+    if backend == "box":
+        from reasonseg_x.star.box_segmenter import BoxSegmenter
+
+        return BoxSegmenter()
+    device = device or "cpu"
     if backend == "hf-sam2":
         return HFSam2Segmenter(ref, device=device, dtype=dtype)
     if backend == "hf-sam":

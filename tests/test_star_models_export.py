@@ -1,0 +1,74 @@
+"""``reasonseg-x star export`` on the tiny checkpoint: the merged folder (and the remapped adapter)
+give the same greedy answers in-process as the adapter it came from."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
+
+from _star_tiny import random_image, tiny_checkpoints  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+PROMPTS = ["find the cat", "the thing that holds water"]
+
+
+def _greedy(checkpoint: str) -> list[list[str]]:
+    from reasonseg_x.star.vlm import load_vlm
+
+    vlm = load_vlm(checkpoint, device="cpu")
+    images = [random_image(64, 48, seed=1), random_image(40, 90, seed=2)]
+    return vlm.generate(images, PROMPTS, n=1, max_new_tokens=12)
+
+
+def test_export_merged_round_trips_the_greedy_answers(tmp_path):
+    from reasonseg_x.cli import app
+
+    ckpt = tiny_checkpoints()
+    out = tmp_path / "merged"
+    result = CliRunner().invoke(app, ["star", "export", "--checkpoint", str(ckpt.lora_old), "--out", str(out),
+                                      "--dtype", "float32"])
+    assert result.exit_code == 0, result.output
+    assert "vllm serve" in result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "generation_config.json"} <= names and "adapter_config.json" not in names
+    assert any("processor" in n for n in names)
+    from safetensors import safe_open
+
+    with safe_open(str(out / "model.safetensors"), "pt") as handle:
+        assert not [k for k in handle.keys() if "lora" in k]  # noqa: SIM118 - safe_open has no __iter__
+    assert json.loads((out / "config.json").read_text())["model_type"] == "qwen2_5_vl"
+    reference = _greedy(str(ckpt.lora_old))
+    assert _greedy(str(out)) == reference
+    assert reference != _greedy(str(ckpt.qwen25))  # the adapter does change the answers: the merge carried it
+    again = CliRunner().invoke(app, ["star", "export", "--checkpoint", str(ckpt.lora_old), "--out", str(out)])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_export_adapter_writes_todays_key_layout(tmp_path):
+    from safetensors import safe_open
+
+    from reasonseg_x.star.export import export_checkpoint
+
+    ckpt = tiny_checkpoints()
+    result = export_checkpoint(str(ckpt.lora_old), tmp_path / "adapter", form="adapter")
+    assert result.base_model == str(ckpt.qwen25)
+    with safe_open(str(tmp_path / "adapter" / "adapter_model.safetensors"), "pt") as handle:
+        keys = list(handle.keys())
+    assert keys and all(".language_model.layers." in k for k in keys)
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert all(m.startswith("model.language_model.layers.") for m in config["target_modules"])
+    assert _greedy(str(tmp_path / "adapter")) == _greedy(str(ckpt.lora_old))
+
+
+def test_export_refuses_a_full_model(tmp_path):
+    from reasonseg_x.errors import InvalidInputError
+    from reasonseg_x.star.export import export_checkpoint
+
+    with pytest.raises(InvalidInputError, match="full model already"):
+        export_checkpoint(str(tiny_checkpoints().qwen25), tmp_path / "x")
