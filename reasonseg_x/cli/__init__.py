@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 #: modules that attach their commands to ``app`` (each owns one command group)
-_COMMAND_MODULES = ("data", "score", "eval", "leaderboard")
+_COMMAND_MODULES = ("data", "score", "eval", "leaderboard", "show")
 
 
 def _version_callback(value: bool) -> None:

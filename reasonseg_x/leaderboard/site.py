@@ -18,6 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from reasonseg_x._html import html_text as _html_text
+from reasonseg_x._html import script_json as _script_json
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.leaderboard.outputs import prepare_folder
 from reasonseg_x.leaderboard.store import LeaderboardStore, StoredEntry
@@ -157,17 +159,6 @@ def _protocol_text(protocol: str | None) -> str:
 
 def _template(name: str) -> str:
     return resources.files("reasonseg_x.leaderboard").joinpath("templates", name).read_text(encoding="utf-8")
-
-
-def _script_json(data: Any) -> str:
-    """JSON safe inside ``<script>``: no ``</script>``, no HTML comment, no line separators."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
-def _html_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def render_html(data: dict[str, Any]) -> str:
