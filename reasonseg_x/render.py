@@ -17,8 +17,21 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["GT_COLOUR", "PRED_COLOUR", "IGNORE_COLOUR", "BOX_COLOUR", "POINT_COLOUR", "MASK_ALPHA",
-           "draw_mask", "draw_hatch", "draw_box", "draw_point", "fit_size", "scaled_mask", "compose"]
+__all__ = [
+    "BOX_COLOUR",
+    "GT_COLOUR",
+    "IGNORE_COLOUR",
+    "MASK_ALPHA",
+    "POINT_COLOUR",
+    "PRED_COLOUR",
+    "compose",
+    "draw_box",
+    "draw_hatch",
+    "draw_mask",
+    "draw_point",
+    "fit_size",
+    "scaled_mask",
+]
 
 GT_COLOUR = (40, 200, 80)
 PRED_COLOUR = (235, 40, 130)
@@ -31,6 +44,15 @@ HATCH_SPACING = 8
 HATCH_WIDTH = 2
 
 
+def _bbox(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The smallest window holding every pixel of ``mask`` (None when empty): work stays local."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
 def _edges(mask: np.ndarray) -> np.ndarray:
     """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
     padded = np.pad(mask, 1, constant_values=False)
@@ -38,29 +60,39 @@ def _edges(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
-def draw_mask(rgb: np.ndarray, mask: np.ndarray, colour: Sequence[int], *, alpha: float = MASK_ALPHA,
-              outline: bool = True) -> None:
-    """Tint the pixels of ``mask`` towards ``colour`` (``alpha``) and, with ``outline``, paint its edge
-    pixels in the plain colour."""
+def _check_fits(rgb: np.ndarray, mask: np.ndarray) -> None:
     if mask.shape != rgb.shape[:2]:
         raise ValueError(f"mask {mask.shape} does not fit the picture {rgb.shape[:2]}")
-    if not mask.any():
+
+
+def draw_mask(rgb: np.ndarray, mask: np.ndarray, colour: Sequence[int], *, alpha: float = MASK_ALPHA,
+              outline: bool = True) -> None:
+    """Tint the pixels of ``mask`` towards ``colour`` (weight ``alpha``, rounded to 1/256) and, with
+    ``outline``, paint its edge pixels in the plain colour."""
+    _check_fits(rgb, mask)
+    window = _bbox(mask)
+    if window is None:
         return
-    tint = np.asarray(colour, dtype=np.float32)
-    pixels = rgb[mask].astype(np.float32)
-    rgb[mask] = np.rint(pixels * (1.0 - alpha) + tint * alpha).astype(np.uint8)
+    sub, inside = rgb[window], mask[window]
+    weight = int(round(alpha * 256))
+    tint = np.asarray(colour, dtype=np.uint16) * weight + 128
+    blended = ((sub.astype(np.uint16) * (256 - weight) + tint) >> 8).astype(np.uint8)
+    np.copyto(sub, blended, where=inside[:, :, None])
     if outline:
-        rgb[_edges(mask)] = np.asarray(colour, dtype=np.uint8)
+        sub[_edges(inside)] = np.asarray(colour, dtype=np.uint8)
 
 
 def draw_hatch(rgb: np.ndarray, mask: np.ndarray, colour: Sequence[int] = IGNORE_COLOUR, *,
                spacing: int = HATCH_SPACING, width: int = HATCH_WIDTH) -> None:
     """Diagonal stripes over ``mask`` only: the region the protocol treats specially stays readable."""
-    if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask {mask.shape} does not fit the picture {rgb.shape[:2]}")
-    h, w = mask.shape
-    stripes = ((np.arange(h)[:, None] + np.arange(w)[None, :]) % spacing) < width
-    rgb[mask & stripes] = np.asarray(colour, dtype=np.uint8)
+    _check_fits(rgb, mask)
+    window = _bbox(mask)
+    if window is None:
+        return
+    rows, cols = window
+    stripes = ((np.arange(rows.start, rows.stop)[:, None] + np.arange(cols.start, cols.stop)[None, :])
+               % spacing) < width
+    rgb[window][mask[window] & stripes] = np.asarray(colour, dtype=np.uint8)
 
 
 def draw_box(rgb: np.ndarray, box: Sequence[float], colour: Sequence[int] = BOX_COLOUR, *, width: int = 2) -> None:

@@ -18,7 +18,14 @@ from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.viewer.cases import RunView, case_entry, open_data, open_run, score_run
-from reasonseg_x.viewer.images import FULL_SIDE, THUMB_SIDE, RunLayer, file_key, iter_jobs, write_images
+from reasonseg_x.viewer.images import (
+    FULL_SIDE,
+    THUMB_SIDE,
+    RunLayer,
+    file_key,
+    iter_jobs,
+    write_images,
+)
 
 __all__ = ["build_viewer", "render_page", "summary_rows"]
 
@@ -126,6 +133,13 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
 
     problems = write_images(iter_jobs(selected(), layers, thumb_side=thumb_side, full_side=full_side), folder,
                             total=len(shown), workers=workers, progress=progress)
+    if not cases:
+        raise InvalidInputError(f"no scored sample of the run is in {runs[0].data_spec}:{chosen_split}: wrong --data?",
+                                runs[0].path)
+    notes = [f"{v.name}: {v.unknown} prediction id(s) are no sample of the data" for v in runs if v.unknown]
+    if len(cases) < len(shown):
+        notes.append(f"{len(shown) - len(cases)} scored sample(s) are not in the data any more")
+    notes += [f"{case['id']}: {problems[case['key']]}" for case in cases if case["key"] in problems][:20]
     for case in cases:
         if case["key"] in problems:
             case["image_problem"] = problems[case["key"]]
@@ -134,7 +148,7 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
     page_data = {
         "title": title, "data": f"{os.path.basename(spec.rstrip('/')) or spec}:{chosen_split}",
         "runs": [{"name": v.name, "model": v.model, "protocol": v.protocol} for v in runs],
-        "types": _types(cases), "summary": summary_rows(cases, runs), "cases": cases,
+        "notes": notes, "types": _types(cases), "summary": summary_rows(cases, runs), "cases": cases,
         "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
     page = folder / "index.html"

@@ -42,6 +42,8 @@ class RunView:
     open_taxonomy: bool = False
     model: str | None = None
     records: dict[str, SampleRecord] = field(default_factory=dict)
+    #: prediction ids that are no sample of the data (shown as a note)
+    unknown: int = 0
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -97,7 +99,13 @@ def score_run(run: RunView, source: Source, split: str) -> None:
     else:
         from reasonseg_x.evaluators.api import score_records
 
-        records, _, _ = score_records(source, split, run.predictions, protocol=run.protocol, skip_invalid=True)
+        records, preds, info = score_records(source, split, run.predictions, protocol=run.protocol,
+                                             skip_invalid=True)
+        known = len(preds.by_id) + len(preds.invalid_ids)
+        if known and info["unknown_id"] >= known:
+            raise InvalidInputError(f"none of the {known} prediction ids is a sample of {source.spec or 'the data'} "
+                                    f"split {split!r}: wrong --data or --split?", run.path)
+        run.unknown = int(info["unknown_id"])
     run.records = {r.id: r for r in records}
 
 

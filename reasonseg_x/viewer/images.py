@@ -10,13 +10,28 @@ import hashlib
 import io
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ImageJob", "RunLayer", "file_key", "thumb_name", "full_name", "render_job", "write_images",
-           "THUMB_SIDE", "FULL_SIDE"]
+__all__ = [
+    "FULL_SIDE",
+    "THUMB_SIDE",
+    "ImageJob",
+    "RunLayer",
+    "file_key",
+    "full_name",
+    "render_job",
+    "thumb_name",
+    "write_images",
+]
 
 THUMB_SIDE = 320
 FULL_SIDE = 1600
@@ -122,7 +137,13 @@ def write_images(jobs: Iterable[ImageJob], out: str | Path, *, total: int | None
     """Draw every job's pictures into ``out`` (``thumbs/``, ``full/``), ``workers`` processes at a time
     (default: the CPU count), with a progress bar. Returns ``{key: problem}`` for pictures that could
     not be read (drawn as grey stand-ins)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     root = Path(out)
     (root / "thumbs").mkdir(parents=True, exist_ok=True)

@@ -288,6 +288,7 @@
     $("subtitle").textContent = "data " + (DATA.data || "") + " \u00b7 " + RUNS.map(function (r, k) {
       return (PAIR ? "AB".charAt(k) + ": " : "") + r.name + (r.model ? " (" + r.model + ")" : "") + ", " + r.protocol + " protocol";
     }).join(" \u00b7 ") + " \u00b7 " + CASES.length + " samples";
+    (DATA.notes || []).forEach(function (n) { $("notes").appendChild(el("li", "", "note: " + n)); });
     summary();
     function bind(id, key, parse) {
       $(id).addEventListener(id === "f-search" ? "input" : "change", function () {
