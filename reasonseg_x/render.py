@@ -181,7 +181,7 @@ def compose(image: Image.Image, *, max_side: int | None = None, target: np.ndarr
 
     width, height = image.size
     out_w, out_h = fit_size(width, height, max_side) if max_side else (width, height)
-    small = image.convert("RGB")
+    small = image if image.mode == "RGB" else image.convert("RGB")
     if (out_w, out_h) != (width, height):
         small = small.resize((out_w, out_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
     rgb = np.array(small, dtype=np.uint8)

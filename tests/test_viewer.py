@@ -100,7 +100,7 @@ def test_files_stay_inside_the_folder_and_are_named_by_hash(built: dict) -> None
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     n = len(built["samples"])
     assert len(files) == 1 + 2 * n
-    assert all(re.fullmatch(r"(thumbs/[0-9a-f]{24}\.a\.webp|full/[0-9a-f]{24}\.a\.jpg|index\.html)", f) for f in files)
+    assert all(re.fullmatch(r"(thumbs/[0-9a-f]{24}\.a\.jpg|full/[0-9a-f]{24}\.a\.jpg|index\.html)", f) for f in files)
     assert not list(root.parent.glob("escape*")) and not (root.parent.parent / "escape").exists()
     pair_root = built["pair"].parent
     assert len(list((pair_root / "thumbs").iterdir())) == 2 * n and len(list((pair_root / "full").iterdir())) == 2 * n

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.viewer.cases import RunView, case_entry, open_data, open_run, score_run
+from reasonseg_x.viewer.cases import (RunView, case_entry, check_ids, load_scores, open_data, open_run,
+                                      score_sample_of)
 from reasonseg_x.viewer.images import (
     FULL_SIDE,
     THUMB_SIDE,
@@ -78,6 +79,15 @@ def _types(cases: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+def _count(source: Any, split: str) -> int | None:
+    """The split's size for the progress bar: a generated source knows it; a file-backed one counts
+    its cached ground truth (no pixels); otherwise the bar shows the count only."""
+    n = getattr(source, "n", None)
+    if isinstance(n, int):
+        return n
+    return source.num_samples(split) if source.files(split) is not None else None
+
+
 def render_page(data: dict[str, Any]) -> str:
     """The self-contained HTML page for ``data``; its script is allowed by hash, nothing else runs."""
     from reasonseg_x._html import html_text, script_json
@@ -111,11 +121,14 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
             second.name = f"{second.name} (2)"
         runs.append(second)
     source, chosen_split = open_data(runs[0])
-    for view in runs:
-        score_run(view, source, chosen_split)
-    shown = set().union(*(set(v.records) for v in runs))
+    from reasonseg_x.evaluators.protocols import get_protocol
+
+    to_score = [(view, get_protocol(view.protocol)) for view in runs if not load_scores(view)]
+    # runs with per_sample.jsonl show the samples they scored; runs scored here show the whole split
+    listed = None if to_score else set().union(*(set(v.records) for v in runs))
     folder = prepare_folder(out, "the viewer folder (--out)")
     cases: list[dict[str, Any]] = []
+    seen: set[str] = set()
 
     def layers(sample: Any) -> tuple[RunLayer, ...]:
         out_layers = []
@@ -127,18 +140,25 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
 
     def selected() -> Any:
         for sample in source.samples(chosen_split):
-            if sample.id in shown:
-                cases.append(case_entry(sample, file_key(sample.id), runs))
-                yield sample
+            seen.add(sample.id)
+            if listed is not None and sample.id not in listed:
+                continue
+            for view, protocol_spec in to_score:
+                score_sample_of(view, sample, protocol_spec)
+            cases.append(case_entry(sample, file_key(sample.id), runs))
+            yield sample
 
+    total = len(listed) if listed is not None else _count(source, chosen_split)
     problems = write_images(iter_jobs(selected(), layers, thumb_side=thumb_side, full_side=full_side), folder,
-                            total=len(shown), workers=workers, progress=progress)
+                            total=total, workers=workers, progress=progress)
+    for view in runs:
+        check_ids(view, seen, f"{runs[0].data_spec}:{chosen_split}")
     if not cases:
         raise InvalidInputError(f"no scored sample of the run is in {runs[0].data_spec}:{chosen_split}: wrong --data?",
                                 runs[0].path)
     notes = [f"{v.name}: {v.unknown} prediction id(s) are no sample of the data" for v in runs if v.unknown]
-    if len(cases) < len(shown):
-        notes.append(f"{len(shown) - len(cases)} scored sample(s) are not in the data any more")
+    if listed is not None and len(cases) < len(listed):
+        notes.append(f"{len(listed) - len(cases)} scored sample(s) are not in the data any more")
     notes += [f"{case['id']}: {problems[case['key']]}" for case in cases if case["key"] in problems][:20]
     for case in cases:
         if case["key"] in problems:

@@ -89,24 +89,41 @@ def open_data(run: RunView) -> tuple[Source, str]:
     return source, source.resolve_split(run.split)
 
 
-def score_run(run: RunView, source: Source, split: str) -> None:
-    """Fill ``run.records``: the run's ``per_sample.jsonl`` under its protocol, else scored now."""
+def load_scores(run: RunView) -> bool:
+    """Fill ``run.records`` from the run's ``per_sample.jsonl`` (its protocol, its numbers); False when
+    there is none (or other data were asked for): then :func:`score_sample_of` scores each sample as
+    the viewer streams it, in the same single pass over the data."""
     from reasonseg_x.evaluators.records import read_records
 
     per_sample = Path(run.path) / "per_sample.jsonl"
-    if Path(run.path).is_dir() and per_sample.is_file() and run.fingerprint is not None:
-        records = read_records(per_sample, run.protocol)
-    else:
-        from reasonseg_x.evaluators.api import score_records
+    if not (Path(run.path).is_dir() and per_sample.is_file() and run.fingerprint is not None):
+        return False
+    run.records = {r.id: r for r in read_records(per_sample, run.protocol)}
+    return True
 
-        records, preds, info = score_records(source, split, run.predictions, protocol=run.protocol,
-                                             skip_invalid=True)
-        known = len(preds.by_id) + len(preds.invalid_ids)
-        if known and info["unknown_id"] >= known:
-            raise InvalidInputError(f"none of the {known} prediction ids is a sample of {source.spec or 'the data'} "
-                                    f"split {split!r}: wrong --data or --split?", run.path)
-        run.unknown = int(info["unknown_id"])
-    run.records = {r.id: r for r in records}
+
+def score_sample_of(run: RunView, sample: Any, protocol: Any) -> None:
+    """Score ``sample`` as ``reasonseg-x score --skip-invalid`` would: a bad line or a mask of another
+    size is an ``invalid`` failure, a missing line ``missing``."""
+    from reasonseg_x.evaluators.sample import prepare_truth, score_sample
+
+    truth = prepare_truth(sample.ground_truth(), protocol)
+    pred = run.predictions.get(sample.id)
+    status = "invalid" if pred is None and sample.id in run.predictions.invalid_ids else None
+    try:
+        record = score_sample(truth, pred, protocol, status=status)
+    except InvalidInputError:
+        record = score_sample(truth, None, protocol, status="invalid")
+    run.records[sample.id] = record
+
+
+def check_ids(run: RunView, seen: set[str], data: str) -> None:
+    """Count prediction ids that are no sample of the data; refuse when none is (wrong data)."""
+    ids = set(run.predictions.by_id) | set(run.predictions.invalid_ids)
+    run.unknown = len(ids - seen)
+    if ids and run.unknown == len(ids):
+        raise InvalidInputError(f"none of the {len(ids)} prediction ids is a sample of {data}: wrong --data or "
+                                "--split?", run.path)
 
 
 def _clip(text: Any, limit: int) -> str | None:

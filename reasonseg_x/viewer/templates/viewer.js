@@ -82,7 +82,7 @@
     var img = el("img", "thumb");
     img.setAttribute("loading", "lazy");
     img.setAttribute("alt", "");
-    img.setAttribute("src", "thumbs/" + c.key + "." + "ab".charAt(r) + ".webp");
+    img.setAttribute("src", "thumbs/" + c.key + "." + "ab".charAt(r) + ".jpg");
     return img;
   }
 
