@@ -24,12 +24,14 @@ __all__ = [
     "MASK_ALPHA",
     "POINT_COLOUR",
     "PRED_COLOUR",
+    "answer_geometry",
     "compose",
     "draw_box",
     "draw_hatch",
     "draw_mask",
     "draw_point",
     "fit_size",
+    "mask_of",
     "scaled_mask",
 ]
 
@@ -164,6 +166,36 @@ def _points(value: Any) -> list[list[float]]:
         return []
     return [list(p[:2]) for p in value if isinstance(p, (list, tuple)) and len(p) >= 2
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p[:2])]
+
+
+def mask_of(rle: dict[str, Any] | None, height: int, width: int) -> np.ndarray | None:
+    """The boolean mask of ``rle`` at ``height`` x ``width`` (a mask of another size is resized, nearest,
+    for display); None when there is none."""
+    if rle is None:
+        return None
+    from reasonseg_x import masks
+
+    if [int(v) for v in rle.get("size", [])] != [height, width]:
+        rle = masks.resize_nearest(rle, height, width)
+    return masks.decode(rle)
+
+
+def answer_geometry(meta: dict[str, Any]) -> tuple[Any, Any]:
+    """Boxes and points to draw: the answer's own, else those of the sampled answers the vote kept."""
+    boxes, points = meta.get("boxes"), meta.get("points")
+    if boxes or points:
+        return boxes, points
+    kept_boxes: list[Any] = []
+    kept_points: list[Any] = []
+    candidates = meta.get("candidates")
+    for cand in candidates if isinstance(candidates, list) else []:
+        if isinstance(cand, dict) and cand.get("kept") is True and isinstance(cand.get("objects"), list):
+            for obj in cand["objects"]:
+                if isinstance(obj, dict):
+                    if obj.get("bbox"):
+                        kept_boxes.append(obj["bbox"])
+                    kept_points.extend(obj.get("points") or [])
+    return kept_boxes, kept_points
 
 
 def compose(image: Image.Image, *, max_side: int | None = None, target: np.ndarray | None = None,

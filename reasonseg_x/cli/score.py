@@ -43,7 +43,8 @@ def score(
             from reasonseg_x.data.resolve import open_source
 
             source = open_source(data, open_taxonomy=open_taxonomy)
-        if looks_like_reference_outputs(predictions):
+        reference = looks_like_reference_outputs(predictions)
+        if reference:
             result = score_reference_outputs(predictions, protocol=protocol, source=source, split=split,
                                              strict=strict, skip_invalid=skip_invalid, seed=seed,
                                              n_resamples=bootstrap)
@@ -61,7 +62,7 @@ def score(
             from reasonseg_x.evaluators.api import write_outputs
 
             try:
-                write_outputs(result, out)
+                write_outputs(result, out, source=None if reference else source, predictions=predictions)
             except OSError as exc:
                 raise InvalidInputError(f"cannot write the run folder: {exc.strerror or exc}", str(out)) from None
         if not quiet:

@@ -156,24 +156,6 @@ def _answers(candidates: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-def answer_geometry(meta: dict[str, Any]) -> tuple[Any, Any]:
-    """Boxes and points to draw: the answer's own, else those of the sampled answers the vote kept."""
-    boxes, points = meta.get("boxes"), meta.get("points")
-    if boxes or points:
-        return boxes, points
-    kept_boxes: list[Any] = []
-    kept_points: list[Any] = []
-    candidates = meta.get("candidates")
-    for cand in candidates if isinstance(candidates, list) else []:
-        if isinstance(cand, dict) and cand.get("kept") is True and isinstance(cand.get("objects"), list):
-            for obj in cand["objects"]:
-                if isinstance(obj, dict):
-                    if obj.get("bbox"):
-                        kept_boxes.append(obj["bbox"])
-                    kept_points.extend(obj.get("points") or [])
-    return kept_boxes, kept_points
-
-
 def run_entry(run: RunView, sample_id: str) -> dict[str, Any]:
     """One run's side of a case: score, status and the untrusted evidence (kept as plain data)."""
     record = run.records.get(sample_id)
@@ -193,6 +175,8 @@ def run_entry(run: RunView, sample_id: str) -> dict[str, Any]:
     answers = _answers(meta.get("candidates"))
     if answers and len(answers) > 1:
         entry["answers"] = answers
+    from reasonseg_x.render import answer_geometry
+
     boxes, points = answer_geometry(meta)
     if boxes:
         entry["boxes"] = boxes if isinstance(boxes, list) else None

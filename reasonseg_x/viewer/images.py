@@ -96,30 +96,19 @@ def _open_image(job: ImageJob) -> tuple[Any, str | None]:
         return Image.new("RGB", (w, h), (128, 128, 128)), f"image unreadable: {exc}"
 
 
-def _mask(rle: dict[str, Any] | None, height: int, width: int) -> Any:
-    """The boolean mask of ``rle``; None when absent or not of the image's size (the scorer resized it)."""
-    if rle is None:
-        return None
-    from reasonseg_x import masks
-
-    if list(rle.get("size", [])) != [height, width]:
-        rle = masks.resize_nearest(rle, height, width)
-    return masks.decode(rle)
-
-
 def render_job(job: ImageJob, out: str) -> tuple[str, str | None]:
     """Draw and write the thumbnails and full views of one sample; returns ``(key, problem or None)``."""
     from PIL import Image
 
-    from reasonseg_x.render import compose, fit_size
+    from reasonseg_x.render import compose, fit_size, mask_of
 
     root = Path(out)
     image, problem = _open_image(job)
-    target = _mask(job.target, job.height, job.width)
-    ignore = _mask(job.ignore, job.height, job.width)
+    target = mask_of(job.target, job.height, job.width)
+    ignore = mask_of(job.ignore, job.height, job.width)
     frame = (job.width, job.height)
     for index, layer in enumerate(job.runs):
-        pred = _mask(layer.mask, job.height, job.width)
+        pred = mask_of(layer.mask, job.height, job.width)
         full = compose(image, max_side=job.full_side, target=target, ignore=ignore, pred=pred, boxes=layer.boxes,
                        points=layer.points, frame=frame)
         full.save(root / full_name(job.key, index), format="JPEG", quality=85)
