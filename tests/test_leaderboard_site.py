@@ -322,3 +322,35 @@ def test_crowded_board_keeps_its_layout(crowded_site: tuple[str, Path], tmp_path
     shot = _screenshot(browser, page, tmp_path, artifacts / "leaderboard-crowded.png", "#metric=ciou&sort=overall",
                        height=1800)
     record_property("screenshot", str(shot))
+
+
+def test_verified_entries_link_to_their_viewers(tmp_path: Path) -> None:
+    """`leaderboard viewers` builds a viewer per verified bundle into the site; `render` links it; a bundle
+    the board never verified gets none."""
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+    from reasonseg_x.data.resolve import open_source
+
+    source = open_source("mini")
+    good = make_bundle(tmp_path, source, name="Linked <b>model</b>", quality=0.5, out="good")
+    stranger = make_bundle(tmp_path, source, name="Unscored", out="stranger")
+    db = tmp_path / "lb.sqlite"
+    with LeaderboardStore(db) as store:
+        assert score_bundles([good], GroundTruthContext.load(source), store)[0].status == "verified"
+    site = tmp_path / "site"
+    runner = CliRunner()
+    result = runner.invoke(app, ["leaderboard", "viewers", str(good), str(stranger), "--gt", "mini", "--db", str(db),
+                                 "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    assert "built" in result.output and "skipped" in result.output
+    result = runner.invoke(app, ["leaderboard", "render", "--db", str(db), "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((site / "data.json").read_text())
+    linked = [e for e in data["entries"] if e.get("viewer")]
+    assert [e["model"] for e in linked] == ["Linked <b>model</b>"]
+    assert (site / linked[0]["viewer"]).is_file() and len(list((site / "viewers").iterdir())) == 1
+    browser = chromium()
+    if browser is not None:
+        html = dump_dom(browser, tmp_path, (site / "index.html").as_uri() + "#reported=0")
+        assert f'href="{linked[0]["viewer"]}"' in html and "<b>model" not in html

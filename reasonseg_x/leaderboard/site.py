@@ -23,6 +23,7 @@ from reasonseg_x._html import script_json as _script_json
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.leaderboard.outputs import prepare_folder
 from reasonseg_x.leaderboard.store import LeaderboardStore, StoredEntry
+from reasonseg_x.leaderboard.viewers import viewer_link
 
 __all__ = ["load_reported", "board_data", "render_html", "render_site", "public_data_name"]
 
@@ -108,7 +109,7 @@ def public_data_name(spec: str, split: str) -> str:
     return f"{text}:{split}"
 
 
-def _verified_entry(entry: StoredEntry) -> dict[str, Any]:
+def _verified_entry(entry: StoredEntry, site: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     def block(m: dict[str, Any]) -> dict[str, Any]:
         return _metric(_pct(m.get("giou")), _pct(m.get("ciou")), _pct_ci(m.get("giou_lo"), m.get("giou_hi")),
                        _pct_ci(m.get("ciou_lo"), m.get("ciou_hi")), m.get("n"))
@@ -121,17 +122,19 @@ def _verified_entry(entry: StoredEntry) -> dict[str, Any]:
         "data": public_data_name(entry.gt_spec, entry.gt_split), "date": entry.scored_at[:10],
         "source": f"bundle {entry.bundle_sha256[:12]}", "overall": block(overall), "types": types,
         "counts": entry.counts,
+        "viewer": viewer_link(site, entry.bundle_sha256) if site is not None else None,
     }
 
 
 def board_data(store: LeaderboardStore | None, *, protocol: str | None = "star", reported: bool = True,
                reported_path: str | os.PathLike[str] | None = None,
-               title: str = "ReasonSeg-X leaderboard") -> dict[str, Any]:
-    """Everything the page shows, as one JSON-ready dict (percent values)."""
+               title: str = "ReasonSeg-X leaderboard", site: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as one JSON-ready dict (percent values); with ``site``, verified
+    entries whose case viewer the host built there link to it."""
     from reasonseg_x.taxonomy import reasoning_types
 
     taxonomy = reasoning_types()
-    entries = [_verified_entry(e) for e in store.entries(protocol=protocol)] if store is not None else []
+    entries = [_verified_entry(e, site) for e in store.entries(protocol=protocol)] if store is not None else []
     if reported:  # the paper's numbers follow its own protocol: never shown beside another one
         entries.extend(e for e in load_reported(reported_path) if protocol is None or e["protocol"] == protocol)
     seen = list(taxonomy.ids)
@@ -181,7 +184,7 @@ def render_site(db: str | os.PathLike[str] | None, out: str | os.PathLike[str], 
         raise InvalidInputError("leaderboard database not found", str(db))
     if db is not None:
         with LeaderboardStore(db) as store:
-            data = board_data(store, protocol=protocol, reported=reported, reported_path=reported_path)
+            data = board_data(store, protocol=protocol, reported=reported, reported_path=reported_path, site=out)
     else:
         data = board_data(None, protocol=protocol, reported=reported, reported_path=reported_path)
     folder = prepare_folder(out, "the site folder (--out)")

@@ -142,6 +142,12 @@
         else if (c.key === "model") {
           td = el("td", "text model");
           td.appendChild(el("span", "name", e.model));
+          if (typeof e.viewer === "string" && /^viewers\/[0-9a-f]{16}\/index\.html$/.test(e.viewer)) {
+            var link = el("a", "viewer", "cases");  // built by the host from a hex key, never a submitted string
+            link.setAttribute("href", e.viewer);
+            link.title = "every prediction of this entry, worst first";
+            td.appendChild(link);
+          }
           td.title = e.model + (e.source ? " \u2013 " + e.source : "") + (e.date ? ", " + e.date : "") +
             Object.keys(e.other || {}).map(function (k) {  // the paper's other benchmarks, gIoU/cIoU
               return "\n" + k + ": " + fmt(e.other[k].giou) + " / " + fmt(e.other[k].ciou);
