@@ -7,23 +7,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from _browser import (
-    artifacts_folder,
-    dump_dom,
-    require_chromium,
-    screenshot,
-    with_script,
-)
+from _browser import artifacts_folder, chromium, dump_dom, require_chromium, screenshot, with_script
 from _leaderboard_helpers import FakeSource, make_bundle
 
 from reasonseg_x.leaderboard.host import GroundTruthContext, score_bundles
-from reasonseg_x.leaderboard.site import (
-    board_data,
-    load_reported,
-    public_data_name,
-    render_html,
-    render_site,
-)
+from reasonseg_x.leaderboard.site import board_data, load_reported, public_data_name, render_html, render_site
 from reasonseg_x.leaderboard.store import LeaderboardStore
 
 HOSTILE = '</script><img src=x onerror="document.title=\'pwned\'">&amp;'
