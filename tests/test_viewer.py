@@ -208,39 +208,46 @@ def test_page_opens_from_file_and_lists_worst_first(built: dict, tmp_path: Path)
     assert dom.bad_images == 0 and dom.scripts == 2
 
 
-def _filtered(built: dict, tmp_path: Path, name: str, script: str) -> _Dom:
-    report = ('document.body.setAttribute("data-check", document.getElementById("count").textContent);')
-    page = with_script(built["single"], name, script + report, drop_csp=True)
-    return _dom(tmp_path, page.as_uri())
+#: run in a copy of the page: applies each filter in turn (real change/input events) and records the
+#: visible count, the cards shown and their types and statuses as attributes of <body>
+_FILTERS = """
+function set(id, v, ev) { var s = document.getElementById(id); s.value = v; s.dispatchEvent(new Event(ev || "change")); }
+function reset() { set("f-type", ""); set("f-status", ""); set("f-min", "0"); set("f-search", "", "input"); }
+function snap(name) {
+  var cards = Array.prototype.slice.call(document.querySelectorAll("#cases article"));
+  var uniq = function (attr) { return cards.map(function (c) { return c.getAttribute(attr); })
+    .filter(function (v, i, a) { return a.indexOf(v) === i; }).sort().join(","); };
+  document.body.setAttribute("data-" + name, [document.body.getAttribute("data-visible"), cards.length,
+    uniq("data-type"), uniq("data-status")].join("|"));
+}
+SCENARIOS.forEach(function (sc) { reset(); sc[1].forEach(function (step) { set(step[0], step[1], step[2]); }); snap(sc[0]); });
+"""
 
 
 def test_filters_change_the_visible_list(built: dict, tmp_path: Path) -> None:
     data = _data(built["single"])
-    by_type = sum(1 for c in data["cases"] if c.get("type") == "commonsense")
-    parse_errors = sum(1 for c in data["cases"] if c["runs"][0]["status"] == "parse_error")
-    pick = ('function pick(id, v) { var s = document.getElementById(id); s.value = v;'
-            ' s.dispatchEvent(new Event("change")); }')
-    dom = _filtered(built, tmp_path, "type.html", pick + 'pick("f-type", "commonsense");')
-    assert int(dom.body["data-visible"]) == by_type == len(dom.cards) and 0 < by_type < len(data["cases"])
-    assert {c["data-type"] for c in dom.cards} == {"commonsense"}
-    dom = _filtered(built, tmp_path, "status.html", pick + 'pick("f-status", "parse_error");')
-    assert int(dom.body["data-visible"]) == parse_errors == len(dom.cards)
-    assert {c["data-status"] for c in dom.cards} == {"parse_error"}
-    both = sum(1 for c in data["cases"] if c.get("type") == "commonsense" and c["runs"][0]["status"] == "parse_error")
-    dom = _filtered(built, tmp_path, "both.html", pick + 'pick("f-type", "commonsense"); pick("f-status", "parse_error");')
-    assert int(dom.body["data-visible"]) == both
-    query = data["cases"][10]["query"]
+    cases = data["cases"]
+    query = cases[10]["query"]
     word = max(query.split(), key=len).lower()
-    hits = sum(1 for c in data["cases"] if word in (c["query"] + "\n" + c["id"]).lower())
-    search = ('var q = document.getElementById("f-search"); q.value = ' + json.dumps(word) +
-              '; q.dispatchEvent(new Event("input"));')
-    dom = _filtered(built, tmp_path, "search.html", search)
-    assert int(dom.body["data-visible"]) == hits >= 1
-    iou = ('var lo = document.getElementById("f-min"); lo.value = "50"; lo.dispatchEvent(new Event("change"));')
-    dom = _filtered(built, tmp_path, "iou.html", iou)
-    assert int(dom.body["data-visible"]) == sum(1 for c in data["cases"] if (c["runs"][0]["iou"] or 0) >= 0.5)
+    scenarios = [["type", [["f-type", "commonsense"]]], ["status", [["f-status", "parse_error"]]],
+                 ["both", [["f-type", "commonsense"], ["f-status", "parse_error"]]],
+                 ["search", [["f-search", word, "input"]]], ["iou", [["f-min", "50"]]]]
+    script = "var SCENARIOS = " + json.dumps(scenarios) + ";" + _FILTERS
+    dom = _dom(tmp_path, with_script(built["single"], "filters.html", script, drop_csp=True).as_uri())
 
+    def seen(name: str) -> tuple[int, int, set[str], set[str]]:
+        visible, shown, types, statuses = dom.body[f"data-{name}"].split("|")
+        return int(visible), int(shown), set(types.split(",")), set(statuses.split(","))
 
+    by_type = sum(1 for c in cases if c.get("type") == "commonsense")
+    assert seen("type")[:3] == (by_type, by_type, {"commonsense"}) and 0 < by_type < len(cases)
+    parse_errors = sum(1 for c in cases if c["runs"][0]["status"] == "parse_error")
+    assert seen("status")[:2] == (parse_errors, parse_errors) and seen("status")[3] == {"parse_error"}
+    both = sum(1 for c in cases if c.get("type") == "commonsense" and c["runs"][0]["status"] == "parse_error")
+    assert seen("both")[0] == both and seen("both")[2] <= {"commonsense"}
+    hits = sum(1 for c in cases if word in (c["query"] + "\n" + c["id"]).lower())
+    assert seen("search")[0] == hits >= 1
+    assert seen("iou")[0] == sum(1 for c in cases if (c["runs"][0]["iou"] or 0) >= 0.5)
 @pytest.mark.parametrize("sample_id", HOSTILE_IDS)
 def test_deep_link_opens_that_sample_and_shows_its_answer_as_text(built: dict, tmp_path: Path, sample_id: str) -> None:
     dom = _dom(tmp_path, built["single"].as_uri() + "#" + quote(sample_id, safe=""))
