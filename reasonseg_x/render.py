@@ -17,23 +17,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = [
-    "BOX_COLOUR",
-    "GT_COLOUR",
-    "IGNORE_COLOUR",
-    "MASK_ALPHA",
-    "POINT_COLOUR",
-    "PRED_COLOUR",
-    "answer_geometry",
-    "compose",
-    "draw_box",
-    "draw_hatch",
-    "draw_mask",
-    "draw_point",
-    "fit_size",
-    "mask_of",
-    "scaled_mask",
-]
+__all__ = ["GT_COLOUR", "PRED_COLOUR", "IGNORE_COLOUR", "BOX_COLOUR", "POINT_COLOUR", "MASK_ALPHA", "draw_mask",
+           "draw_hatch", "draw_box", "draw_point", "fit_size", "scaled_mask", "mask_of", "answer_geometry", "compose"]
 
 GT_COLOUR = (40, 200, 80)
 PRED_COLOUR = (235, 40, 130)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -19,14 +20,7 @@ from typing import Any
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.viewer.cases import (RunView, case_entry, check_ids, load_scores, open_data, open_run,
                                       score_sample_of)
-from reasonseg_x.viewer.images import (
-    FULL_SIDE,
-    THUMB_SIDE,
-    RunLayer,
-    file_key,
-    iter_jobs,
-    write_images,
-)
+from reasonseg_x.viewer.images import FULL_SIDE, THUMB_SIDE, RunLayer, file_key, iter_jobs, write_images
 
 __all__ = ["build_viewer", "render_page", "summary_rows"]
 
@@ -96,10 +90,8 @@ def render_page(data: dict[str, Any]) -> str:
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     values = {"TITLE": html_text(str(data.get("title", "Cases"))), "STYLE": _template("viewer.css"),
               "SCRIPT": script, "SCRIPT_HASH": f"sha256-{digest}", "DATA": script_json(data)}
-    page = _template("index.html")
-    for name, value in values.items():
-        page = page.replace("{{" + name + "}}", value) if name != "DATA" else page
-    return page.replace("{{DATA}}", values["DATA"])  # last: data never passes through a substitution
+    # one pass: a substituted value (a run name, an answer) is never scanned for placeholders again
+    return re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values.get(m.group(1), m.group(0)), _template("index.html"))
 
 
 def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = None, data: str | None = None,

@@ -1,6 +1,6 @@
 """The viewer's pictures: per sample and run a full-size view and a thumbnail (JPEG: the fastest to
-write and to show), drawn by
-:mod:`reasonseg_x.render` in worker processes while the main process streams the samples.
+write and to show), drawn by :mod:`reasonseg_x.render` in worker processes while the main process
+streams the samples.
 
 Files are named by a hash of the sample id (ids may hold any character), never by the id itself.
 """
@@ -11,28 +11,13 @@ import hashlib
 import io
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Executor,
-    Future,
-    ProcessPoolExecutor,
-    wait,
-)
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "FULL_SIDE",
-    "THUMB_SIDE",
-    "ImageJob",
-    "RunLayer",
-    "file_key",
-    "full_name",
-    "render_job",
-    "thumb_name",
-    "write_images",
-]
+__all__ = ["ImageJob", "RunLayer", "file_key", "thumb_name", "full_name", "render_job", "write_images", "iter_jobs",
+           "THUMB_SIDE", "FULL_SIDE"]
 
 THUMB_SIDE = 320
 FULL_SIDE = 1600
@@ -133,13 +118,9 @@ def write_images(jobs: Iterable[ImageJob], out: str | Path, *, total: int | None
     """Draw every job's pictures into ``out`` (``thumbs/``, ``full/``), ``workers`` processes at a time
     (default: the CPU count), with a progress bar. Returns ``{key: problem}`` for pictures that could
     not be read (drawn as grey stand-ins)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from reasonseg_x.errors import InvalidInputError
 
     root = Path(out)
     (root / "thumbs").mkdir(parents=True, exist_ok=True)
@@ -153,7 +134,11 @@ def write_images(jobs: Iterable[ImageJob], out: str | Path, *, total: int | None
 
     def collect(done: Iterable[Future[tuple[str, str | None]]]) -> None:
         for future in done:
-            key, problem = future.result()
+            try:
+                key, problem = future.result()
+            except OSError as exc:  # a full disk, a folder removed under us: say where, no traceback
+                raise InvalidInputError(f"cannot write the viewer's pictures: {exc.strerror or exc}",
+                                        str(root)) from None
             if problem:
                 problems[key] = problem
             bar.advance(task)
