@@ -65,14 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         page = build_viewer(preds, Path(tmp) / "one", data=spec, workers=args.workers, progress=False)
         one_s, one_cpu = time.perf_counter() - started, _cpu_seconds() - cpu
         size = sum(f.stat().st_size for f in page.parent.rglob("*") if f.is_file())
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_seconds()
         build_viewer(preds, Path(tmp) / "two", run2=preds, data=spec, workers=args.workers, progress=False)
-        two_s = time.perf_counter() - started
+        two_s, two_cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     print(f"{n} synth samples, {args.workers or os.cpu_count()} drawing processes on {os.cpu_count()} CPUs")
     print(f"streaming the samples alone: {stream_s:.2f} s")
     print(f"viewer, one run:  {one_s:.2f} s ({1000 * one_s / n:.1f} ms/sample, {size / 2 ** 20:.1f} MiB written; "
           f"{one_cpu:.1f} CPU-s in all processes, so {one_cpu / (os.cpu_count() or 1):.1f} s on idle CPUs)")
-    print(f"viewer, two runs: {two_s:.2f} s ({1000 * two_s / n:.1f} ms/sample)")
+    print(f"viewer, two runs: {two_s:.2f} s ({1000 * two_s / n:.1f} ms/sample; {two_cpu:.1f} CPU-s)")
     return 0
 
 
