@@ -322,3 +322,30 @@ def test_ten_thousand_samples_stay_responsive(tmp_path: Path) -> None:
     assert float(dom.body["data-ms"]) < 1000
     ious = [float(c["data-iou"]) for c in dom.cards]
     assert ious == sorted(ious) and ious[0] == 0.0
+
+
+def test_runs_are_shown_with_their_own_scores_and_data(tmp_path: Path) -> None:
+    """Two eval runs: their per_sample.jsonl is what the page shows; runs on other data are refused;
+    --protocol scores afresh."""
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+    from reasonseg_x.viewer.build import build_viewer
+
+    runner = CliRunner()
+    for model, data, name in (("oracle", "mini", "oracle"), ("empty", "mini", "empty"), ("empty", "synth:4", "other")):
+        result = runner.invoke(app, ["eval", "--model", model, "--data", data, "--out", str(tmp_path / name), "-q"])
+        assert result.exit_code == 0, result.output
+    page = build_viewer(tmp_path / "oracle", tmp_path / "v", run2=tmp_path / "empty", workers=1, progress=False)
+    data = _data(page)
+    per_sample = {json.loads(line)["id"]: json.loads(line)["iou"]
+                  for line in (tmp_path / "empty" / "per_sample.jsonl").read_text().splitlines()}
+    assert {c["id"]: c["runs"][1]["iou"] for c in data["cases"]} == per_sample
+    assert data["runs"][0]["model"] == "oracle" and data["summary"][0]["runs"][0]["giou"] == 100.0
+    with pytest.raises(InvalidInputError, match="different data"):
+        build_viewer(tmp_path / "oracle", tmp_path / "v2", run2=tmp_path / "other", workers=1, progress=False)
+    # under visionreasoner an empty answer on a sample without a target scores 0 (star: 1)
+    other = _data(build_viewer(tmp_path / "empty", tmp_path / "v3", protocol="segzero", workers=1, progress=False))
+    assert other["runs"][0]["protocol"] == "visionreasoner"
+    no_target = [c for c in other["cases"] if per_sample[c["id"]] == 1.0]
+    assert no_target and all(c["runs"][0]["iou"] == 0.0 for c in no_target)

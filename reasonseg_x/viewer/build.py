@@ -104,11 +104,14 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
         raise InvalidInputError(f"picture sizes must satisfy 32 <= thumb ({thumb_side}) <= full ({full_side})")
     runs = [open_run(run, data=data, split=split, protocol=protocol)]
     if run2 is not None:
-        second = open_run(run2, data=data or runs[0].data_spec, split=split or runs[0].split, protocol=protocol)
+        second = open_run(run2, data=data, split=split, protocol=protocol, default_data=runs[0].data_spec,
+                          default_split=runs[0].split)
         first = runs[0]
         if first.fingerprint and second.fingerprint and first.fingerprint != second.fingerprint:
             raise InvalidInputError(f"the two runs were scored on different data ({first.fingerprint} vs "
                                     f"{second.fingerprint}): nothing to put side by side", str(run2))
+        if second.protocol != first.protocol:  # deltas only mean something under one protocol
+            second.protocol, second.fingerprint = first.protocol, None
         if second.name == first.name:
             second.name = f"{second.name} (2)"
         runs.append(second)

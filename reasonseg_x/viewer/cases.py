@@ -56,9 +56,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def open_run(path: str | Path, *, data: str | None = None, split: str | None = None,
-             protocol: str | None = None) -> RunView:
-    """Read a run folder or a predictions file (no scoring yet: see :func:`score_run`)."""
+def open_run(path: str | Path, *, data: str | None = None, split: str | None = None, protocol: str | None = None,
+             default_data: str | None = None, default_split: str | None = None) -> RunView:
+    """Read a run folder or a predictions file (no scoring yet: see :func:`load_scores`).
+
+    ``data`` / ``split`` / ``protocol`` override what the run recorded; ``default_*`` fill in what a
+    bare predictions file cannot say (the other run's data, for a second run)."""
     from reasonseg_x.predictions import read_predictions
 
     p = Path(path)
@@ -67,17 +70,25 @@ def open_run(path: str | Path, *, data: str | None = None, split: str | None = N
     run_info = _read_json(p / "run.json") if p.is_dir() else None
     metrics = _read_json(p / "metrics.json") if p.is_dir() else None
     recorded = (run_info or {}).get("data") or (metrics or {}).get("data") or {}
-    spec = data or recorded.get("spec")
+    spec = data or recorded.get("spec") or default_data
     if not spec:
         raise InvalidInputError("which data were these predictions made on? pass --data (a run folder records it "
                                 "in run.json or metrics.json)", str(p))
-    chosen_protocol = protocol or (metrics or {}).get("protocol") or (run_info or {}).get("protocol") or "star"
+    recorded_protocol = (metrics or {}).get("protocol") or (run_info or {}).get("protocol")
+    chosen_protocol = protocol or recorded_protocol or "star"
+    # other data or another protocol than the run's: its per_sample.jsonl does not hold these numbers
+    rescore = bool(data) or bool(split and recorded.get("split") and split != recorded.get("split"))
+    if protocol:
+        from reasonseg_x.evaluators.protocols import get_protocol
+
+        chosen_protocol = get_protocol(protocol).name
+        rescore = rescore or chosen_protocol != get_protocol(str(recorded_protocol or chosen_protocol)).name
     predictions = read_predictions(p, skip_invalid=True)
     name = p.name if p.is_dir() else p.stem
     model = ((run_info or {}).get("model") or {}).get("name")
     return RunView(name=name or str(p), path=str(p), predictions=predictions, protocol=str(chosen_protocol),
-                   data_spec=str(spec), split=split or recorded.get("split"),
-                   fingerprint=(metrics or {}).get("data", {}).get("fingerprint") if not data else None,
+                   data_spec=str(spec), split=split or recorded.get("split") or default_split,
+                   fingerprint=None if rescore else (metrics or {}).get("data", {}).get("fingerprint"),
                    open_taxonomy=bool(recorded.get("open_taxonomy", False)), model=model)
 
 

@@ -284,7 +284,11 @@
                      : [["worst", "worst first"], ["best", "best first"]];
     options($("f-sort"), sorts);
     $("f-sort").value = state.sort;
-    if (PAIR) { $("change-label").hidden = false; document.body.setAttribute("data-mode", "pair"); }
+    if (PAIR) {
+      $("change-label").hidden = false;
+      $("iou-label").textContent = "IoU of A";
+      document.body.setAttribute("data-mode", "pair");
+    }
     $("subtitle").textContent = "data " + (DATA.data || "") + " \u00b7 " + RUNS.map(function (r, k) {
       return (PAIR ? "AB".charAt(k) + ": " : "") + r.name + (r.model ? " (" + r.model + ")" : "") + ", " + r.protocol + " protocol";
     }).join(" \u00b7 ") + " \u00b7 " + CASES.length + " samples";
