@@ -349,3 +349,21 @@ def test_runs_are_shown_with_their_own_scores_and_data(tmp_path: Path) -> None:
     assert other["runs"][0]["protocol"] == "visionreasoner"
     no_target = [c for c in other["cases"] if per_sample[c["id"]] == 1.0]
     assert no_target and all(c["runs"][0]["iou"] == 0.0 for c in no_target)
+
+
+def test_a_score_out_folder_finds_its_predictions(built: dict, dataset: tuple[Path, list], tmp_path: Path) -> None:
+    """`score --out DIR` keeps scores only: the viewer follows metrics.json to the predictions file."""
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+
+    folder, samples = dataset
+    preds = built["tmp"] / "b.jsonl"
+    scored = tmp_path / "scored"
+    result = CliRunner().invoke(app, ["score", "--data", str(folder), "--predictions", str(preds), "--out", str(scored),
+                                      "-q", "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["show", str(scored), "--out", str(tmp_path / "v"), "-q", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    data = _data(tmp_path / "v" / "index.html")
+    assert len(data["cases"]) == len(samples) and all(c["runs"][0]["iou"] == 1.0 for c in data["cases"])

@@ -56,6 +56,20 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
+def _predictions_of(path: Path, metrics: dict[str, Any] | None) -> Path:
+    """What holds a run's predictions: the file itself, the folder's predictions.jsonl, or for a
+    folder of ``score --out`` (scores only) the predictions file its metrics.json names."""
+    from reasonseg_x.predictions import RUN_PREDICTIONS
+
+    if not path.is_dir() or (path / RUN_PREDICTIONS).is_file() or metrics is None:
+        return path
+    scored = (metrics.get("predictions") or {}).get("path")
+    if isinstance(scored, str) and Path(scored).exists():
+        return Path(scored)
+    raise InvalidInputError(f"a scored folder without {RUN_PREDICTIONS}, and the predictions its metrics.json "
+                            f"names ({scored!r}) are not here: pass the predictions file with --data", str(path))
+
+
 def open_run(path: str | Path, *, data: str | None = None, split: str | None = None, protocol: str | None = None,
              default_data: str | None = None, default_split: str | None = None) -> RunView:
     """Read a run folder or a predictions file (no scoring yet: see :func:`load_scores`).
@@ -83,7 +97,7 @@ def open_run(path: str | Path, *, data: str | None = None, split: str | None = N
 
         chosen_protocol = get_protocol(protocol).name
         rescore = rescore or chosen_protocol != get_protocol(str(recorded_protocol or chosen_protocol)).name
-    predictions = read_predictions(p, skip_invalid=True)
+    predictions = read_predictions(_predictions_of(p, metrics), skip_invalid=True)
     name = p.name if p.is_dir() else p.stem
     model = ((run_info or {}).get("model") or {}).get("name")
     return RunView(name=name or str(p), path=str(p), predictions=predictions, protocol=str(chosen_protocol),
