@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _browser import artifacts_folder, chromium, dump_dom, require_chromium, screenshot, with_script
 from _leaderboard_helpers import FakeSource, make_bundle
 
 from reasonseg_x.leaderboard.host import GroundTruthContext, score_bundles
@@ -144,14 +142,6 @@ def test_render_without_database_shows_reported_only(tmp_path: Path) -> None:
 # --- headless Chromium ------------------------------------------------------------------------
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 class _Rows(HTMLParser):
     """Rows of the board's tbody: model name and data-value of every metric cell."""
 
@@ -186,27 +176,17 @@ class _Rows(HTMLParser):
             self.head.append("".join(self._text).strip())
 
 
-def _browser_args(tmp_path: Path) -> list[str]:
-    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000"]
-
-
 def _dump(browser: str, tmp_path: Path, url: str) -> _Rows:
-    proc = subprocess.run([browser, *_browser_args(tmp_path), "--virtual-time-budget=3000", "--dump-dom", url],
-                          capture_output=True, text=True, timeout=90, env={**os.environ, "HOME": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    html = dump_dom(browser, tmp_path, url)
     parser = _Rows()
-    parser.feed(proc.stdout)
-    assert parser.rows, f"no table rows in the dumped DOM:\n{proc.stdout[:2000]}"
+    parser.feed(html)
+    assert parser.rows, f"no table rows in the dumped DOM:\n{html[:2000]}"
     return parser
 
 
 def _browser_and_page(tmp_path_factory: pytest.TempPathFactory, crowded: bool) -> tuple[str, Path]:
     """The browser (or a skip: CI installs Debian's chromium) and a rendered board."""
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    browser = require_chromium()
     tmp = tmp_path_factory.mktemp("crowded" if crowded else "site")
     return browser, render_site(_build_db(tmp, crowded=crowded), tmp / "site")
 
@@ -265,26 +245,11 @@ def test_toggle_switches_to_ciou(site: tuple[str, Path], tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots are kept: $REASONSEG_X_ARTIFACTS (CI sets it), else <pytest basetemp>/artifacts."""
-    folder = Path(os.environ.get("REASONSEG_X_ARTIFACTS") or tmp_path_factory.getbasetemp() / "artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return artifacts_folder(tmp_path_factory)
 
 
 def _screenshot(browser: str, page: Path, tmp_path: Path, shot: Path, view: str, height: int = 1000) -> Path:
-    """Take a screenshot of ``page`` at 1280 x ``height`` and check it is not blank."""
-    from PIL import Image
-
-    args = [a if not a.startswith("--window-size") else f"--window-size=1280,{height}" for a in _browser_args(tmp_path)]
-    shot.unlink(missing_ok=True)  # never pass on an earlier run's picture
-    proc = subprocess.run([browser, *args, f"--screenshot={shot}", page.as_uri() + view],
-                          capture_output=True, text=True, timeout=90, env={**os.environ, "HOME": str(tmp_path)})
-    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
-    with Image.open(shot) as img:
-        assert img.size == (1280, height)
-        colours = img.convert("RGB").resize((320, height // 4)).getcolors(maxcolors=100_000)
-    assert colours is not None and len(colours) > 50  # not a blank page
-    return shot
+    return screenshot(browser, page.as_uri() + view, tmp_path, shot, height)
 
 
 def test_screenshot(site: tuple[str, Path], tmp_path: Path, artifacts: Path,
@@ -295,11 +260,7 @@ def test_screenshot(site: tuple[str, Path], tmp_path: Path, artifacts: Path,
 
 
 def _with_script(page: Path, name: str, script: str) -> Path:
-    """A copy of the page with ``script`` run after the board's own code (results land in the dumped DOM)."""
-    copy = page.with_name(name)
-    copy.write_text(page.read_text(encoding="utf-8").replace("</body>", f"<script>{script}</script>\n</body>"),
-                    encoding="utf-8")
-    return copy
+    return with_script(page, name, script)
 
 
 def test_clicking_headers_and_the_toggle(site: tuple[str, Path], tmp_path: Path) -> None:
@@ -349,3 +310,35 @@ def test_crowded_board_keeps_its_layout(crowded_site: tuple[str, Path], tmp_path
     shot = _screenshot(browser, page, tmp_path, artifacts / "leaderboard-crowded.png", "#metric=ciou&sort=overall",
                        height=1800)
     record_property("screenshot", str(shot))
+
+
+def test_verified_entries_link_to_their_viewers(tmp_path: Path) -> None:
+    """`leaderboard viewers` builds a viewer per verified bundle into the site; `render` links it; a bundle
+    the board never verified gets none."""
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+    from reasonseg_x.data.resolve import open_source
+
+    source = open_source("mini")
+    good = make_bundle(tmp_path, source, name="Linked <b>model</b>", quality=0.5, out="good")
+    stranger = make_bundle(tmp_path, source, name="Unscored", out="stranger")
+    db = tmp_path / "lb.sqlite"
+    with LeaderboardStore(db) as store:
+        assert score_bundles([good], GroundTruthContext.load(source), store)[0].status == "verified"
+    site = tmp_path / "site"
+    runner = CliRunner()
+    result = runner.invoke(app, ["leaderboard", "viewers", str(good), str(stranger), "--gt", "mini", "--db", str(db),
+                                 "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    assert "built" in result.output and "skipped" in result.output
+    result = runner.invoke(app, ["leaderboard", "render", "--db", str(db), "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((site / "data.json").read_text())
+    linked = [e for e in data["entries"] if e.get("viewer")]
+    assert [e["model"] for e in linked] == ["Linked <b>model</b>"]
+    assert (site / linked[0]["viewer"]).is_file() and len(list((site / "viewers").iterdir())) == 1
+    browser = chromium()
+    if browser is not None:
+        html = dump_dom(browser, tmp_path, (site / "index.html").as_uri() + "#reported=0")
+        assert f'href="{linked[0]["viewer"]}"' in html and "<b>model" not in html

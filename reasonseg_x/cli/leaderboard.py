@@ -195,6 +195,36 @@ def render_cmd(
         typer.echo(f"site written: {page}")
 
 
+@board_app.command("viewers")
+def viewers_cmd(
+    bundles: list[Path] = typer.Argument(..., help="Bundles already scored into --db (folders or archives)."),
+    gt: str = typer.Option(..., "--gt", help="Data source spec of the ground truth they were scored on."),
+    out: Path = typer.Option(..., "--out", help="The site folder: viewers go to OUT/viewers/<key>/."),
+    db: Path = typer.Option(..., "--db", help="SQLite leaderboard database."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split (default: the source's default)."),
+    protocol: str = typer.Option("star", "--protocol", help="Protocol the viewers score with."),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Scratch folder for extraction (default: temp)."),
+) -> None:
+    """Build the case viewer of each verified bundle into the site; `render` then links them.
+
+    A viewer shows the ground truth beside each prediction: publish it only for public data."""
+    with user_errors():
+        from reasonseg_x.errors import InvalidInputError
+        from reasonseg_x.leaderboard.store import LeaderboardStore
+        from reasonseg_x.leaderboard.viewers import build_bundle_viewers
+
+        if not db.is_file():
+            raise InvalidInputError("leaderboard database not found", str(db))
+        with LeaderboardStore(db) as store:
+            outcomes = build_bundle_viewers(bundles, gt, out, store, split=split,
+                                            protocol=_canonical_protocol(protocol), workdir=workdir)
+        for o in outcomes:
+            line = f"{o.status:<8} {o.source}" + (f": {o.link}" if o.link else "") + (f": {o.reason}" if o.reason else "")
+            print(line, file=sys.stderr if o.status == "rejected" else sys.stdout)
+        if any(o.status == "rejected" for o in outcomes):
+            raise typer.Exit(code=1)
+
+
 @board_app.command("list")
 def list_cmd(
     db: Path = typer.Option(..., "--db", help="SQLite leaderboard database."),

@@ -59,7 +59,8 @@ def score(
             source = open_source(data, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
             if run is not None and run.partial() and data == run.data:
                 source, split = _run_subset(source, split, run)
-        if looks_like_reference_outputs(predictions):
+        reference = looks_like_reference_outputs(predictions)
+        if reference:
             result = score_reference_outputs(predictions, protocol=protocol, source=source, split=split,
                                              strict=strict, skip_invalid=skip_invalid, seed=seed,
                                              n_resamples=bootstrap)
@@ -77,7 +78,7 @@ def score(
             from reasonseg_x.evaluators.api import write_outputs
 
             try:
-                write_outputs(result, out)
+                write_outputs(result, out, source=None if reference else source, predictions=predictions)
             except OSError as exc:
                 raise InvalidInputError(f"cannot write the run folder: {exc.strerror or exc}", str(out)) from None
         if not quiet:

@@ -147,8 +147,10 @@ def score_predictions(source: Source, split: str | None, predictions: Any, *, pr
     return EvalResult(metrics=metrics, records=records, problems=info["problems"])
 
 
-def write_outputs(result: EvalResult, out_dir: str | Path, *, chart: bool = True) -> dict[str, Path]:
-    """Write metrics.json, per_sample.jsonl, report.md and chart.png into ``out_dir``."""
+def write_outputs(result: EvalResult, out_dir: str | Path, *, chart: bool = True, source: Source | None = None,
+                  predictions: Any = None) -> dict[str, Path]:
+    """Write metrics.json, per_sample.jsonl, report.md and chart.png into ``out_dir``; with the
+    ``source`` (and the ``predictions``) also worst.png, the report's worst-case grid."""
     from reasonseg_x.evaluators.report import draw_chart, render_markdown
 
     out = Path(out_dir)
@@ -156,8 +158,29 @@ def write_outputs(result: EvalResult, out_dir: str | Path, *, chart: bool = True
     paths = {"metrics": out / "metrics.json", "per_sample": out / "per_sample.jsonl", "report": out / "report.md"}
     paths["metrics"].write_text(json.dumps(result.metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_records(result.records, paths["per_sample"])
-    paths["report"].write_text(render_markdown(result.metrics), encoding="utf-8")
+    grid = _worst_grid(result, out, source, predictions) if source is not None else None
+    if grid is not None:
+        paths["worst"] = grid
+    paths["report"].write_text(render_markdown(result.metrics, worst_grid=grid.name if grid else None),
+                               encoding="utf-8")
     if chart:
         paths["chart"] = out / "chart.png"
         draw_chart(result.metrics, paths["chart"])
     return paths
+
+
+def _worst_grid(result: EvalResult, out: Path, source: Source, predictions: Any) -> Path | None:
+    """worst.png, or None (with the previous one removed) when it cannot be drawn: the scores stand."""
+    from reasonseg_x.errors import ReasonSegXError
+    from reasonseg_x.evaluators.report import draw_worst_grid
+
+    target = out / "worst.png"
+    try:
+        if isinstance(predictions, (str, Path)):
+            predictions = read_predictions(predictions, skip_invalid=True)
+        grid = draw_worst_grid(result.records, source, result.metrics["data"]["split"], predictions, target)
+    except (ReasonSegXError, OSError):
+        grid = None
+    if grid is None:
+        target.unlink(missing_ok=True)
+    return grid

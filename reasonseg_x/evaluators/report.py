@@ -1,7 +1,8 @@
 """Human-facing views of metrics.json: a Markdown report, a rich terminal table, a bar chart.
 
 All three read only the metrics dict, so a run folder can be re-rendered without re-scoring.
-The chart is drawn with Pillow (matplotlib is not a dependency).
+The chart is drawn with Pillow (matplotlib is not a dependency). The worst-case grid also needs the
+data and the predictions; its tiles are drawn by :mod:`reasonseg_x.render`, as in the case viewer.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["table_rows", "group_sections", "render_markdown", "print_table", "draw_chart", "pct", "group_title"]
+__all__ = ["table_rows", "group_sections", "render_markdown", "print_table", "draw_chart", "pct", "group_title",
+           "draw_worst_grid", "worst_ids"]
 
 #: problems printed in the terminal (metrics.json lists up to 50, the result object all)
 _PRINTED_PROBLEMS = 5
@@ -92,8 +94,9 @@ def _listed(metrics: dict[str, Any], limit: int | None = None) -> list[tuple[str
     return [(heading, entries[:limit], total) for heading, entries, total in lists if total]
 
 
-def render_markdown(metrics: dict[str, Any]) -> str:
-    """The report.md of a run: provenance, the gIoU/cIoU table with 95% CIs, precision, counts."""
+def render_markdown(metrics: dict[str, Any], *, worst_grid: str | None = None) -> str:
+    """The report.md of a run: provenance, the gIoU/cIoU table with 95% CIs, precision, counts, and
+    the worst-case grid when one was drawn (``worst_grid``: its file name beside report.md)."""
     data = metrics.get("data", {})
     boot = metrics.get("bootstrap", {})
     level = int(round(100 * boot.get("level", 0.95)))
@@ -124,6 +127,10 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         lines += ["", "## No-target rows (GRES)", "",
                   f"N-acc {pct(g['n_acc'])} (TP {g['TP']}, FN {g['FN']}); T-acc {pct(g['t_acc'])} "
                   f"(TN {g['TN']}, FP {g['FP']})"]
+    if worst_grid:
+        lines += ["", "## Worst cases per reasoning type", "",
+                  f"![the {WORST_K} lowest-IoU samples of each reasoning type]({worst_grid})", "",
+                  "Every sample, with its answer: `reasonseg-x show RUN --out DIR` (a static viewer)."]
     lines += ["", "## Counts", "", _counts_line(metrics.get("counts", {}))]
     for heading, entries, total in _listed(metrics):
         lines += ["", f"## {total} {heading}", ""]
@@ -167,54 +174,152 @@ def print_table(result: Any, console: Any = None) -> None:
             console.print(f"  ... {total - len(entries)} more (listed in metrics.json and report.md)")
 
 
-def draw_chart(metrics: dict[str, Any], path: str | Path, *, width: int = 900, height: int = 420) -> Path:
-    """Bar chart PNG of gIoU and cIoU (percent, with CI whiskers) overall and per reasoning type."""
-    from PIL import Image, ImageDraw, ImageFont
+def _font(size: int) -> Any:
+    """Pillow's bundled scalable font at ``size`` px (the bitmap default on Pillow < 10.1)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # pragma: no cover - Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def draw_chart(metrics: dict[str, Any], path: str | Path, *, width: int = 1000, height: int = 460) -> Path:
+    """Bar chart PNG of gIoU and cIoU (percent, with CI whiskers) overall, per reasoning type and per
+    query kind; each value is written beside its whisker, where no bar or whisker covers it."""
+    from PIL import Image, ImageDraw
 
     groups = [("Overall", metrics["overall"])]
-    for key, g in (metrics.get("by_reasoning_type") or {}).items():
-        title = group_title("by_reasoning_type", key, short=True)
-        groups.append((title if len(title) <= 16 else title[:15] + "~", g))
+    for section in ("by_reasoning_type", "by_query_kind"):
+        for key, g in (metrics.get(section) or {}).items():
+            title = group_title(section, key, short=True)
+            groups.append((title if len(title) <= 16 else title[:15] + "~", g))
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    left, right, top, bottom = 50, 20, 40, 50
+    font, small = _font(14), _font(12)
+    left, right, top, bottom = 50, 20, 48, 54
     plot_w, plot_h = width - left - right, height - top - bottom
     data = metrics.get("data") or {}
     where = " ".join(str(v) for v in (data.get("spec"), data.get("split")) if v)
-    draw.text((left, 10), f"gIoU / cIoU (%), {metrics['protocol']} protocol" + (f" - {where}" if where else ""),
+    draw.text((left, 8), f"gIoU / cIoU (%), {metrics['protocol']} protocol" + (f" - {where}" if where else ""),
               fill="black", font=font)
     for tick in range(0, 101, 20):
         y = top + plot_h - tick * plot_h / 100
         draw.line([(left, y), (left + plot_w, y)], fill=(225, 225, 225))
-        draw.text((8, y - 6), f"{tick:3d}", fill="black", font=font)
+        draw.text((left - 6, y), f"{tick}", fill="black", font=small, anchor="rm")
     draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)], fill="black")
     colours = {"giou": (66, 114, 196), "ciou": (237, 125, 49)}
     slot = plot_w / max(len(groups), 1)
-    bar_w = slot * 0.3
+    bar_w = min(slot * 0.2, 44)
     for n, (title, g) in enumerate(groups):
-        x0 = left + n * slot + slot * 0.2
+        centre = left + (n + 0.5) * slot
         for k, key in enumerate(("giou", "ciou")):
             value = max(0.0, min(1.0, float(g[key])))
-            bx = x0 + k * bar_w
+            bx = centre - bar_w - 2 if k == 0 else centre + 2
             y = top + plot_h - value * plot_h
-            draw.rectangle([bx, y, bx + bar_w - 2, top + plot_h], fill=colours[key])
-            draw.text((bx, y - 12), pct(value), fill="black", font=font)
+            draw.rectangle([bx, y, bx + bar_w - 1, top + plot_h], fill=colours[key])
+            cx = bx + bar_w / 2
             ci = g.get(f"{key}_ci")
             if ci:
-                cx = bx + bar_w / 2 - 1
                 y_lo = top + plot_h - max(0.0, min(1.0, ci[0])) * plot_h
                 y_hi = top + plot_h - max(0.0, min(1.0, ci[1])) * plot_h
-                draw.line([(cx, y_lo), (cx, y_hi)], fill="black")
-                draw.line([(cx - 3, y_lo), (cx + 3, y_lo)], fill="black")
-                draw.line([(cx - 3, y_hi), (cx + 3, y_hi)], fill="black")
-        draw.text((x0, top + plot_h + 8), f"{title} (n={g['n']})", fill="black", font=font)
+                draw.line([(cx, y_lo), (cx, y_hi)], fill="black", width=2)
+                draw.line([(cx - 4, y_lo), (cx + 4, y_lo)], fill="black", width=2)
+                draw.line([(cx - 4, y_hi), (cx + 4, y_hi)], fill="black", width=2)
+            # beside the bar at its value, on the outer side (gIoU left, cIoU right): clear of both
+            # whiskers and of the other bar
+            label_y = min(max(y, top + 6), top + plot_h - 7)
+            if k == 0:
+                draw.text((bx - 3, label_y), pct(value), fill="black", font=small, anchor="rm")
+            else:
+                draw.text((bx + bar_w + 3, label_y), pct(value), fill="black", font=small, anchor="lm")
+        draw.text((centre, top + plot_h + 6), title, fill="black", font=small, anchor="ma")
+        draw.text((centre, top + plot_h + 24), f"n={g['n']}", fill=(90, 90, 90), font=small, anchor="ma")
     lx = left + plot_w - 150
     for k, (key, label) in enumerate((("giou", "gIoU"), ("ciou", "cIoU"))):
-        draw.rectangle([lx + k * 70, 12, lx + k * 70 + 12, 24], fill=colours[key])
-        draw.text((lx + k * 70 + 16, 12), label, fill="black", font=font)
+        draw.rectangle([lx + k * 70, 30, lx + k * 70 + 12, 42], fill=colours[key])
+        draw.text((lx + k * 70 + 16, 29), label, fill="black", font=small)
     level = int(round(100 * (metrics.get("bootstrap") or {}).get("level", 0.95)))
-    draw.text((lx - 190, 12), f"whiskers: {level}% bootstrap CI", fill="black", font=font)
+    draw.text((lx - 12, 29), f"whiskers: {level}% bootstrap CI", fill="black", font=small, anchor="ra")
+    out = Path(path)
+    img.save(out, format="PNG")
+    return out
+
+
+#: samples per reasoning type in the report's worst-case grid, and the tile size in pixels
+WORST_K = 6
+WORST_TILE = 200
+
+
+def worst_ids(records: Any, k: int = WORST_K) -> dict[str, list[Any]]:
+    """Per reasoning type, its ``k`` lowest-IoU records (failures before empty answers at equal IoU)."""
+    from reasonseg_x.evaluators.records import FAILED
+
+    by_type: dict[str, list[Any]] = {}
+    for record in records:
+        key = record.groups.get("reasoning_type")
+        if key is not None:
+            by_type.setdefault(key, []).append(record)
+    return {key: sorted(rows, key=lambda r: (r.iou, r.status not in FAILED, r.id))[:k]
+            for key, rows in by_type.items()}
+
+
+def draw_worst_grid(records: Any, source: Any, split: str, predictions: Any, path: str | Path, *,
+                    k: int = WORST_K, tile: int = WORST_TILE) -> Path | None:
+    """One PNG: a row per reasoning type holding its ``k`` worst samples, drawn by
+    :mod:`reasonseg_x.render` (ground truth green, prediction pink, ignore hatched, the answer's boxes
+    and points), each captioned with its IoU and status. None when no sample has a reasoning type.
+
+    Reads the split once, decoding only the pictures it draws; an unreadable picture is a grey tile.
+    """
+    from PIL import Image, ImageDraw
+
+    from reasonseg_x.render import answer_geometry, compose, mask_of
+
+    rows = worst_ids(records, k)
+    if not rows:
+        return None
+    wanted = {r.id for members in rows.values() for r in members}
+    tiles: dict[str, Image.Image] = {}
+    for sample in source.samples(split):
+        if sample.id not in wanted:
+            continue
+        pred = predictions.get(sample.id) if predictions is not None else None
+        boxes, points = answer_geometry(pred.meta or {}) if pred is not None else (None, None)
+        try:
+            picture = compose(sample.image.open(), max_side=tile, target=mask_of(sample.target, sample.height,
+                                                                                  sample.width),
+                              ignore=mask_of(sample.ignore, sample.height, sample.width),
+                              pred=mask_of(pred.mask, sample.height, sample.width)
+                              if pred is not None and pred.status == "ok" else None,
+                              boxes=boxes, points=points, frame=(sample.width, sample.height))
+        except Exception:  # noqa: BLE001 - a bad picture must not stop the report
+            picture = Image.new("RGB", (tile, tile * 3 // 4), (150, 150, 150))
+        tiles[sample.id] = picture
+        if len(tiles) == len(wanted):
+            break
+    font, small = _font(14), _font(12)
+    label_w, caption_h, pad = 150, 34, 8
+    width = label_w + k * (tile + pad) + pad
+    row_h = tile + caption_h + pad
+    img = Image.new("RGB", (width, 30 + len(rows) * row_h), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((pad, 8), f"Worst {k} per reasoning type (lowest IoU first); green: ground truth, pink: prediction, "
+                        "hatched: ignore, yellow: answer boxes", fill="black", font=small)
+    for n, (key, members) in enumerate(rows.items()):
+        y0 = 30 + n * row_h
+        draw.text((pad, y0 + 4), group_title("by_reasoning_type", key, short=True), fill="black", font=font)
+        draw.text((pad, y0 + 24), key if len(key) <= 20 else key[:19] + "~", fill=(90, 90, 90), font=small)
+        for j, record in enumerate(members):
+            x0 = label_w + pad + j * (tile + pad)
+            picture = tiles.get(record.id)
+            if picture is not None:
+                img.paste(picture, (x0 + (tile - picture.width) // 2, y0 + tile - picture.height))
+            else:
+                draw.rectangle([x0, y0, x0 + tile - 1, y0 + tile - 1], outline=(180, 180, 180))
+            draw.text((x0, y0 + tile + 2), f"IoU {pct(record.iou)}  {record.status}", fill="black", font=small)
+            short_id = record.id if len(record.id) <= 28 else record.id[:27] + "~"
+            draw.text((x0, y0 + tile + 17), short_id, fill=(90, 90, 90), font=small)
     out = Path(path)
     img.save(out, format="PNG")
     return out

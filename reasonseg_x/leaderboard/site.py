@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from reasonseg_x.atomic import write_text_atomic
+from reasonseg_x._html import html_text as _html_text
+from reasonseg_x._html import script_json as _script_json
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.leaderboard.outputs import prepare_folder
 from reasonseg_x.leaderboard.store import LeaderboardStore, StoredEntry
+from reasonseg_x.leaderboard.viewers import viewer_link
 
 __all__ = ["load_reported", "board_data", "render_html", "render_site", "public_data_name"]
 
@@ -107,7 +110,7 @@ def public_data_name(spec: str, split: str) -> str:
     return f"{text}:{split}"
 
 
-def _verified_entry(entry: StoredEntry) -> dict[str, Any]:
+def _verified_entry(entry: StoredEntry, site: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     def block(m: dict[str, Any]) -> dict[str, Any]:
         return _metric(_pct(m.get("giou")), _pct(m.get("ciou")), _pct_ci(m.get("giou_lo"), m.get("giou_hi")),
                        _pct_ci(m.get("ciou_lo"), m.get("ciou_hi")), m.get("n"))
@@ -120,6 +123,7 @@ def _verified_entry(entry: StoredEntry) -> dict[str, Any]:
         "data": public_data_name(entry.gt_spec, entry.gt_split), "date": entry.scored_at[:10],
         "source": f"bundle {entry.bundle_sha256[:12]}", "overall": block(overall), "types": types,
         "counts": entry.counts,
+        "viewer": viewer_link(site, entry.bundle_sha256) if site is not None else None,
     }
 
 
@@ -135,12 +139,13 @@ def _flag_copies(store: LeaderboardStore, stored: StoredEntry, entry: dict[str, 
 
 def board_data(store: LeaderboardStore | None, *, protocol: str | None = "star", reported: bool = True,
                reported_path: str | os.PathLike[str] | None = None,
-               title: str = "ReasonSeg-X leaderboard") -> dict[str, Any]:
-    """Everything the page shows, as one JSON-ready dict (percent values)."""
+               title: str = "ReasonSeg-X leaderboard", site: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as one JSON-ready dict (percent values); with ``site``, verified
+    entries whose case viewer the host built there link to it."""
     from reasonseg_x.taxonomy import reasoning_types
 
     taxonomy = reasoning_types()
-    entries = [_flag_copies(store, e, _verified_entry(e)) for e in store.entries(protocol=protocol)] \
+    entries = [_flag_copies(store, e, _verified_entry(e, site)) for e in store.entries(protocol=protocol)] \
         if store is not None else []
     if reported:  # the paper's numbers follow its own protocol: never shown beside another one
         entries.extend(e for e in load_reported(reported_path) if protocol is None or e["protocol"] == protocol)
@@ -171,17 +176,6 @@ def _template(name: str) -> str:
     return resources.files("reasonseg_x.leaderboard").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def _script_json(data: Any) -> str:
-    """JSON safe inside ``<script>``: no ``</script>``, no HTML comment, no line separators."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
-def _html_text(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-
-
 def render_html(data: dict[str, Any]) -> str:
     """The self-contained page for ``data`` (from :func:`board_data`)."""
     values = {
@@ -202,7 +196,7 @@ def render_site(db: str | os.PathLike[str] | None, out: str | os.PathLike[str], 
         raise InvalidInputError("leaderboard database not found", str(db))
     if db is not None:
         with LeaderboardStore(db) as store:
-            data = board_data(store, protocol=protocol, reported=reported, reported_path=reported_path)
+            data = board_data(store, protocol=protocol, reported=reported, reported_path=reported_path, site=out)
     else:
         data = board_data(None, protocol=protocol, reported=reported, reported_path=reported_path)
     folder = prepare_folder(out, "the site folder (--out)")

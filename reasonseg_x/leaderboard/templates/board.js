@@ -145,6 +145,12 @@
           if (e.same_predictions_as) {  // byte-identical predictions to an earlier entry under another name
             td.appendChild(el("span", "copy-flag", " \u26a0 same predictions as " + e.same_predictions_as));
           }
+          if (typeof e.viewer === "string" && /^viewers\/[0-9a-f]{16}\/index\.html$/.test(e.viewer)) {
+            var link = el("a", "viewer", "cases");  // built by the host from a hex key, never a submitted string
+            link.setAttribute("href", e.viewer);
+            link.title = "every prediction of this entry, worst first";
+            td.appendChild(link);
+          }
           td.title = e.model + (e.source ? " \u2013 " + e.source : "") + (e.date ? ", " + e.date : "") +
             Object.keys(e.other || {}).map(function (k) {  // the paper's other benchmarks, gIoU/cIoU
               return "\n" + k + ": " + fmt(e.other[k].giou) + " / " + fmt(e.other[k].ciou);

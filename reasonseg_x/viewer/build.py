@@ -1,0 +1,173 @@
+"""Build the static case viewer of one run, or of two runs side by side.
+
+``DIR/index.html`` holds the page, its script, its style and the cases as JSON (escaped: answers
+are untrusted text); ``DIR/thumbs/`` and ``DIR/full/`` hold the pictures, named by a hash of the
+sample id. The page opens from the file system: no server, no network (a Content-Security-Policy
+forbids any other origin and any script but its own, by hash).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.viewer.cases import (RunView, case_entry, check_ids, load_scores, open_data, open_run,
+                                      score_sample_of)
+from reasonseg_x.viewer.images import FULL_SIDE, THUMB_SIDE, RunLayer, file_key, iter_jobs, write_images
+
+__all__ = ["build_viewer", "render_page", "summary_rows"]
+
+
+def _template(name: str) -> str:
+    return resources.files("reasonseg_x.viewer").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _group_scores(cases: list[dict[str, Any]], runs: int, records: list[RunView]) -> dict[str, Any]:
+    """gIoU / cIoU of each run over ``cases`` (percent)."""
+    out: dict[str, Any] = {"n": len(cases), "runs": []}
+    for r in range(runs):
+        ious = [c["runs"][r]["iou"] for c in cases if c["runs"][r].get("iou") is not None]
+        inter = union = 0
+        for c in cases:
+            rec = records[r].records.get(c["id"])
+            if rec is not None:
+                inter += rec.I
+                union += rec.U
+        out["runs"].append({"giou": round(100 * sum(ious) / len(ious), 2) if ious else None,
+                            "ciou": round(100 * inter / union, 2) if union else None})
+    return out
+
+
+def summary_rows(cases: list[dict[str, Any]], runs: list[RunView]) -> list[dict[str, Any]]:
+    """Overall and per reasoning type scores of every run (and B - A with two runs)."""
+    from reasonseg_x.evaluators.report import group_title
+
+    rows = [{"key": "", "title": "Overall", **_group_scores(cases, len(runs), runs)}]
+    types: dict[str, list[dict[str, Any]]] = {}
+    for case in cases:
+        if "type" in case:
+            types.setdefault(case["type"], []).append(case)
+    for key, members in types.items():
+        rows.append({"key": key, "title": group_title("by_reasoning_type", key),
+                     **_group_scores(members, len(runs), runs)})
+    return rows
+
+
+def _types(cases: list[dict[str, Any]]) -> list[dict[str, str]]:
+    from reasonseg_x.taxonomy import reasoning_types
+
+    taxonomy = reasoning_types(open=True)
+    seen = list(dict.fromkeys(c["type"] for c in cases if "type" in c))
+    ordered = [t for t in taxonomy.ids if t in seen] + [t for t in seen if t not in taxonomy.ids]
+    out = []
+    for tid in ordered:
+        cat = taxonomy.category(tid)
+        out.append({"id": tid, "code": cat.code, "name": cat.name})
+    return out
+
+
+def _count(source: Any, split: str) -> int | None:
+    """The split's size for the progress bar: a generated source knows it; a file-backed one counts
+    its cached ground truth (no pixels); otherwise the bar shows the count only."""
+    n = getattr(source, "n", None)
+    if isinstance(n, int):
+        return n
+    return source.num_samples(split) if source.files(split) is not None else None
+
+
+def render_page(data: dict[str, Any]) -> str:
+    """The self-contained HTML page for ``data``; its script is allowed by hash, nothing else runs."""
+    from reasonseg_x._html import html_text, script_json
+
+    script = _template("viewer.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    values = {"TITLE": html_text(str(data.get("title", "Cases"))), "STYLE": _template("viewer.css"),
+              "SCRIPT": script, "SCRIPT_HASH": f"sha256-{digest}", "DATA": script_json(data)}
+    # one pass: a substituted value (a run name, an answer) is never scanned for placeholders again
+    return re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values.get(m.group(1), m.group(0)), _template("index.html"))
+
+
+def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = None, data: str | None = None,
+                 split: str | None = None, protocol: str | None = None, workers: int | None = None,
+                 thumb_side: int = THUMB_SIDE, full_side: int = FULL_SIDE, progress: bool = True) -> Path:
+    """Write the viewer of ``run`` (and ``run2`` beside it) into ``out``; returns ``out/index.html``."""
+    from reasonseg_x.leaderboard.outputs import prepare_folder
+
+    if thumb_side < 32 or full_side < thumb_side:
+        raise InvalidInputError(f"picture sizes must satisfy 32 <= thumb ({thumb_side}) <= full ({full_side})")
+    runs = [open_run(run, data=data, split=split, protocol=protocol)]
+    if run2 is not None:
+        second = open_run(run2, data=data, split=split, protocol=protocol, default_data=runs[0].data_spec,
+                          default_split=runs[0].split)
+        first = runs[0]
+        if first.fingerprint and second.fingerprint and first.fingerprint != second.fingerprint:
+            raise InvalidInputError(f"the two runs were scored on different data ({first.fingerprint} vs "
+                                    f"{second.fingerprint}): nothing to put side by side", str(run2))
+        if second.protocol != first.protocol:  # deltas only mean something under one protocol
+            second.protocol, second.fingerprint = first.protocol, None
+        if second.name == first.name:
+            second.name = f"{second.name} (2)"
+        runs.append(second)
+    source, chosen_split = open_data(runs[0])
+    from reasonseg_x.evaluators.protocols import get_protocol
+
+    to_score = [(view, get_protocol(view.protocol)) for view in runs if not load_scores(view)]
+    # runs with per_sample.jsonl show the samples they scored; runs scored here show the whole split
+    listed = None if to_score else set().union(*(set(v.records) for v in runs))
+    folder = prepare_folder(out, "the viewer folder (--out)")
+    cases: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def layers(sample: Any) -> tuple[RunLayer, ...]:
+        out_layers = []
+        for view, entry in zip(runs, cases[-1]["runs"]):
+            pred = view.predictions.get(sample.id)
+            mask = pred.mask if pred is not None and pred.status == "ok" else None
+            out_layers.append(RunLayer(mask=mask, boxes=entry.get("boxes"), points=entry.get("points")))
+        return tuple(out_layers)
+
+    def selected() -> Any:
+        for sample in source.samples(chosen_split):
+            seen.add(sample.id)
+            if listed is not None and sample.id not in listed:
+                continue
+            for view, protocol_spec in to_score:
+                score_sample_of(view, sample, protocol_spec)
+            cases.append(case_entry(sample, file_key(sample.id), runs))
+            yield sample
+
+    total = len(listed) if listed is not None else _count(source, chosen_split)
+    problems = write_images(iter_jobs(selected(), layers, thumb_side=thumb_side, full_side=full_side), folder,
+                            total=total, workers=workers, progress=progress)
+    for view in runs:
+        check_ids(view, seen, f"{runs[0].data_spec}:{chosen_split}")
+    if not cases:
+        raise InvalidInputError(f"no scored sample of the run is in {runs[0].data_spec}:{chosen_split}: wrong --data?",
+                                runs[0].path)
+    notes = [f"{v.name}: {v.unknown} prediction id(s) are no sample of the data" for v in runs if v.unknown]
+    if listed is not None and len(cases) < len(listed):
+        notes.append(f"{len(listed) - len(cases)} scored sample(s) are not in the data any more")
+    notes += [f"{case['id']}: {problems[case['key']]}" for case in cases if case["key"] in problems][:20]
+    for case in cases:
+        if case["key"] in problems:
+            case["image_problem"] = problems[case["key"]]
+    spec = runs[0].data_spec or ""
+    title = "Cases: " + " vs ".join(v.name for v in runs)
+    page_data = {
+        "title": title, "data": f"{os.path.basename(spec.rstrip('/')) or spec}:{chosen_split}",
+        "runs": [{"name": v.name, "model": v.model, "protocol": v.protocol} for v in runs],
+        "notes": notes, "types": _types(cases), "summary": summary_rows(cases, runs), "cases": cases,
+        "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    }
+    page = folder / "index.html"
+    tmp = page.with_name("index.html.tmp")
+    tmp.write_text(render_page(page_data), encoding="utf-8")
+    os.replace(tmp, page)
+    return page

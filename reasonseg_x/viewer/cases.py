@@ -1,0 +1,224 @@
+"""What the viewer shows of a run: its predictions, its per-sample scores and the data it was run on.
+
+A run is a folder written by ``reasonseg-x eval`` or ``score --out`` (``predictions.jsonl``,
+``run.json``, ``metrics.json``, ``per_sample.jsonl``) or a bare predictions file with ``--data``.
+The scores are the run's own ``per_sample.jsonl`` when it has one (the viewer shows the numbers the
+run reported); otherwise the predictions are scored here, bad lines counted as failures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reasonseg_x.errors import InvalidInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reasonseg_x.data.source import Source
+    from reasonseg_x.evaluators.records import SampleRecord
+    from reasonseg_x.predictions import PredictionSet
+
+__all__ = ["RunView", "open_run", "open_data", "case_entry", "MAX_TEXT"]
+
+#: characters of a raw answer kept in the page (a runaway generation would bloat it)
+MAX_TEXT = 20_000
+#: characters of each sampled answer of a tts run
+MAX_ANSWER_TEXT = 4_000
+
+
+@dataclass
+class RunView:
+    """One run as the viewer needs it."""
+
+    name: str
+    path: str
+    predictions: PredictionSet
+    protocol: str
+    data_spec: str | None
+    split: str | None
+    fingerprint: str | None = None
+    open_taxonomy: bool = False
+    model: str | None = None
+    records: dict[str, SampleRecord] = field(default_factory=dict)
+    #: prediction ids that are no sample of the data (shown as a note)
+    unknown: int = 0
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read: {exc}", str(path)) from None
+    return obj if isinstance(obj, dict) else None
+
+
+def _predictions_of(path: Path, metrics: dict[str, Any] | None) -> Path:
+    """What holds a run's predictions: the file itself, the folder's predictions.jsonl, or for a
+    folder of ``score --out`` (scores only) the predictions file its metrics.json names."""
+    from reasonseg_x.predictions import RUN_PREDICTIONS
+
+    if not path.is_dir() or (path / RUN_PREDICTIONS).is_file() or metrics is None:
+        return path
+    scored = (metrics.get("predictions") or {}).get("path")
+    if isinstance(scored, str) and Path(scored).exists():
+        return Path(scored)
+    raise InvalidInputError(f"a scored folder without {RUN_PREDICTIONS}, and the predictions its metrics.json "
+                            f"names ({scored!r}) are not here: pass the predictions file with --data", str(path))
+
+
+def open_run(path: str | Path, *, data: str | None = None, split: str | None = None, protocol: str | None = None,
+             default_data: str | None = None, default_split: str | None = None) -> RunView:
+    """Read a run folder or a predictions file (no scoring yet: see :func:`load_scores`).
+
+    ``data`` / ``split`` / ``protocol`` override what the run recorded; ``default_*`` fill in what a
+    bare predictions file cannot say (the other run's data, for a second run)."""
+    from reasonseg_x.predictions import read_predictions
+
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInputError("no such run folder or predictions file", str(p))
+    run_info = _read_json(p / "run.json") if p.is_dir() else None
+    metrics = _read_json(p / "metrics.json") if p.is_dir() else None
+    recorded = (run_info or {}).get("data") or (metrics or {}).get("data") or {}
+    spec = data or recorded.get("spec") or default_data
+    if not spec:
+        raise InvalidInputError("which data were these predictions made on? pass --data (a run folder records it "
+                                "in run.json or metrics.json)", str(p))
+    recorded_protocol = (metrics or {}).get("protocol") or (run_info or {}).get("protocol")
+    chosen_protocol = protocol or recorded_protocol or "star"
+    # other data or another protocol than the run's: its per_sample.jsonl does not hold these numbers
+    rescore = bool(data) or bool(split and recorded.get("split") and split != recorded.get("split"))
+    if protocol:
+        from reasonseg_x.evaluators.protocols import get_protocol
+
+        chosen_protocol = get_protocol(protocol).name
+        rescore = rescore or chosen_protocol != get_protocol(str(recorded_protocol or chosen_protocol)).name
+    predictions = read_predictions(_predictions_of(p, metrics), skip_invalid=True)
+    name = p.name if p.is_dir() else p.stem
+    model = ((run_info or {}).get("model") or {}).get("name")
+    return RunView(name=name or str(p), path=str(p), predictions=predictions, protocol=str(chosen_protocol),
+                   data_spec=str(spec), split=split or recorded.get("split") or default_split,
+                   fingerprint=None if rescore else (metrics or {}).get("data", {}).get("fingerprint"),
+                   open_taxonomy=bool(recorded.get("open_taxonomy", False)), model=model)
+
+
+def open_data(run: RunView) -> tuple[Source, str]:
+    """The run's source and split, opened from the recorded (or given) spec."""
+    from reasonseg_x.data.resolve import open_source
+
+    source = open_source(run.data_spec or "", skip_invalid=True, open_taxonomy=run.open_taxonomy)
+    return source, source.resolve_split(run.split)
+
+
+def load_scores(run: RunView) -> bool:
+    """Fill ``run.records`` from the run's ``per_sample.jsonl`` (its protocol, its numbers); False when
+    there is none (or other data were asked for): then :func:`score_sample_of` scores each sample as
+    the viewer streams it, in the same single pass over the data."""
+    from reasonseg_x.evaluators.records import read_records
+
+    per_sample = Path(run.path) / "per_sample.jsonl"
+    if not (Path(run.path).is_dir() and per_sample.is_file() and run.fingerprint is not None):
+        return False
+    run.records = {r.id: r for r in read_records(per_sample, run.protocol)}
+    return True
+
+
+def score_sample_of(run: RunView, sample: Any, protocol: Any) -> None:
+    """Score ``sample`` as ``reasonseg-x score --skip-invalid`` would: a bad line or a mask of another
+    size is an ``invalid`` failure, a missing line ``missing``."""
+    from reasonseg_x.evaluators.sample import prepare_truth, score_sample
+
+    truth = prepare_truth(sample.ground_truth(), protocol)
+    pred = run.predictions.get(sample.id)
+    status = "invalid" if pred is None and sample.id in run.predictions.invalid_ids else None
+    try:
+        record = score_sample(truth, pred, protocol, status=status)
+    except InvalidInputError:
+        record = score_sample(truth, None, protocol, status="invalid")
+    run.records[sample.id] = record
+
+
+def check_ids(run: RunView, seen: set[str], data: str) -> None:
+    """Count prediction ids that are no sample of the data; refuse when none is (wrong data)."""
+    ids = set(run.predictions.by_id) | set(run.predictions.invalid_ids)
+    run.unknown = len(ids - seen)
+    if ids and run.unknown == len(ids):
+        raise InvalidInputError(f"none of the {len(ids)} prediction ids is a sample of {data}: wrong --data or "
+                                "--split?", run.path)
+
+
+def _clip(text: Any, limit: int) -> str | None:
+    if not isinstance(text, str):
+        return None
+    return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit:,} more characters cut]"
+
+
+def _answers(candidates: Any) -> list[dict[str, Any]] | None:
+    """The sampled answers of a tts run (status, object count, raw text, vote cluster if recorded)."""
+    if not isinstance(candidates, list) or not candidates:
+        return None
+    out = []
+    for cand in candidates:
+        if not isinstance(cand, dict):
+            continue
+        objects = cand.get("objects") if isinstance(cand.get("objects"), list) else []
+        entry: dict[str, Any] = {"status": str(cand.get("status", "")), "objects": len(objects),
+                                 "labels": [str(o.get("label")) for o in objects
+                                            if isinstance(o, dict) and o.get("label") is not None][:8]}
+        for key in ("cluster", "kept"):
+            if isinstance(cand.get(key), (bool, int, str)):
+                entry[key] = cand[key]
+        text = _clip(cand.get("raw_text"), MAX_ANSWER_TEXT)
+        if text is not None:
+            entry["raw"] = text
+        if isinstance(cand.get("error"), str):
+            entry["error"] = _clip(cand["error"], 500)
+        out.append(entry)
+    return out
+
+
+def run_entry(run: RunView, sample_id: str) -> dict[str, Any]:
+    """One run's side of a case: score, status and the untrusted evidence (kept as plain data)."""
+    record = run.records.get(sample_id)
+    pred = run.predictions.get(sample_id)
+    entry: dict[str, Any] = {"iou": None if record is None else round(float(record.iou), 6),
+                             "status": "missing" if record is None else record.status}
+    if record is not None and (record.pred_empty or record.resized or record.mask_ignored):
+        entry["flags"] = [f for f in ("pred_empty", "resized", "mask_ignored") if getattr(record, f)]
+    if pred is None:
+        return entry
+    raw = _clip(pred.raw_text, MAX_TEXT)
+    if raw is not None:
+        entry["raw"] = raw
+    meta = pred.meta or {}
+    if isinstance(meta.get("error"), str):
+        entry["error"] = _clip(meta["error"], 2000)
+    answers = _answers(meta.get("candidates"))
+    if answers and len(answers) > 1:
+        entry["answers"] = answers
+    from reasonseg_x.render import answer_geometry
+
+    boxes, points = answer_geometry(meta)
+    if boxes:
+        entry["boxes"] = boxes if isinstance(boxes, list) else None
+    if points:
+        entry["points"] = points if isinstance(points, list) else None
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def case_entry(sample: Any, key: str, runs: list[RunView]) -> dict[str, Any]:
+    """The page's record of one sample: what every run did on it."""
+    case: dict[str, Any] = {"id": sample.id, "key": key, "query": _clip(sample.query, MAX_TEXT),
+                            "w": sample.width, "h": sample.height,
+                            "runs": [run_entry(run, sample.id) for run in runs]}
+    for field_name, short in (("reasoning_type", "type"), ("query_kind", "kind"), ("source", "source")):
+        value = getattr(sample, field_name, None)
+        if value is not None:
+            case[short] = str(value)
+    if sample.ignore is not None:
+        case["ignore"] = True
+    return case
