@@ -186,7 +186,6 @@ def test_a_killed_and_resumed_run_gives_the_answers_of_an_uninterrupted_one(tmp_
 
 # ----------------------------------------------------------------------------- compiled decoding
 
-@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="inductor needs a C compiler")
 def test_compiled_decoding_gives_the_eager_tokens(vlm):
     images, prompts = _inputs(3)
