@@ -316,7 +316,8 @@ def run_schedule(predictor: Any, queries: list[Any], batch: int) -> tuple[dict[s
     return result, outputs
 
 
-def check_unforced_greedy(vlm: Any, segmenter: Any, queries: list[Any], tokens: int, reference_batch: int) -> str:
+def check_unforced_greedy(vlm: Any, segmenter: Any, queries: list[Any], tokens: int, reference_batch: int,
+                          compile: str = "auto") -> str:
     """Greedy answers the model itself chooses (no forcing), fast vs reference: ``same/total``.
     On random weights the logits are nearly flat, so this is a strict test of equal arithmetic."""
     from reasonseg_x.star.predictor import StarPredictor
@@ -324,7 +325,8 @@ def check_unforced_greedy(vlm: Any, segmenter: Any, queries: list[Any], tokens: 
     answers = {}
     for schedule in ("fast", "reference"):
         predictor = StarPredictor("unused", vlm=vlm, segmenter=segmenter, tts=1, max_new_tokens=tokens,
-                                  generation=schedule, batch_size=reference_batch if schedule == "reference" else None)
+                                  generation=schedule, batch_size=reference_batch if schedule == "reference" else None,
+                                  compile=compile)
         answers[schedule] = [o.raw_text for o in predictor.predict(queries)]
     same = sum(a == b for a, b in zip(answers["fast"], answers["reference"]))
     return f"{same}/{len(queries)}"
@@ -356,7 +358,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="force answers of this many tokens (default 257 with --shape; 0 = unforced)")
     ap.add_argument("--max-new-tokens", type=int, default=1024)
     ap.add_argument("--max-batch-rows", type=int, default=None, help="fast schedule: rows per decode batch")
-    ap.add_argument("--compile", choices=["on", "off"], default="off", help="fast schedule: compiled decoding")
+    ap.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                    help="fast schedule: compiled decoding (auto: on with CUDA)")
+    ap.add_argument("--reference-n", type=int, default=None,
+                    help="samples for the reference schedule's greedy (default --n; samples/s is per sample)")
+    ap.add_argument("--reference-mv-n", type=int, default=None,
+                    help="queries for the reference schedule's MV (default --mv-n)")
     ap.add_argument("--skip-reference", action="store_true", help="measure the fast schedule only")
     ap.add_argument("--decode-attention", choices=["grouped", "transformers"], default="grouped",
                     help="fast schedule: per-KV-group decode attention, or transformers' sdpa (repeat_kv under a mask)")
@@ -374,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from reasonseg_x.star.predictor import StarPredictor
+    from reasonseg_x.star.generation import default_max_batch_rows
 
     if args.tiny:
         args.shape = "tiny"
@@ -413,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         speeds: dict[str, float] = {}
         for schedule in (["fast"] if args.skip_reference else ["fast", "reference"]):
             entry: dict[str, Any] = {"mode": mode, "tts": tts, "schedule": schedule}
+            limit = (args.reference_n if tts == 1 else args.reference_mv_n) if schedule == "reference" else None
+            subset = queries[:min(n, limit)] if limit else queries[:n]
             try:
                 script = scripts.get(tts)
                 factory = (lambda: ForcedAnswers(script)) if script else None
@@ -425,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
                 batch = predictor.default_batch_size if schedule == "fast" else (
                     args.reference_batch if tts == 1 else 1)
                 warmup = args.warmup if tts == 1 else min(args.warmup, 1)  # one MV query fills a batch
+                if warmup and predictor.engine is not None and predictor.engine.compile:
+                    # compiled decoding builds one graph per row bucket: warm up on a full first batch
+                    rows = args.max_batch_rows or default_max_batch_rows(str(vlm.device), tts)
+                    warmup = min(len(subset), max(warmup, rows // tts))
                 if warmup:
                     _log(f"[{mode} {schedule}] warm-up ({warmup} queries)")
                     warm = time.perf_counter()
@@ -434,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures, outputs = run_schedule(predictor, subset, batch)
                 entry.update(figures)
                 texts[schedule] = [o.raw_text for o in outputs]
+                entry["compiled"] = bool(predictor.engine is not None and predictor.engine.compile)
                 speeds[schedule] = figures["samples_per_s"]
                 peak = f"{figures['peak_gpu_gib']} GiB" if figures["peak_gpu_gib"] is not None else "n/a"
                 _log(f"[{mode} {schedule}] {figures['samples_per_s']:.3f} samples/s  prefill {figures['prefill_s']:.1f}s"
@@ -448,13 +463,14 @@ def main(argv: list[str] | None = None) -> int:
             ratios[mode] = round(speeds["fast"] / speeds["reference"], 2)
             line = f"[{mode}] fast / reference: {ratios[mode]}x"
             if tts == 1:
+                compared = min(len(texts["fast"]), len(texts["reference"]))
                 same = sum(a == b for a, b in zip(texts["fast"], texts["reference"]))
-                ratios[f"{mode}_same_answers"] = f"{same}/{len(texts['fast'])}"
-                line += f"; same greedy answers: {same}/{len(texts['fast'])}"
+                ratios[f"{mode}_same_answers"] = f"{same}/{compared}"
+                line += f"; same greedy answers: {same}/{compared}"
             _log(line)
         if tts == 1 and len(speeds) == 2 and args.check_tokens:
             ratios["greedy_unforced_same_answers"] = check_unforced_greedy(vlm, segmenter, queries[:args.check_queries],
-                                                                           args.check_tokens, args.reference_batch)
+                                                                           args.check_tokens, args.reference_batch, args.compile)
             _log(f"[greedy] unforced greedy, {args.check_tokens} tokens: same answers "
                  f"{ratios['greedy_unforced_same_answers']}")
     if args.json:

@@ -257,3 +257,10 @@ def test_decode_steps_attend_per_kv_group_without_copying_kv(vlm, monkeypatch):
     grouped = [s for s in shapes if s[0][1:3] == (kv_heads, heads // kv_heads) and s[1][1] == kv_heads and s[2]]
     assert len(grouped) == 2 * cfg.num_hidden_layers  # 2 decode steps x layers, K/V with their own head count
     assert cfg._attn_implementation in (None, "sdpa")  # restored after decoding
+
+
+def test_compiled_row_buckets_are_powers_of_two_within_the_limit():
+    from reasonseg_x.star.generation import compiled_rows
+
+    assert [compiled_rows(r, 512) for r in (1, 8, 9, 64, 65, 300, 512)] == [8, 8, 16, 64, 128, 512, 512]
+    assert compiled_rows(48, 48) == 48 and compiled_rows(600, 512) == 600  # never fewer rows than the batch has

@@ -107,10 +107,10 @@ class PipelineOptions(SegmenterOptions):
         "fast", "hf backend schedule: fast (prefill once per query, packed length-sorted decode batches, per-answer "
         "seeds) or reference (the paper's: generate() in batches of batch_size, tts > 1 one query per call)")
     max_batch_rows: int | None = option(
-        None, "fast generation: answer rows per decode batch (default 128 on a GPU, 16 on CPU, within a KV-memory budget)")
-    compile: Literal["off", "on"] = option(
-        "off", "fast generation: decode step under torch.compile on a fixed-shape KV buffer (CUDA graphs on a GPU); "
-        "falls back to eager if compiling fails")
+        None, "fast generation: answer rows per decode batch (default 256 on a GPU, 16 on CPU, within a KV-memory budget)")
+    compile: Literal["auto", "off", "on"] = option(
+        "auto", "fast generation: decode step under torch.compile on a fixed-shape KV buffer (CUDA graphs on a GPU); "
+        "auto = on with CUDA, off on CPU; falls back to eager if compiling fails")
 
     def __post_init__(self) -> None:
         """Reject bad values before anything loads (a real checkpoint takes minutes to load)."""

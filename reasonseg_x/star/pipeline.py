@@ -175,7 +175,8 @@ class VlmSamPipeline:
         if opts.generation == "fast" and opts.backend == "hf" and hasattr(vlm, "build_inputs"):
             from reasonseg_x.star.generation import FastGenerator
 
-            self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=opts.compile == "on")
+            compiled = opts.compile == "on" or (opts.compile == "auto" and str(vlm.device).startswith("cuda"))
+            self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=compiled)
         #: the coordinate rule of the answers: ``coords`` when set, else the VLM's own family
         self.coord_family = COORDS_FAMILIES.get(opts.coords, vlm.family)
         if segmenter is None or isinstance(segmenter, str):
@@ -293,7 +294,7 @@ class VlmSamPipeline:
             from reasonseg_x.star.generation import default_max_batch_rows
 
             info.update(max_batch_rows=self.engine.max_batch_rows or default_max_batch_rows(self.vlm.device, self.tts),
-                        compile=self.options.compile, compile_fallback=self.engine._compile_failed,
+                        compile=self.engine.compile, compile_fallback=self.engine._compile_failed,
                         sampling="gumbel-max, counter-based per (query seed, answer index)",
                         greedy_batches="stable sort by prompt token length")
         elif self.options.backend == "hf":
