@@ -264,3 +264,19 @@ def test_compiled_row_buckets_are_powers_of_two_within_the_limit():
 
     assert [compiled_rows(r, 512) for r in (1, 8, 9, 64, 65, 300, 512)] == [8, 8, 16, 64, 128, 512, 512]
     assert compiled_rows(48, 48) == 48 and compiled_rows(600, 512) == 600  # never fewer rows than the batch has
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0, 12.0])
+def test_nucleus_sampler_on_candidates_equals_the_full_sort(scale):
+    """The top-candidates shortcut gives the full-vocabulary sampler's token on every row: rows whose
+    nucleus fits the candidates and rows (flat logits) that fall back to the full sort alike."""
+    from reasonseg_x.star.generation import _nucleus_full, nucleus_sample
+
+    generator = torch.Generator().manual_seed(7)
+    scores = torch.randn(48, 3000, generator=generator) * scale
+    keys = row_keys(torch.arange(48), torch.arange(48) % 5)
+    for step in range(4):
+        lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+        full = _nucleus_full(scores, lse, 0.9, keys, step)
+        assert torch.equal(nucleus_sample(scores, 0.9, keys, step, candidates=40), full)
+        assert torch.equal(nucleus_sample(scores[5:9], 0.9, keys[5:9], step, candidates=40), full[5:9])  # any batch
