@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             entry: dict[str, Any] = {"mode": mode, "tts": tts, "schedule": schedule}
             try:
                 script = scripts.get(tts)
-                factory = (lambda: ForcedAnswers(script)) if script else None
+                factory = (lambda script=script: ForcedAnswers(script)) if script else None
                 predictor = StarPredictor("unused", vlm=vlm, segmenter=segmenter, tts=tts, seed=42,
                                           max_new_tokens=args.max_new_tokens, generation=schedule,
                                           max_batch_rows=args.max_batch_rows, compile=args.compile,
