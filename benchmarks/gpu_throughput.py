@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             subset = queries[:min(n, limit)] if limit else queries[:n]
             try:
                 script = scripts.get(tts)
-                factory = (lambda: ForcedAnswers(script)) if script else None
+                factory = (lambda script=script: ForcedAnswers(script)) if script else None
                 predictor = StarPredictor("unused", vlm=vlm, segmenter=segmenter, tts=tts, seed=42,
                                           max_new_tokens=args.max_new_tokens, generation=schedule,
                                           max_batch_rows=args.max_batch_rows, compile=args.compile,

@@ -472,7 +472,7 @@ class FastGenerator:
         self.stats["prefill_rows"] += len(group)
         self.stats["prefill_calls"] += 1
         out = self.vlm.model(**kwargs)
-        cache = out["cache"] if "cache" in out.keys() else out.past_key_values  # transformers >= 5.2x renamed it
+        cache = out["cache"] if "cache" in out else out.past_key_values  # transformers >= 5.2x renamed it
         return _cache_layers(cache), out.logits[:, -1].float(), deltas
 
     def _decode_step_fn(self, cache: Any, static: bool) -> Any:

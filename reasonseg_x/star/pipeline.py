@@ -1,14 +1,21 @@
 """The shared two-stage pipeline of StAR, VisionReasoner and Seg-Zero: a Qwen-VL answers boxes and
 points for an implicit query, SAM turns them into a mask.
 
-Per batch of queries: one batched ``generate`` (left padding; N sampled answers per query for
-test-time scaling), then per query every answer is parsed (status ok / no_target / parse_error),
+Generation (``generation`` option): ``fast`` (default with the transformers backend) runs
+:class:`reasonseg_x.star.generation.FastGenerator`: one prefill per query, several queries' answer
+rows decoded together in length-sorted batches, and the SAM stage of each finished batch in a
+worker thread while the next one decodes; ``reference`` is the paper's schedule, one batched
+``generate`` per chunk (left padding; greedy batches of ``batch_size``, tts > 1 one query per call).
+Other backends (vLLM) take the reference flow with their own ``generate``.
+
+Then per query every answer is parsed (status ok / no_target / parse_error),
 mapped from the VLM frame to image pixels and clipped, and all object prompts of all answers are
 decoded by SAM on one image embedding in batched calls. One answer: the mask is the OR over its
 objects. N answers: the runs go to an aggregator from :mod:`reasonseg_x.tts` (majority vote by default).
 
-Sampling for ``tts > 1`` is seeded per query (``seed`` mixed with a CRC of the sample id), so a
-query's answers do not depend on which batch, shard or resumed run it lands in.
+Sampling for ``tts > 1`` is seeded per query (``seed`` mixed with a CRC of the sample id; the fast
+engine further per answer index), so a query's answers do not depend on which batch, shard or
+resumed run it lands in.
 """
 
 from __future__ import annotations
