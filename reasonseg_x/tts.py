@@ -274,6 +274,7 @@ def majority_vote(
     cluster_vote_threshold: float = 0.2,
     cluster_agg_mode: str = "best",
     pixel_majority_threshold: float = 0.5,
+    explain: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """The paper's majority vote over sampled answers (docs/protocols.md section 5), mask for mask.
 
@@ -286,8 +287,13 @@ def majority_vote(
        (votes, avg score) descending, take min(K, count);
     6. one mask per kept cluster ("best" or "consensus");
     7. the union.
+
+    ``explain`` (a dict, filled in place) records how the vote went, for people reading a run:
+    ``decision``, ``k``, and per cluster its ``members`` as ``[run, object]`` pairs, ``votes``,
+    ``ratio``, ``avg_score`` and whether it was ``kept``. It changes nothing in the result.
     """
     shape = _check_shape(shape)
+    note = explain if explain is not None else {}
     if cluster_agg_mode not in CLUSTER_AGG_MODES:
         raise InvalidInputError(
             f"cluster_agg_mode must be one of {', '.join(CLUSTER_AGG_MODES)}, got {cluster_agg_mode!r}", "aggregator")
@@ -295,13 +301,16 @@ def majority_vote(
     empty = np.zeros(shape, dtype=bool)
     # step 1
     if cands.valid_runs == 0:
+        note["decision"] = "no valid answer"
         return empty
     if cands.no_object_votes / cands.valid_runs >= no_object_vote_threshold:
+        note["decision"] = "no-object majority"
         return empty
     # step 2
     positive = [c for c in cands.object_counts if c > 0]
     k = Counter(positive).most_common(1)[0][0] if positive else 0
     if k <= 0 or not cands.scores:
+        note["decision"] = "no objects"
         return empty
     # steps 3-4
     clusters = _greedy_clusters(cands, mask_iou_cluster_threshold)
@@ -317,6 +326,8 @@ def majority_vote(
     # step 5
     kept = [c for c in infos if c["ratio"] >= cluster_vote_threshold] or infos
     kept = sorted(kept, key=lambda c: (c["votes"], c["avg_score"]), reverse=True)[: min(len(kept), k)]
+    if explain is not None:
+        explain.update(decision="clusters", k=k, clusters=_describe_clusters(cands, infos, kept))
     # steps 6-7
     out = empty
     for info in kept:
@@ -325,6 +336,20 @@ def majority_vote(
         else:
             out |= _consensus(cands, info["members"], pixel_majority_threshold)
     return out
+
+
+def _describe_clusters(cands: _Candidates, infos: list[dict[str, Any]],
+                       kept: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The clusters in the order they were formed, members as [run, object index in that run]."""
+    position: list[int] = []
+    seen: Counter[int] = Counter()
+    for r in cands.run_index.tolist():
+        position.append(seen[r])
+        seen[r] += 1
+    kept_ids = {id(info) for info in kept}
+    return [{"members": [[int(cands.run_index[i]), position[i]] for i in info["members"]], "votes": info["votes"],
+             "ratio": round(info["ratio"], 4), "avg_score": round(info["avg_score"], 4), "kept": id(info) in kept_ids}
+            for info in infos]
 
 
 # --- simpler aggregators ----------------------------------------------------------------------

@@ -274,3 +274,19 @@ def test_bad_model_arguments_fail_before_anything_loads(tmp_path, arg, match):
 
     with pytest.raises(InvalidInputError, match=match):
         StarPredictor(str(tmp_path / "never-loaded"), **{"device": "cpu", **arg})
+
+
+def test_vote_clusters_are_recorded_for_the_viewer(vlm, sam):
+    """Each sampled answer says which clusters its objects joined and whether the vote kept one;
+    the output's meta holds the vote's decision and cluster tallies (what `show` displays)."""
+    out = star(vlm, sam, [CAT, CAT, ONE, GARBAGE], tts=4).predict([make_query(15, 120, 100)])[0]
+    vote = out.meta["vote"]
+    assert vote["decision"] == "clusters" and vote["k"] >= 1
+    assert sum(c["kept"] for c in vote["clusters"]) >= 1
+    answers = out.candidates
+    assert answers[3]["kept"] is False and "cluster" not in answers[3]  # unreadable: no vote
+    for answer in answers[:3]:
+        assert isinstance(answer["cluster"], str) and isinstance(answer["kept"], bool)
+        assert all("cluster" in obj for obj in answer["objects"])
+    kept = {i for i, c in enumerate(vote["clusters"]) if c["kept"]}
+    assert any(int(c) in kept for c in answers[0]["cluster"].split(",")) == answers[0]["kept"]

@@ -315,3 +315,23 @@ def test_large_masks_are_fast_enough() -> None:
 def test_tts_imports_without_torch() -> None:
     code = "import reasonseg_x.tts, sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_explain_records_the_clusters_without_changing_the_mask():
+    from reasonseg_x.tts import majority_vote
+
+    a = np.zeros((6, 6), bool)
+    a[:3, :3] = True
+    b = np.zeros((6, 6), bool)
+    b[3:, 3:] = True
+    runs = [[(a, 0.9, "x")], [(a, 0.8, "x"), (b, 0.5, "y")], [(a, 0.7, "x")], None, []]
+    explain: dict = {}
+    mask = majority_vote(runs, (6, 6), explain=explain)
+    assert np.array_equal(mask, majority_vote(runs, (6, 6)))
+    assert explain["decision"] == "clusters" and explain["k"] == 1
+    first, second = explain["clusters"]
+    assert first["members"] == [[0, 0], [1, 0], [2, 0]] and first["votes"] == 3 and first["kept"] is True
+    assert second["members"] == [[1, 1]] and second["kept"] is False
+    empty: dict = {}
+    majority_vote([[], [], None], (6, 6), explain=empty)
+    assert empty == {"decision": "no-object majority"}

@@ -75,6 +75,28 @@ def _stable_seed(seed: int, sample_id: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(sample_id.encode("utf-8"))) % (2 ** 31)
 
 
+def _annotate_clusters(answers: list[dict[str, Any]], explain: dict[str, Any]) -> None:
+    """Write the majority vote's clusters into the answers kept in the predictions file: each
+    object's ``cluster``, and per answer the clusters it joined and whether the vote ``kept`` one
+    of them (what ``reasonseg-x show`` displays)."""
+    for number, cluster in enumerate(explain.get("clusters", ())):
+        for run, obj in cluster["members"]:
+            objects = answers[run]["objects"]
+            if obj < len(objects):
+                objects[obj]["cluster"] = number
+            answer = answers[run]
+            joined = answer.setdefault("_clusters", [])
+            if number not in joined:
+                joined.append(number)
+            answer["kept"] = bool(answer.get("kept")) or cluster["kept"]
+    for answer in answers:
+        joined = answer.pop("_clusters", None)
+        if joined is not None:
+            answer["cluster"] = ",".join(map(str, joined))
+        else:
+            answer.setdefault("kept", False)
+
+
 class _SamWorker:
     """One worker thread for the SAM stage (parse + segment + vote), on its own CUDA stream when
     SAM runs on a GPU, so that it overlaps the next batch's decoding instead of adding to it."""
@@ -384,7 +406,13 @@ class VlmSamPipeline:
             answers.append(entry)
 
         agg_started = time.perf_counter()
-        mask, status = self._combine(runs, (height, width))
+        explain: dict[str, Any] | None = {} if self.tts > 1 and self.aggregator_options else None
+        mask, status = self._combine(runs, (height, width), explain)
+        vote = None
+        if explain:
+            _annotate_clusters(answers, explain)
+            vote = {"decision": explain["decision"], "k": explain.get("k"),
+                    "clusters": [{k: v for k, v in c.items() if k != "members"} for c in explain.get("clusters", ())]}
         if not any(parsed.status in ("ok", "no_target") for parsed, _ in parsed_runs):
             mask, status = None, "parse_error"  # no answer was readable: a failure, not a "no target"
         if self.tts > 1:
@@ -397,9 +425,10 @@ class VlmSamPipeline:
         return Output(mask=mask, status=status, raw_text=texts[0] if texts else None,
                       boxes=[list(p.box) for p in first if p.box is not None] or None,
                       points=[list(pt) for p in first for pt in p.points] or None,
-                      candidates=answers, timings=timings)
+                      candidates=answers, timings=timings, meta={"vote": vote} if vote else None)
 
-    def _combine(self, runs: Sequence[Any], shape: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    def _combine(self, runs: Sequence[Any], shape: tuple[int, int],
+                 explain: dict[str, Any] | None = None) -> tuple[np.ndarray | None, str]:
         if self.tts == 1:
             run = runs[0]
             if run is None:
@@ -410,7 +439,8 @@ class VlmSamPipeline:
         valid = [r for r in runs if r is not None]
         if not valid:
             return None, "parse_error"
-        mask = self.aggregate(runs, shape, **self.aggregator_options)
+        extra = {"explain": explain} if explain is not None else {}
+        mask = self.aggregate(runs, shape, **self.aggregator_options, **extra)
         if not mask.any() and sum(1 for r in valid if not r) / len(valid) >= 0.5:
             return None, "no_target"
         return mask, "ok"
