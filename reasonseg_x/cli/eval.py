@@ -181,7 +181,8 @@ def _print_result(result: Any, out_dir: Path, *, table: bool = True) -> None:
 
     if table:
         print_table(result)
-    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "run.json") if (Path(out_dir) / n).exists()]
+    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "worst.png", "run.json")
+             if (Path(out_dir) / n).exists()]
     _stderr(f"wrote {Path(out_dir) / 'metrics.json'}, {', '.join(names)}")
 
 

@@ -25,7 +25,7 @@ def score(
     protocol: Optional[str] = typer.Option(None, "--protocol", help="star | visionreasoner (segzero) | lisa | gres "
                                            "[default: a run folder's, else star].", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Folder for metrics.json, per_sample.jsonl, report.md, chart.png."),
+                                       help="Folder for metrics.json, per_sample.jsonl, report.md, chart.png, worst.png."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the scores in --out even though they belong "
                                    "to other predictions."),
     strict: bool = typer.Option(False, "--strict", help="A missing prediction is an error instead of a failure."),
@@ -86,7 +86,9 @@ def score(
 
             print_table(result)
             if out is not None:
-                typer.echo(f"wrote {out}/metrics.json, per_sample.jsonl, report.md, chart.png")
+                written = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "worst.png")
+                           if (Path(out) / n).exists()]
+                typer.echo(f"wrote {out}/metrics.json, {', '.join(written)}")
 
 
 def _run_options(run, data: Optional[str], split: Optional[str],
