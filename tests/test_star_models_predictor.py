@@ -290,3 +290,21 @@ def test_vote_clusters_are_recorded_for_the_viewer(vlm, sam):
         assert all("cluster" in obj for obj in answer["objects"])
     kept = {i for i, c in enumerate(vote["clusters"]) if c["kept"]}
     assert any(int(c) in kept for c in answers[0]["cluster"].split(",")) == answers[0]["kept"]
+
+
+def test_inherited_top_k_of_one_is_flagged_for_sampled_answers(vlm, sam):
+    """Qwen2.5-VL-Instruct's generation config sets top_k=1: N sampled answers would all be greedy.
+    The pipeline warns and records it, unless top_k is given."""
+    import copy
+
+    flat = copy.copy(vlm)
+    flat.info = {**vlm.info, "generation_config": {**(vlm.info.get("generation_config") or {}), "top_k": 1}}
+    with pytest.warns(UserWarning, match="top_k=1"):
+        predictor = star(flat, sam, [CAT], tts=3)
+    assert "top_k=1" in predictor.run_info()["sampling_warning"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "sampling_warning" not in star(flat, sam, [CAT], tts=3, top_k=50).run_info()
+        assert "sampling_warning" not in star(flat, sam, [CAT], tts=1).run_info()

@@ -75,6 +75,18 @@ def _stable_seed(seed: int, sample_id: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(sample_id.encode("utf-8"))) % (2 ** 31)
 
 
+def _degenerate_sampling(tts: int, top_k: int | None, vlm: Any) -> str | None:
+    """Why N sampled answers would all be the greedy one, or None. Sampling inherits ``top_k`` from
+    the checkpoint's generation config (as ``generate()`` does); Qwen2.5-VL-Instruct's sets 1."""
+    if tts < 2 or top_k is not None:
+        return None
+    inherited = ((getattr(vlm, "info", None) or {}).get("generation_config") or {}).get("top_k")
+    if inherited != 1:
+        return None
+    return (f"tts={tts} samples with the checkpoint's generation config top_k=1: every answer is the greedy one "
+            "and the vote sees one answer N times; pass -a top_k=N (e.g. 50) to sample")
+
+
 def _annotate_clusters(answers: list[dict[str, Any]], explain: dict[str, Any]) -> None:
     """Write the majority vote's clusters into the answers kept in the predictions file: each
     object's ``cluster``, and per answer the clusters it joined and whether the vote ``kept`` one
@@ -206,6 +218,11 @@ class VlmSamPipeline:
 
             compiled = opts.compile == "on" or (opts.compile == "auto" and str(vlm.device).startswith("cuda"))
             self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=compiled)
+        self.sampling_note = _degenerate_sampling(self.tts, self.top_k, vlm)
+        if self.sampling_note:
+            import warnings
+
+            warnings.warn(self.sampling_note, UserWarning, stacklevel=2)
         #: the coordinate rule of the answers: ``coords`` when set, else the VLM's own family
         self.coord_family = COORDS_FAMILIES.get(opts.coords, vlm.family)
         if segmenter is None or isinstance(segmenter, str):
@@ -328,6 +345,8 @@ class VlmSamPipeline:
                         greedy_batches="stable sort by prompt token length")
         elif self.options.backend == "hf":
             info["batches"] = "tts > 1: one query per call; greedy: batch_size in dataset order"
+        if self.sampling_note:
+            info["sampling_warning"] = self.sampling_note
         return {**info, **reported}
 
     def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
