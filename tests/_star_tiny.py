@@ -437,3 +437,4 @@ def SampledStarPredictor(tts: int = 3, max_new_tokens: int = 6, max_batch_rows: 
 
     predictor.predict = interruptible
     return predictor
+

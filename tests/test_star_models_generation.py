@@ -20,7 +20,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import _star_tiny  # noqa: E402
-from _star_tiny import random_image, tiny_checkpoints  # noqa: E402
+from _star_tiny import random_image  # noqa: E402
 from test_star_models_predictor import make_query  # noqa: E402
 
 from reasonseg_x.star.generation import FastGenerator, gumbel_noise, plan_batches, row_keys  # noqa: E402
@@ -28,16 +28,6 @@ from reasonseg_x.star.generation import FastGenerator, gumbel_noise, plan_batche
 TEXTS = ["the animal that purrs?", "x", "what holds the water in this kitchen, if anything at all?", "a", "two cups"]
 
 
-@pytest.fixture(scope="module")
-def ckpt():
-    return tiny_checkpoints()
-
-
-@pytest.fixture(scope="module")
-def vlm(ckpt):
-    from reasonseg_x.star.vlm import load_vlm
-
-    return load_vlm(str(ckpt.lora_old), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +35,6 @@ def qwen3(ckpt):
     from reasonseg_x.star.vlm import load_vlm
 
     return load_vlm(str(ckpt.qwen3), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def sam(ckpt):
-    from reasonseg_x.star.segmenters import load_segmenter
-
-    return load_segmenter(str(ckpt.sam2), device="cpu")
 
 
 def star(vlm, sam, **kwargs):

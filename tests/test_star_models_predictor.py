@@ -15,7 +15,7 @@ pytest.importorskip("transformers")
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 pytest.importorskip("peft")
 
-from _star_tiny import random_image, scripted, tiny_checkpoints  # noqa: E402
+from _star_tiny import random_image, scripted  # noqa: E402
 
 from reasonseg_x import masks as rle  # noqa: E402
 from reasonseg_x.data.record import GroundTruth, ImageRef  # noqa: E402
@@ -39,23 +39,6 @@ def make_query(i: int, width: int, height: int, text: str = "the animal that pur
                  width=width, ground_truth=truth)
 
 
-@pytest.fixture(scope="module")
-def ckpt():
-    return tiny_checkpoints()
-
-
-@pytest.fixture(scope="module")
-def vlm(ckpt):
-    from reasonseg_x.star.vlm import load_vlm
-
-    return load_vlm(str(ckpt.lora_old), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def sam(ckpt):
-    from reasonseg_x.star.segmenters import load_segmenter
-
-    return load_segmenter(str(ckpt.sam2), device="cpu")
 
 
 def star(vlm, sam, texts=None, **kwargs):
