@@ -243,3 +243,8 @@ def test_models_listing_is_one_line_per_model_then_its_arguments(monkeypatch):
     detail = CliRunner().invoke(app, ["models", "star"]).output
     assert "install: pip install 'reasonseg-x[models]'" in detail
     assert "cluster_agg_mode: str = 'best'  [best | consensus]" in detail
+
+
+def test_a_pinned_value_is_named_when_set():
+    with pytest.raises(InvalidInputError, match=r"model 'segzero' fixes tts=1; it cannot be set \(got '32'\)"):
+        bind_arguments("segzero", {"tts": "32"})

@@ -139,6 +139,23 @@ def test_predictions_of_other_data_are_refused(built: dict, tmp_path: Path) -> N
         build_viewer(built["tmp"] / "a.jsonl", tmp_path / "v2", data="synth:3", progress=False)
 
 
+def test_malformed_prediction_lines_are_reported_not_dropped(dataset: tuple[Path, list], tmp_path: Path) -> None:
+    from reasonseg_x.viewer.build import build_viewer
+
+    folder, samples = dataset
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": samples[0].id, "mask": None, "status": "no_target"}) + "\n"
+                   + json.dumps({"id": samples[1].id, "mask": {"size": [2, 2], "counts": "!!"}}) + "\nnot json\n",
+                   encoding="utf-8")
+    heard: list[str] = []
+    page = build_viewer(bad, tmp_path / "v", data=str(folder), workers=1, progress=False, on_note=heard.append)
+    assert heard and heard[0].startswith("bad: 2 malformed prediction line(s)") and "bad.jsonl:2" in heard[0]
+    data = _data(page)
+    assert heard[0] in data["notes"]
+    statuses = {c["id"]: c["runs"][0]["status"] for c in data["cases"]}
+    assert statuses[samples[1].id] == "invalid" and statuses[samples[0].id] == "no_target"
+
+
 def test_cli_show_on_an_eval_run(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -30,7 +30,8 @@ def show(
         from reasonseg_x.viewer.build import build_viewer
 
         page = build_viewer(run, out, run2=run2, data=data, split=split, protocol=protocol, workers=workers,
-                            thumb_side=thumb, full_side=full, progress=not quiet)
+                            thumb_side=thumb, full_side=full, progress=not quiet,
+                            on_note=lambda note: typer.echo(f"note: {note}", err=True))
         typer.echo(f"wrote {page} (open it in a browser; no server needed)")
 
 

@@ -71,6 +71,8 @@ class PredictorSpec:
     requires: str = ""
     open_args: bool = False
     load_error: str | None = None
+    #: values the model fixes (catalog ``pinned``): not arguments, but named in errors
+    pinned: Mapping[str, Any] = field(default_factory=dict, compare=False)
     #: the factory object itself when discovery already imported it (factory-style plugins)
     loaded: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
@@ -130,7 +132,7 @@ def _builtin_spec(entry: CatalogEntry) -> PredictorSpec:
                              load_error=f"{type(exc).__name__}: {exc}{hint}", path_arg=entry.path_arg)
     args = arguments_of(factory, defaults=entry.defaults, pinned=entry.pinned)
     return PredictorSpec(entry.name, entry.factory, entry.description, args, path_arg=entry.path_arg,
-                         requires=requires, loaded=factory)
+                         requires=requires, loaded=factory, pinned=dict(entry.pinned))
 
 
 @lru_cache(maxsize=None)
@@ -297,6 +299,9 @@ def bind_arguments(name: str, args: Mapping[str, Any] | None = None) -> BoundMod
     undeclared = {}
     for key, value in given.items():
         arg = spec.arg(key)
+        if arg is None and key in spec.pinned:
+            raise InvalidInputError(f"model {spec.name!r} fixes {key}={spec.pinned[key]!r}; it cannot be set "
+                                    f"(got {value!r})")
         if arg is None:
             undeclared[key] = value
         else:

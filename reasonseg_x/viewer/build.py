@@ -15,8 +15,10 @@ import re
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from reasonseg_x.atomic import write_text_atomic
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.viewer.cases import (RunView, case_entry, check_ids, load_scores, open_data, open_run,
                                       score_sample_of)
@@ -96,8 +98,10 @@ def render_page(data: dict[str, Any]) -> str:
 
 def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = None, data: str | None = None,
                  split: str | None = None, protocol: str | None = None, workers: int | None = None,
-                 thumb_side: int = THUMB_SIDE, full_side: int = FULL_SIDE, progress: bool = True) -> Path:
-    """Write the viewer of ``run`` (and ``run2`` beside it) into ``out``; returns ``out/index.html``."""
+                 thumb_side: int = THUMB_SIDE, full_side: int = FULL_SIDE, progress: bool = True,
+                 on_note: Callable[[str], None] | None = None) -> Path:
+    """Write the viewer of ``run`` (and ``run2`` beside it) into ``out``; returns ``out/index.html``.
+    ``on_note`` hears what the page's notes say (malformed lines, unknown ids, unreadable images)."""
     from reasonseg_x.leaderboard.outputs import prepare_folder
 
     if thumb_side < 32 or full_side < thumb_side:
@@ -155,6 +159,13 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
     if listed is not None and len(cases) < len(listed):
         notes.append(f"{len(listed) - len(cases)} scored sample(s) are not in the data any more")
     notes += [f"{case['id']}: {problems[case['key']]}" for case in cases if case["key"] in problems][:20]
+    for view in runs:  # malformed lines: their samples show as invalid (or missing, without a readable id)
+        bad = [p for p in view.predictions.problems if p.kind in ("invalid", "torn_tail")]
+        if bad:
+            notes.insert(0, f"{view.name}: {len(bad)} malformed prediction line(s) (first: {bad[0].where}: "
+                            f"{bad[0].reason})")
+    for note in notes if on_note is not None else ():
+        on_note(note)
     for case in cases:
         if case["key"] in problems:
             case["image_problem"] = problems[case["key"]]
@@ -167,7 +178,5 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
         "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
     page = folder / "index.html"
-    tmp = page.with_name("index.html.tmp")
-    tmp.write_text(render_page(page_data), encoding="utf-8")
-    os.replace(tmp, page)
+    write_text_atomic(page, render_page(page_data))
     return page
