@@ -157,7 +157,7 @@ def score_cmd(
     """Score untrusted bundles against the ground truth and store the results (idempotent)."""
     with user_errors():
         from reasonseg_x.leaderboard.host import GroundTruthContext, score_bundles
-        from reasonseg_x.leaderboard.outputs import prepare_folder
+        from reasonseg_x.output_paths import prepare_folder
         from reasonseg_x.leaderboard.store import LeaderboardStore
 
         proto = _canonical_protocol(protocol)

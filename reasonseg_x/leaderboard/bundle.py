@@ -245,7 +245,7 @@ def check_bundle_target(out: str | os.PathLike[str]) -> None:
     ``.zip`` are read by the host but not written, so the author's bundle is always compressed.
     """
     from reasonseg_x.errors import InvalidInputError
-    from reasonseg_x.leaderboard.outputs import check_creatable
+    from reasonseg_x.output_paths import check_creatable
 
     path = Path(out)
     check_creatable(path, "the bundle output")

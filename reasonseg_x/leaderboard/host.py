@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from reasonseg_x.errors import ReasonSegXError
 from reasonseg_x.leaderboard.bundle import PREDICTIONS_FILE, open_bundle, sha256_file
 from reasonseg_x.leaderboard.manifest import Manifest, manifest_from_source
-from reasonseg_x.leaderboard.outputs import prepare_folder
+from reasonseg_x.output_paths import prepare_folder
 from reasonseg_x.leaderboard.safety import DEFAULT_LIMITS, Limits
 from reasonseg_x.leaderboard.store import LeaderboardStore
 from reasonseg_x.leaderboard.submission import validate_predictions

@@ -101,7 +101,7 @@ def manifest_from_source(source: Source, split: str | None = None) -> Manifest:
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> Path:
     """Write the manifest as JSON (atomically: a temp file renamed into place)."""
-    from reasonseg_x.leaderboard.outputs import prepare_file
+    from reasonseg_x.output_paths import prepare_file
 
     out = prepare_file(path, "the manifest (--out)")
     write_json_atomic(out, manifest.to_json(), indent=1)

@@ -22,7 +22,7 @@ from reasonseg_x.atomic import write_text_atomic
 from reasonseg_x._html import html_text as _html_text
 from reasonseg_x._html import script_json as _script_json
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.leaderboard.outputs import prepare_folder
+from reasonseg_x.output_paths import prepare_folder
 from reasonseg_x.leaderboard.store import LeaderboardStore, StoredEntry
 from reasonseg_x.leaderboard.viewers import viewer_link
 

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.leaderboard.outputs import prepare_file
+from reasonseg_x.output_paths import prepare_file
 
 __all__ = ["LeaderboardStore", "StoredEntry", "result_rows", "utc_now"]
 

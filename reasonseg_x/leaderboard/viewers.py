@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonseg_x.errors import ReasonSegXError
-from reasonseg_x.leaderboard.outputs import prepare_folder
+from reasonseg_x.output_paths import prepare_folder
 
 __all__ = ["VIEWERS_DIR", "viewer_key", "viewer_link", "ViewerOutcome", "build_bundle_viewers"]
 

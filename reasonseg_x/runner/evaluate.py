@@ -22,6 +22,7 @@ from typing import Any
 
 from reasonseg_x.data.source import Source
 from reasonseg_x.errors import InvalidInputError, ReasonSegXError
+from reasonseg_x.predictions import RUN_PREDICTIONS
 from reasonseg_x.predictors.registry import BoundModel, bind_arguments
 from reasonseg_x.runner.loop import LoopStats, predict_samples
 from reasonseg_x.runner.rundir import default_run_dir
@@ -34,7 +35,7 @@ from reasonseg_x.runner.subset import SubsetSource, subset_label, take_ids
 __all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "select_ids",
            "data_fingerprint", "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
 
-PREDICTIONS_FILE = "predictions.jsonl"
+PREDICTIONS_FILE = RUN_PREDICTIONS  # the run folder's file, named once in reasonseg_x.predictions
 DEFAULT_BATCH_SIZE = 8
 LOCK_FILE = ".reasonseg-x.lock"
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.predictions import RUN_PREDICTIONS as PREDICTIONS_FILE
 from reasonseg_x.runner.runinfo import RUN_FILE
 
 __all__ = ["RecordedRun", "recorded_run", "choose_option", "check_scores_target"]
 
-PREDICTIONS_FILE = "predictions.jsonl"
 _T = TypeVar("_T")
 
 

@@ -102,7 +102,7 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
                  on_note: Callable[[str], None] | None = None) -> Path:
     """Write the viewer of ``run`` (and ``run2`` beside it) into ``out``; returns ``out/index.html``.
     ``on_note`` hears what the page's notes say (malformed lines, unknown ids, unreadable images)."""
-    from reasonseg_x.leaderboard.outputs import prepare_folder
+    from reasonseg_x.output_paths import prepare_folder
 
     if thumb_side < 32 or full_side < thumb_side:
         raise InvalidInputError(f"picture sizes must satisfy 32 <= thumb ({thumb_side}) <= full ({full_side})")

@@ -1,4 +1,4 @@
-"""Output paths of the leaderboard commands: made, or refused with the path named.
+"""Output paths of commands (leaderboard, viewer): made, or refused with the path named.
 
 ``--out``, ``--db`` and ``--workdir`` may point below a file or at a folder where a file is
 expected; the OS would answer with a traceback (``NotADirectoryError``), so every output path is
