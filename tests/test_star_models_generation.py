@@ -263,3 +263,28 @@ def test_nucleus_sampler_on_candidates_equals_the_full_sort(scale):
         full = _nucleus_full(scores, lse, 0.9, keys, step)
         assert torch.equal(nucleus_sample(scores, 0.9, keys, step, candidates=40), full)
         assert torch.equal(nucleus_sample(scores[5:9], 0.9, keys[5:9], step, candidates=40), full[5:9])  # any batch
+
+
+def test_sam_images_prepared_ahead_give_the_masks_of_set_image(vlm, sam, monkeypatch):
+    """The fast schedule's SAM worker hands set_image images prepared on other threads; the
+    reference schedule prepares them in set_image itself: the same masks."""
+    from reasonseg_x import masks as rle
+    from reasonseg_x.star.segmenters import PreparedImage
+
+    seen: list[type] = []
+    real = type(sam).set_image
+    monkeypatch.setattr(type(sam), "set_image", lambda self, image: (seen.append(type(image)), real(self, image))[1])
+    answer = _star_tiny.SCRIPTED_ANSWERS[0]
+    queries = [make_query(i, 80 + 10 * i, 60 + 5 * i, text=TEXTS[i]) for i in range(5)]
+    processor = _star_tiny.scripted(vlm.tokenizer, [answer])
+    fast = star(vlm, sam, max_new_tokens=80, logits_processor=processor).predict(queries)
+    assert seen == [PreparedImage] * 5
+    seen.clear()
+    reference = star(vlm, sam, max_new_tokens=80, logits_processor=processor, generation="reference").predict(queries)
+    assert len(seen) == 5 and PreparedImage not in seen
+    assert [o.status for o in fast] == ["ok"] * 5
+    def mask(output):
+        return rle.decode(output.mask) if isinstance(output.mask, dict) else output.mask
+
+    assert all(mask(o).any() for o in fast)
+    assert all((mask(a) == mask(b)).all() for a, b in zip(fast, reference))

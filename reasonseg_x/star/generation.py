@@ -17,9 +17,13 @@ which other rows share its batch. Here:
   warpers; so a query's answers do not depend on batch composition, shards or resumed runs;
 - **greedy** is the argmax of the same processed scores as ``generate`` (repetition penalty from
   the checkpoint's generation config, then the caller's logits processor): the same tokens;
-- **compiled decoding** (opt-in): the decode step runs under ``torch.compile`` on a fixed-shape
-  buffer (``mode="reduce-overhead"`` = CUDA graphs on a GPU); a failure to compile falls back to eager.
+- **compiled decoding** (the default on CUDA, ``compile=auto``): the decode step runs under
+  ``torch.compile`` on a fixed-shape buffer (``mode="reduce-overhead"`` = CUDA graphs on a GPU),
+  one graph per power-of-two row bucket; a failure to compile falls back to eager;
+- **one attention call per layer** where transformers makes many (:mod:`reasonseg_x.star.attention`):
+  Qwen2.5-VL's vision windows in prefill, KV groups in decode.
 
+The schedule, its parity with ``generate`` and its measured speed are told in docs/generation.md.
 The entry point is :class:`FastGenerator`; it has ``VLM.generate``'s signature, and
 :meth:`FastGenerator.generate_batches` yields finished decode batches as they complete (the
 pipeline overlaps SAM with the next batch's decoding).
@@ -29,12 +33,21 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasonseg_x.star.attention import (
+    DECODE_ATTENTION,
+    VISION_ATTENTION,
+    attention_implementation,
+    packed_attention_configs,
+    register_attention,
+)
 from reasonseg_x.star.prompts import VLM_FRAME
 
 __all__ = ["FastGenerator", "DecodeBatch", "SamplingSettings", "plan_batches", "gumbel_noise", "row_keys",
@@ -122,44 +135,6 @@ def _nucleus_full(scores: Any, lse: Any, top_p: float, keys: Any, step: int) -> 
 
 
 # ----------------------------------------------------------------------------- decode attention
-
-#: the attention function name registered with transformers for packed decode steps
-DECODE_ATTENTION = "reasonseg_grouped_decode"
-
-
-def grouped_decode_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
-                             dropout: float = 0.0, scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
-    """sdpa for one query token per row with a padding mask, without copying K/V per query head.
-
-    transformers' sdpa path repeats every K/V head for its query heads whenever a mask is given
-    (``repeat_kv``: 7x the KV cache copied per layer and step for Qwen2.5-VL-7B), the padding tax
-    of mixed-length batches. With one query token the query heads of a KV group can stand in for
-    query positions: (rows, kv heads, group, dim) against (rows, kv heads, slots, dim), one kernel,
-    no copy. Other shapes go to transformers' own sdpa function."""
-    import torch
-
-    batch, heads, q_len, dim = query.shape
-    kv_heads = key.shape[1]
-    if (q_len != 1 or heads == kv_heads or heads % kv_heads or attention_mask is None
-            or attention_mask.dtype != torch.bool or key.shape[-1] != value.shape[-1]):
-        from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
-    grouped = query.reshape(batch, kv_heads, heads // kv_heads, dim)
-    out = torch.nn.functional.scaled_dot_product_attention(grouped, key, value, attn_mask=attention_mask,
-                                                           scale=scaling)
-    return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
-
-
-def _register_decode_attention() -> bool:
-    try:
-        from transformers import AttentionInterface
-    except ImportError:  # pragma: no cover - older transformers
-        return False
-    AttentionInterface.register(DECODE_ATTENTION, grouped_decode_attention)
-    return True
-
 
 # ----------------------------------------------------------------------------- settings and plans
 
@@ -330,6 +305,11 @@ class FastGenerator:
     memory_fraction: float = 0.7
     #: decode steps attend per KV group (:func:`grouped_decode_attention`); False: transformers' sdpa
     grouped_attention: bool = True
+    #: vision windows attend in one sdpa call per layer (:func:`packed_chunk_attention`), not one
+    #: call per window; False: transformers' own per-window loop
+    packed_vision_attention: bool = True
+    #: threads preparing the queries' inputs (CPU: resize, image processor, tokenizer); 1 = the caller's
+    prepare_threads: int = field(default_factory=lambda: min(8, os.cpu_count() or 1))
     stats: Counter = field(default_factory=Counter)
     _pool: Any = field(default=None, repr=False)
     _compile_failed: str | None = field(default=None, repr=False)
@@ -396,7 +376,9 @@ class FastGenerator:
                                     top_k=(top_k if top_k is not None else inherited.get("top_k")) if do_sample else None,
                                     repetition_penalty=penalty if penalty not in (None, 1.0) else None,
                                     max_new_tokens=max_new_tokens)
-        prepared = [self._prepare(image, prompt, frame) for image, prompt in zip(images, prompts)]
+        started = time.perf_counter()
+        prepared = self._prepare_all(images, prompts, frame)
+        self.stats["prepare_s"] += time.perf_counter() - started
         rows = self.max_batch_rows or default_max_batch_rows(self.device, n)
         if rows < n:
             raise ValueError(f"max_batch_rows={rows} is below the {n} answers of one query")
@@ -407,6 +389,22 @@ class FastGenerator:
                                   processor)
 
     # ------------------------------------------------------------------ internals
+
+    def _prepare_all(self, images: Sequence[Any], prompts: Sequence[str],
+                     frame: tuple[int, int] | None) -> list[_Prepared]:
+        """Every query's inputs, on ``prepare_threads`` threads: resizing, the image processor and the
+        tokenizer are CPU work of ~20-50 ms a query that would otherwise keep the GPU waiting."""
+        jobs = list(zip(images, prompts))
+        threads = min(self.prepare_threads, len(jobs))
+        if threads > 1:
+            self.tokenizer.padding_side = "left"  # set once here, not raced by the threads
+            try:
+                with ThreadPoolExecutor(threads, thread_name_prefix="vlm-prepare") as pool:
+                    return list(pool.map(lambda job: self._prepare(job[0], job[1], frame), jobs))
+            except RuntimeError as exc:  # e.g. a tokenizer refusing concurrent use ("Already borrowed")
+                log.warning("preparing inputs on %d threads failed (%s); preparing them one at a time", threads, exc)
+                self.prepare_threads = 1
+        return [self._prepare(image, prompt, frame) for image, prompt in jobs]
 
     def _prepare(self, image: Any, prompt: str, frame: tuple[int, int] | None) -> _Prepared:
         inputs = self.vlm.build_inputs([image], [prompt], frame=frame, to_device=False)
@@ -471,9 +469,17 @@ class FastGenerator:
             kwargs["position_ids"] = positions
         self.stats["prefill_rows"] += len(group)
         self.stats["prefill_calls"] += 1
-        out = self.vlm.model(**kwargs)
+        with attention_implementation(self._vision_attention_configs(), VISION_ATTENTION):
+            out = self.vlm.model(**kwargs)
         cache = out["cache"] if "cache" in out else out.past_key_values  # transformers >= 5.2x renamed it
         return _cache_layers(cache), out.logits[:, -1].float(), deltas
+
+    def _vision_attention_configs(self) -> list[Any]:
+        """The configs whose attention runs :func:`packed_chunk_attention` during prefill (none when off)."""
+        if "vision_configs" not in self.__dict__:
+            wanted = self.packed_vision_attention and register_attention()
+            self.__dict__["vision_configs"] = packed_attention_configs(self.vlm.model) if wanted else []
+        return self.__dict__["vision_configs"]
 
     def _decode_step_fn(self, cache: Any, static: bool) -> Any:
         """The decode forward: eager, or under ``torch.compile`` (CUDA graphs on a GPU)."""
@@ -495,15 +501,12 @@ class FastGenerator:
             run = torch.compile(step, mode=mode, fullgraph=False, dynamic=False)
         text_config = self._text_config()
         current = getattr(text_config, "_attn_implementation", None)
-        if not self.grouped_attention or current not in (None, "sdpa") or not _register_decode_attention():
+        if not self.grouped_attention or current not in (None, "sdpa") or not register_attention():
             return run
 
         def with_grouped_attention(*args: Any) -> Any:
-            text_config._attn_implementation_internal = DECODE_ATTENTION  # the language model's layers only
-            try:
+            with attention_implementation([text_config], DECODE_ATTENTION):  # the language model's layers only
                 return run(*args)
-            finally:
-                text_config._attn_implementation_internal = current
 
         return with_grouped_attention
 

@@ -111,6 +111,10 @@ class PipelineOptions(SegmenterOptions):
     compile: Literal["auto", "off", "on"] = option(
         "auto", "fast generation: decode step under torch.compile on a fixed-shape KV buffer (CUDA graphs on a GPU); "
         "auto = on with CUDA, off on CPU; falls back to eager if compiling fails")
+    vision_attention: Literal["packed", "transformers"] = option(
+        "packed", "fast generation: Qwen2.5-VL's vision windows in one attention call per layer (packed; 2x faster "
+        "vision tower on an H200, the same attention in other rounding) or transformers' call per window "
+        "(the reference schedule's arithmetic, for exact greedy parity)")
 
     def __post_init__(self) -> None:
         """Reject bad values before anything loads (a real checkpoint takes minutes to load)."""

@@ -111,13 +111,20 @@ def _annotate_clusters(answers: list[dict[str, Any]], explain: dict[str, Any]) -
 
 class _SamWorker:
     """One worker thread for the SAM stage (parse + segment + vote), on its own CUDA stream when
-    SAM runs on a GPU, so that it overlaps the next batch's decoding instead of adding to it."""
+    SAM runs on a GPU, so that it overlaps the next batch's decoding instead of adding to it.
+
+    When the segmenter has CPU work to do per image (``prepares_ahead``: resizing and normalising
+    to its input size), a few more threads do it for the next ``LOOKAHEAD`` images while the SAM
+    thread keeps the GPU busy with the current one; at most that many prepared images are held."""
+
+    LOOKAHEAD = 4
 
     def __init__(self, segmenter: Any) -> None:
         self.segmenter = segmenter
         self.stream: Any = None
 
     def __enter__(self) -> _SamWorker:
+        import threading
         from concurrent.futures import ThreadPoolExecutor
 
         device = str(getattr(self.segmenter, "device", "cpu"))
@@ -126,23 +133,60 @@ class _SamWorker:
 
             self.stream = torch.cuda.Stream(device=torch.device(device))
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam-stage")
+        self.prepare_pool = (ThreadPoolExecutor(max_workers=self.LOOKAHEAD, thread_name_prefix="sam-prepare")
+                             if getattr(self.segmenter, "prepares_ahead", False) else None)
+        self._images: list[Any] = []
+        self._prepared: dict[int, Any] = {}
+        self._next = 0  # the next job whose image is not being prepared yet
+        self._current = 0  # the job the SAM thread is on
+        self._lock = threading.Lock()
         return self
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.pool.submit(self._run, fn, *args)
+    def submit(self, fn: Callable[..., Any], query: Query, image: Any, *args: Any) -> Any:
+        """Run ``fn(query, image, prepared image or None, *args)`` on the SAM thread, in submission order."""
+        with self._lock:
+            job = len(self._images)
+            self._images.append(image)
+        self._prepare_ahead(self._current + self.LOOKAHEAD)
+        return self.pool.submit(self._run, job, fn, query, image, *args)
 
-    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _prepare_ahead(self, last: int) -> None:
+        if self.prepare_pool is None:
+            return
+        with self._lock:
+            while self._next <= min(last, len(self._images) - 1):
+                self._prepared[self._next] = self.prepare_pool.submit(self.segmenter.prepare_image,
+                                                                      self._images[self._next])
+                self._next += 1
+
+    def _take_prepared(self, job: int) -> Any:
+        """The job's prepared image, or None (not prepared ahead, or preparing it failed: then
+        ``set_image`` does it again and raises where it always did)."""
+        self._current = job
+        self._prepare_ahead(job + self.LOOKAHEAD)
+        with self._lock:
+            future = self._prepared.pop(job, None)
+            self._images[job] = None  # the pipeline holds the image; do not keep it twice
+        try:
+            return future.result() if future is not None else None
+        except Exception:  # noqa: BLE001 - reported by set_image on the SAM thread instead
+            return None
+
+    def _run(self, job: int, fn: Callable[..., Any], query: Query, image: Any, *args: Any) -> Any:
+        prepared = self._take_prepared(job)
         if self.stream is None:
-            return fn(*args)
+            return fn(query, image, prepared, *args)
         import torch
 
         with torch.cuda.stream(self.stream):
-            result = fn(*args)
+            result = fn(query, image, prepared, *args)
         self.stream.synchronize()
         return result
 
     def __exit__(self, *exc: Any) -> None:
         self.pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+        if self.prepare_pool is not None:
+            self.prepare_pool.shutdown(wait=True, cancel_futures=True)
 
 
 class VlmSamPipeline:
@@ -217,7 +261,8 @@ class VlmSamPipeline:
             from reasonseg_x.star.generation import FastGenerator
 
             compiled = opts.compile == "on" or (opts.compile == "auto" and str(vlm.device).startswith("cuda"))
-            self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=compiled)
+            self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=compiled,
+                                        packed_vision_attention=opts.vision_attention == "packed")
         self.sampling_note = _degenerate_sampling(self.tts, self.top_k, vlm)
         if self.sampling_note:
             import warnings
@@ -275,7 +320,7 @@ class VlmSamPipeline:
         elif self.engine is None:  # the reference schedule, or a backend that batches itself: SAM after each chunk
             for members, answers, generate_s in self._generation_batches(ready):
                 for (i, query, image), texts in zip(members, answers):
-                    outputs[i] = self._finish(query, image, texts, generate_s / len(members))
+                    outputs[i] = self._finish(query, image, None, texts, generate_s / len(members))
         else:  # SAM of batch k runs in a worker (its own CUDA stream) while batch k+1 decodes
             with _SamWorker(self.segmenter) as worker:
                 pending = [(i, worker.submit(self._finish, query, image, texts, generate_s / len(members)))
@@ -326,7 +371,7 @@ class VlmSamPipeline:
             if isinstance(texts, Exception):
                 outputs[i] = Output(status="error", error=str(texts))
             else:
-                outputs[i] = self._finish(query, image, texts, generate_s)
+                outputs[i] = self._finish(query, image, None, texts, generate_s)
 
     def run_info(self) -> dict[str, Any]:
         """What run.json records per session: the generation schedule, and what the backend reports
@@ -341,6 +386,7 @@ class VlmSamPipeline:
 
             info.update(max_batch_rows=self.engine.max_batch_rows or default_max_batch_rows(self.vlm.device, self.tts),
                         compile=self.engine.compile, compile_fallback=self.engine._compile_failed,
+                        vision_attention=self.options.vision_attention,
                         sampling="gumbel-max, counter-based per (query seed, answer index)",
                         greedy_batches="stable sort by prompt token length")
         elif self.options.backend == "hf":
@@ -374,7 +420,9 @@ class VlmSamPipeline:
                                 rounding=self.coord_rounding)
         return parsed, list(mapped)
 
-    def _finish(self, query: Query, image: Any, texts: Sequence[str], generate_s: float) -> Output:
+    def _finish(self, query: Query, image: Any, prepared: Any, texts: Sequence[str], generate_s: float) -> Output:
+        """Parse, segment and vote one query's answers (``prepared``: its image made ready for SAM
+        ahead of time, or None)."""
         from reasonseg_x.star.parser import vote_kind
 
         started = time.perf_counter()
@@ -385,7 +433,7 @@ class VlmSamPipeline:
         parse_s = time.perf_counter() - started
         seg_started = time.perf_counter()
         if flat:
-            self.segmenter.set_image(image)
+            self.segmenter.set_image(prepared if prepared is not None else image)
             found = self.segmenter.segment_unique(flat)
         else:
             from reasonseg_x.star.segmenters import SegmentResult

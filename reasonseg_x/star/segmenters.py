@@ -38,6 +38,7 @@ __all__ = [
     "HFSamSegmenter",
     "Sam2PackageSegmenter",
     "SegmentAnythingSegmenter",
+    "PreparedImage",
     "SEGMENTER_ALIASES",
     "load_segmenter",
     "resolve_segmenter",
@@ -108,11 +109,25 @@ class Segmenter(ABC):
             raise RuntimeError("call set_image() before segment()")
         return self._size
 
-    def set_image(self, image: Image.Image) -> Any:
-        """Embed ``image`` (the original, not the VLM frame); returns the backend's embedding object."""
+    #: whether :meth:`prepare_image` does real work (then callers may run it ahead on another thread)
+    prepares_ahead: bool = False
+
+    def prepare_image(self, image: Image.Image) -> PreparedImage:
+        """The CPU side of :meth:`set_image` (resize, normalise), touching no model state, so a
+        worker thread can do it for the next images while the GPU embeds this one."""
         rgb = image.convert("RGB")
-        self._size = (rgb.height, rgb.width)
-        return self._embed(rgb)
+        return PreparedImage((rgb.height, rgb.width), self._preprocess(rgb))
+
+    def set_image(self, image: Image.Image | PreparedImage) -> Any:
+        """Embed ``image`` (the original, not the VLM frame; or what :meth:`prepare_image` made of
+        it); returns the backend's embedding object."""
+        prepared = image if isinstance(image, PreparedImage) else self.prepare_image(image)
+        self._size = prepared.size
+        return self._embed(prepared.inputs)
+
+    def _preprocess(self, rgb: Image.Image) -> Any:
+        """What :meth:`_embed` takes: the RGB image itself unless a backend does CPU work ahead."""
+        return rgb
 
     def segment(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
         """Masks and scores for ``prompts`` on the current image, in prompt order."""
@@ -159,11 +174,20 @@ class Segmenter(ABC):
         return scores
 
     @abstractmethod
-    def _embed(self, image: Image.Image) -> Any: ...
+    def _embed(self, inputs: Any) -> Any:
+        """Embed the current image from what :meth:`_preprocess` made of it."""
 
     @abstractmethod
     def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
         """Decode prompts of one kind (same box presence and point count) in one call."""
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image made ready for :meth:`Segmenter.set_image` ahead of time (:meth:`Segmenter.prepare_image`)."""
+
+    size: tuple[int, int]  # (height, width) of the original image
+    inputs: Any
 
 
 @dataclass(frozen=True)
@@ -250,13 +274,17 @@ class _HFSegmenterBase(Segmenter):
         self._embedding: Any = None
         self._image_inputs: Any = None
 
+    prepares_ahead = True
+
     def _model_class(self) -> Any:
         raise NotImplementedError
 
-    def _embed(self, image: Image.Image) -> Any:
+    def _preprocess(self, rgb: Image.Image) -> Any:
+        return self.processor(images=rgb, return_tensors="pt")  # resize + normalise: numpy on the CPU
+
+    def _embed(self, inputs: Any) -> Any:
         import torch
 
-        inputs = self.processor(images=image, return_tensors="pt")
         with torch.inference_mode():
             pixel_values = inputs["pixel_values"].to(device=self.device, dtype=self.dtype)
             self._embedding = self.model.get_image_embeddings(pixel_values)
