@@ -15,10 +15,16 @@ Two ways to get a model:
 For each mode (``greedy`` = tts 1, ``mv`` = tts ``--tts``) and each schedule (``fast``, and
 ``reference`` = today's ``generate()`` path, unless ``--skip-reference``) it prints samples/s,
 prefill / decode / SAM seconds, decode ms per step, peak GPU memory, and fast/reference ratios.
-Greedy answers of both schedules are compared query by query (``same_answers``). A mode that fails
+Greedy answers of both schedules are compared query by query (``same_answers``), forced and
+(``--check-tokens``) with the model's own logits, the latter also with transformers' vision
+attention. It also times the vision tower alone with both vision attentions (``--vision-queries``)
+and can profile single-query prefills (``--profile-prefill``). Compiled decoding builds its graph
+for the first measured batch before timing, on answers forced to the shortest valid length. A mode that fails
 is recorded with its error; the others still run. Everything goes to ``--json``.
 
     python benchmarks/gpu_throughput.py --shape qwen2.5-vl-7b --json out/tp7b.json
+    python benchmarks/gpu_throughput.py --shape qwen2.5-vl-7b --modes greedy --n 128 --reference-n 32
+    python benchmarks/gpu_throughput.py --shape qwen2.5-vl-7b --modes mv --mv-n 16 --reference-mv-n 2
     python benchmarks/gpu_throughput.py --shape qwen2.5-vl-7b --compile on --skip-reference
     python benchmarks/gpu_throughput.py --checkpoint sj9909/StAR-7B --data mini --n 64 --modes greedy,mv
     python benchmarks/gpu_throughput.py --shape tiny           # CPU dry run
@@ -116,13 +122,17 @@ def build_shaped_vlm(shape: str, device: str) -> Any:
     if spec["family"] == "qwen2.5":
         from transformers import Qwen2_5_VLConfig as Config
         from transformers import Qwen2_5_VLProcessor as Processor
-        from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor as Video
+        from transformers.models.qwen2_vl.video_processing_qwen2_vl import (
+            Qwen2VLVideoProcessor as Video,
+        )
 
         image_processor = Qwen2VLImageProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2)
     else:
         from transformers import Qwen3VLConfig as Config
         from transformers import Qwen3VLProcessor as Processor
-        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor as Video
+        from transformers.models.qwen3_vl.video_processing_qwen3_vl import (
+            Qwen3VLVideoProcessor as Video,
+        )
 
         image_processor = Qwen2VLImageProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
                                                 size={"shortest_edge": 64 * 64, "longest_edge": 16384 * 32 * 32},
@@ -173,9 +183,10 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
 # ----------------------------------------------------------------------------- forced answers
 
-def answer_script(tokenizer: Any, tokens: int, variants: int = 4) -> list[list[int]]:
+def answer_script(tokenizer: Any, tokens: int | None, variants: int = 4) -> list[list[int]]:
     """Token ids of ``variants`` valid StAR answers (different boxes), each exactly ``tokens``
-    long with the end token: the ``<think>`` part is padded to the length."""
+    long with the end token: the ``<think>`` part is padded to the length (None: the shortest
+    valid answer, for warm-ups)."""
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     scripts = []
     for v in range(variants):
@@ -185,7 +196,7 @@ def answer_script(tokenizer: Any, tokens: int, variants: int = 4) -> list[list[i
         ids = tokenizer.encode("<think>", add_special_tokens=False)
         body = tokenizer.encode(answer, add_special_tokens=False)
         filler = tokenizer.encode("reasoning ", add_special_tokens=False)
-        room = tokens - 1 - len(ids) - len(body)
+        room = 0 if tokens is None else tokens - 1 - len(ids) - len(body)
         if room < 0:
             raise SystemExit(f"--answer-tokens {tokens} is shorter than a minimal answer ({tokens - room})")
         ids += (filler * (room // max(1, len(filler)) + 1))[:room] + body + [end]
@@ -311,6 +322,7 @@ def run_schedule(predictor: Any, queries: list[Any], batch: int) -> tuple[dict[s
               "generate_s": round(stage["generate_s"], 3), "sam_s": round(stage["segment_s"], 3),
               "parse_s": round(stage["parse_s"], 3), "peak_gpu_gib": _peak_gib(), "statuses": dict(statuses)}
     if engine is not None:
+        result.update(prepare_s=round(engine.stats["prepare_s"], 3))
         result.update(decode_batches=int(engine.stats["batches"]), rows=int(engine.stats["rows"]),
                       prefill_rows=int(engine.stats["prefill_rows"]), compile_fallback=engine._compile_failed)
     return result, outputs
@@ -328,8 +340,88 @@ def check_unforced_greedy(vlm: Any, segmenter: Any, queries: list[Any], tokens: 
                                   generation=schedule, batch_size=reference_batch if schedule == "reference" else None,
                                   compile=compile)
         answers[schedule] = [o.raw_text for o in predictor.predict(queries)]
-    same = sum(a == b for a, b in zip(answers["fast"], answers["reference"]))
-    return f"{same}/{len(queries)}"
+        if predictor.engine is not None:  # the same engine (no new graph) with transformers' vision attention
+            predictor.engine.packed_vision_attention = False
+            predictor.engine.__dict__.pop("vision_configs", None)
+            answers["fast, transformers' vision attention"] = [o.raw_text for o in predictor.predict(queries)]
+    return {name: f"{sum(a == b for a, b in zip(texts, answers['reference']))}/{len(queries)}"
+            for name, texts in answers.items() if name != "reference"}
+
+
+def profile_prefill(predictor: Any, queries: list[Any], out: str | None) -> str:
+    """torch.profiler's table of one fast-schedule prefill per query (no decoding): where prefill time goes."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from reasonseg_x.star.prompts import VLM_FRAME, build_prompt
+
+    engine = predictor.engine
+    prepared = [engine._prepare(q.image.open(), build_prompt(q.text, predictor.style), VLM_FRAME) for q in queries]
+    with torch.inference_mode():
+        engine._prefill(prepared[:1])  # warm
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+        with profile(activities=activities) as prof:
+            for p in prepared:
+                engine._prefill([p])
+            _sync()
+    averages = prof.key_averages()
+    table = ""
+    for key in ("self_cuda_time_total", "self_device_time_total", "self_cpu_time_total"):
+        try:
+            table = averages.table(sort_by=key, row_limit=25, max_name_column_width=60)
+            break
+        except (AttributeError, KeyError, ValueError):
+            continue
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(table)
+    return table
+
+
+def compile_warmup(predictor: Any, queries: list[Any], rows: int, script: list[list[int]]) -> None:
+    """Build the compiled decode graph of the first measured batch's row bucket before timing: the
+    engine alone (no SAM) on that batch's queries, answers forced to the shortest valid answer
+    (the same buffer shapes, so the same graph; a few decode steps instead of hundreds)."""
+    from reasonseg_x.star.prompts import build_prompt
+
+    engine, tts = predictor.engine, predictor.tts
+    first = queries[:max(1, rows // tts)]
+    shortest = answer_script(engine.tokenizer, None, variants=len(script))
+    engine.generate([q.image.open().convert("RGB") for q in first], [build_prompt(q.text, predictor.style) for q in first],
+                    n=tts, do_sample=tts > 1, max_new_tokens=predictor.max_new_tokens,
+                    logits_processor=ForcedAnswers(shortest), seeds=list(range(len(first))))
+
+
+def vision_tower_ms(vlm: Any, queries: list[Any], repeats: int = 3) -> dict[str, float]:
+    """Milliseconds per image of the vision tower alone at the pipeline's frame, with transformers'
+    attention and with the packed one the fast schedule uses (:mod:`reasonseg_x.star.attention`)."""
+    import torch
+
+    from reasonseg_x.star.attention import (
+        VISION_ATTENTION,
+        attention_implementation,
+        packed_attention_configs,
+        register_attention,
+    )
+    from reasonseg_x.star.prompts import VLM_FRAME
+
+    model = vlm.model.get_base_model() if hasattr(vlm.model, "get_base_model") else vlm.model
+    visual = next(m for name, m in model.named_modules() if name.endswith("visual"))
+    configs = packed_attention_configs(vlm.model) if register_attention() else []
+    inputs = [vlm.build_inputs([q.image.open()], ["x"], frame=VLM_FRAME) for q in queries]
+    figures: dict[str, float] = {}
+    for name, chosen in (("transformers", []), ("packed", configs)):
+        with torch.inference_mode(), attention_implementation(chosen, VISION_ATTENTION):
+            visual(inputs[0]["pixel_values"], grid_thw=inputs[0]["image_grid_thw"])  # warm-up
+            _sync()
+            started = time.perf_counter()
+            for _ in range(repeats):
+                for x in inputs:
+                    visual(x["pixel_values"], grid_thw=x["image_grid_thw"])
+            _sync()
+        figures[f"{name}_ms"] = round(1000 * (time.perf_counter() - started) / (repeats * len(inputs)), 2)
+    figures["packed_windows"] = bool(configs)
+    return figures
 
 
 def _modes(text: str, tts: int) -> list[int]:
@@ -367,6 +459,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-reference", action="store_true", help="measure the fast schedule only")
     ap.add_argument("--decode-attention", choices=["grouped", "transformers"], default="grouped",
                     help="fast schedule: per-KV-group decode attention, or transformers' sdpa (repeat_kv under a mask)")
+    ap.add_argument("--vision-attention", choices=["packed", "transformers"], default="packed",
+                    help="fast schedule: vision windows in one sdpa call per layer, or transformers' call per window")
+    ap.add_argument("--vision-queries", type=int, default=4,
+                    help="images of the vision-tower timing, both attentions (0 = skip)")
+    ap.add_argument("--profile-prefill", type=int, default=0,
+                    help="profile this many single-query prefills (torch.profiler table; 0 = skip)")
     ap.add_argument("--reference-batch", type=int, default=32, help="reference greedy queries per call (paper: 32)")
     ap.add_argument("--check-queries", type=int, default=8, help="queries of the unforced greedy comparison")
     ap.add_argument("--check-tokens", type=int, default=32,
@@ -380,8 +478,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from reasonseg_x.star.predictor import StarPredictor
     from reasonseg_x.star.generation import default_max_batch_rows
+    from reasonseg_x.star.predictor import StarPredictor
 
     if args.tiny:
         args.shape = "tiny"
@@ -408,11 +506,14 @@ def main(argv: list[str] | None = None) -> int:
               "gpu": torch.cuda.get_device_name() if str(vlm.device).startswith("cuda") else None,
               "dtype": vlm.info.get("dtype"), "build_s": round(build_s, 1), "answer_tokens": forced or None,
               "max_new_tokens": args.max_new_tokens, "compile": args.compile, "max_batch_rows": args.max_batch_rows,
-              "decode_attention": args.decode_attention,
+              "decode_attention": args.decode_attention, "vision_attention": args.vision_attention,
               "torch": torch.__version__, "transformers": __import__("transformers").__version__}
     _log(json.dumps(header))
     results: list[dict[str, Any]] = []
     ratios: dict[str, Any] = {}
+    if args.vision_queries:
+        header["vision_tower"] = vision_tower_ms(vlm, queries[:args.vision_queries])
+        _log(f"[vision tower] ms per image: {json.dumps(header['vision_tower'])}")
     for tts in modes:
         mode = "greedy" if tts == 1 else f"mv-{tts}"
         n = args.n if tts == 1 else args.mv_n
@@ -429,19 +530,20 @@ def main(argv: list[str] | None = None) -> int:
                 predictor = StarPredictor("unused", vlm=vlm, segmenter=segmenter, tts=tts, seed=42,
                                           max_new_tokens=args.max_new_tokens, generation=schedule,
                                           max_batch_rows=args.max_batch_rows, compile=args.compile,
-                                          logits_processor=factory, keep_answers=False)
+                                          logits_processor=factory, keep_answers=False,
+                                          vision_attention=args.vision_attention)
                 if predictor.engine is not None:
                     predictor.engine.grouped_attention = args.decode_attention == "grouped"
                 batch = predictor.default_batch_size if schedule == "fast" else (
                     args.reference_batch if tts == 1 else 1)
                 warmup = args.warmup if tts == 1 else min(args.warmup, 1)  # one MV query fills a batch
-                if warmup and predictor.engine is not None and predictor.engine.compile:
-                    # compiled decoding builds one graph per row bucket: warm up on a full first batch
-                    rows = args.max_batch_rows or default_max_batch_rows(str(vlm.device), tts)
-                    warmup = min(len(subset), max(warmup, rows // tts))
                 if warmup:
                     _log(f"[{mode} {schedule}] warm-up ({warmup} queries)")
                     warm = time.perf_counter()
+                    if predictor.engine is not None and predictor.engine.compile and script:
+                        # first the measured batch's graph: the warm-up's smaller batch then reuses it
+                        rows = args.max_batch_rows or default_max_batch_rows(str(vlm.device), tts)
+                        compile_warmup(predictor, subset[:min(len(subset), batch)], rows, script)
                     predictor.predict(subset[:warmup])
                     entry["warmup_s"] = round(time.perf_counter() - warm, 2)
                 _log(f"[{mode} {schedule}] {len(subset)} samples, {batch} per call")
@@ -453,7 +555,8 @@ def main(argv: list[str] | None = None) -> int:
                 peak = f"{figures['peak_gpu_gib']} GiB" if figures["peak_gpu_gib"] is not None else "n/a"
                 _log(f"[{mode} {schedule}] {figures['samples_per_s']:.3f} samples/s  prefill {figures['prefill_s']:.1f}s"
                      f"  decode {figures['decode_s']:.1f}s ({figures['decode_ms_per_step']} ms/step)  "
-                     f"SAM {figures['sam_s']:.1f}s  peak {peak}  {figures['statuses']}")
+                     f"SAM {figures['sam_s']:.1f}s  prepare {figures.get('prepare_s', 0):.1f}s  peak {peak}  "
+                     f"{figures['statuses']}")
             except Exception as exc:  # noqa: BLE001 - one failed mode must not lose the others
                 entry["error"] = f"{type(exc).__name__}: {exc}"
                 entry["traceback"] = traceback.format_exc(limit=8)
@@ -469,10 +572,17 @@ def main(argv: list[str] | None = None) -> int:
                 line += f"; same greedy answers: {same}/{compared}"
             _log(line)
         if tts == 1 and len(speeds) == 2 and args.check_tokens:
-            ratios["greedy_unforced_same_answers"] = check_unforced_greedy(vlm, segmenter, queries[:args.check_queries],
-                                                                           args.check_tokens, args.reference_batch, args.compile)
-            _log(f"[greedy] unforced greedy, {args.check_tokens} tokens: same answers "
-                 f"{ratios['greedy_unforced_same_answers']}")
+            checks = check_unforced_greedy(vlm, segmenter, queries[:args.check_queries], args.check_tokens,
+                                           args.reference_batch, args.compile)
+            ratios["greedy_unforced_same_answers"] = checks.pop("fast")
+            ratios.update({f"greedy_unforced_same_answers ({name})": same for name, same in checks.items()})
+            _log(f"[greedy] unforced greedy, {args.check_tokens} tokens, same answers as the reference: "
+                 f"{ratios['greedy_unforced_same_answers']}; " + "; ".join(f"{k}: {v}" for k, v in checks.items()))
+    if args.profile_prefill:
+        predictor = StarPredictor("unused", vlm=vlm, segmenter=segmenter, tts=1, generation="fast", compile="off")
+        table = profile_prefill(predictor, queries[:args.profile_prefill],
+                                str(Path(args.json).with_suffix(".prefill-profile.txt")) if args.json else None)
+        _log(f"[prefill profile] {args.profile_prefill} queries, one prefill each\n{table}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"setup": header, "results": results, "ratios": ratios}, indent=1))
