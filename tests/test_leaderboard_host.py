@@ -310,6 +310,15 @@ def test_push_offline_fails_at_once_and_keeps_the_bundle(tmp_path: Path, source:
     assert str(bundle) in str(info.value) and (bundle / SUBMISSION_FILE).is_file()
 
 
+def _online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline mode off, also in huggingface_hub's constant, which it reads from the environment once
+    at import (a test before this one may have imported it with HF_HUB_OFFLINE=1 set)."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
 def test_push_unreachable_endpoint_fails_fast(tmp_path: Path, source: FakeSource,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
@@ -318,7 +327,7 @@ def test_push_unreachable_endpoint_fails_fast(tmp_path: Path, source: FakeSource
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     bundle = make_bundle(tmp_path, source)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    _online(monkeypatch)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     start = time.monotonic()
     with pytest.raises(PushError, match="cannot reach"):
@@ -332,7 +341,7 @@ def test_push_does_not_wait_on_a_hanging_resolver(monkeypatch: pytest.MonkeyPatc
 
     from reasonseg_x.leaderboard.push import check_online
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    _online(monkeypatch)
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(3) or [(0, 0, 0, "", ("127.0.0.1", 9))])
     start = time.monotonic()
     with pytest.raises(PushError, match="cannot resolve hub.example within 0.2 s"):

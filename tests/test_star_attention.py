@@ -110,3 +110,26 @@ def _image(seed: int = 0):
 
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 255, (100, 110, 3), dtype=np.uint8))
+
+
+def test_inputs_prepared_on_threads_equal_one_at_a_time_and_a_refusing_tokenizer_falls_back(vlm, monkeypatch):
+    images = [_image(seed=i) for i in range(6)]
+    prompts = [f"query {i} " * (i + 1) for i in range(6)]
+    threaded = FastGenerator(vlm, prepare_threads=4)._prepare_all(images, prompts, (84, 84))
+    single = FastGenerator(vlm, prepare_threads=1)._prepare_all(images, prompts, (84, 84))
+    assert [p.length for p in threaded] == [p.length for p in single]
+    assert all(torch.equal(a.inputs[k], b.inputs[k]) for a, b in zip(threaded, single) for k in a.inputs)
+
+    engine = FastGenerator(vlm, prepare_threads=4)
+    real = engine._prepare
+    calls = {"n": 0}
+
+    def refusing(image, prompt, frame):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("Already borrowed")
+        return real(image, prompt, frame)
+
+    monkeypatch.setattr(engine, "_prepare", refusing)
+    again = engine._prepare_all(images, prompts, (84, 84))
+    assert engine.prepare_threads == 1 and [p.length for p in again] == [p.length for p in single]

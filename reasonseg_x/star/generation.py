@@ -401,7 +401,9 @@ class FastGenerator:
             try:
                 with ThreadPoolExecutor(threads, thread_name_prefix="vlm-prepare") as pool:
                     return list(pool.map(lambda job: self._prepare(job[0], job[1], frame), jobs))
-            except RuntimeError as exc:  # e.g. a tokenizer refusing concurrent use ("Already borrowed")
+            except RuntimeError as exc:
+                if "borrow" not in str(exc):  # only a tokenizer refusing concurrent use ("Already borrowed")
+                    raise
                 log.warning("preparing inputs on %d threads failed (%s); preparing them one at a time", threads, exc)
                 self.prepare_threads = 1
         return [self._prepare(image, prompt, frame) for image, prompt in jobs]
