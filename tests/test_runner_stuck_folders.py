@@ -24,6 +24,16 @@ def test_a_run_that_failed_before_predicting_does_not_block_the_corrected_comman
     assert info["status"] == "complete" and info["identity"]["model"] == HASH
 
 
+def test_a_run_killed_inside_its_first_line_resumes(tmp_path):
+    """run.json and a torn first prediction line: nothing to mix, the same command runs (it once
+    stopped with "has no run.json", though run.json was there)."""
+    run_eval(EvalConfig(model=HASH, out=tmp_path, batch_size=4), source=FakeSource(6))
+    (tmp_path / "predictions.jsonl").write_text('{"id": "x", "mask')
+    outcome = run_eval(EvalConfig(model=HASH, out=tmp_path, batch_size=4), source=FakeSource(6))
+    assert outcome.stats.predicted == 6
+    assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 6
+
+
 def test_a_folder_holding_predictions_still_refuses_another_run(tmp_path):
     run_eval(EvalConfig(model=HASH, out=tmp_path, batch_size=4), source=FakeSource(6))
     with pytest.raises(InvalidInputError, match="different run.*--fresh"):

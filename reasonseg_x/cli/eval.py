@@ -92,8 +92,9 @@ def eval_command(
 
 def _interrupted_message(out: Path) -> str:
     """What Ctrl-C kept: the predictions written so far, or nothing (stopped while the data was prepared)."""
-    files = [p for p in (out / "predictions.jsonl", *out.glob("shard-*-of-*/predictions.jsonl"))
-             if p.is_file() and p.stat().st_size > 0]
+    from reasonseg_x.runner.store import holds_predictions
+
+    files = [p for p in (out / "predictions.jsonl", *out.glob("shard-*-of-*/predictions.jsonl")) if holds_predictions(p)]
     if not files:
         return ("interrupted before any prediction was written: nothing was kept; rerun the same command to "
                 "start")

@@ -29,7 +29,7 @@ from reasonseg_x.runner.rundir import default_run_dir
 from reasonseg_x.runner.runinfo import (RunIdentity, Stopwatch, check_identity, environment, read_run_info,
                                         utc_now, write_run_info)
 from reasonseg_x.runner.shards import Shard, select_shard
-from reasonseg_x.runner.store import PredictionStore, read_stored_lines, remove_stale_temporaries
+from reasonseg_x.runner.store import PredictionStore, holds_predictions, read_stored_lines, remove_stale_temporaries
 from reasonseg_x.runner.subset import SubsetSource, subset_label, take_ids
 
 __all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "select_ids",
@@ -207,13 +207,14 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
             _clear_run(run_dir)
         predictions_path = run_dir / PREDICTIONS_FILE
         existing = read_run_info(run_dir)
-        if existing is not None and not _holds_predictions(predictions_path):
-            existing = None  # a run that failed before predicting anything: nothing to mix, start anew
-        if existing is not None:
+        if existing is None:
+            if predictions_path.exists() and predictions_path.stat().st_size > 0:
+                raise InvalidInputError(f"{predictions_path} exists but {run_dir} has no run.json, so its origin is "
+                                        "unknown; pass --fresh to discard it, or choose a new --out")
+        elif holds_predictions(predictions_path):
             check_identity(existing, identity, run_dir, data_spec=source.spec or config.data)
-        elif predictions_path.exists() and predictions_path.stat().st_size > 0:
-            raise InvalidInputError(f"{predictions_path} exists but {run_dir} has no run.json, so its origin is "
-                                    "unknown; pass --fresh to discard it, or choose a new --out")
+        else:
+            existing = None  # a run that failed before predicting anything: nothing to mix, start anew
         store = PredictionStore(predictions_path)
         stored = store.recover()
         mine_set = set(mine)
@@ -285,15 +286,6 @@ def _counts(stored: Any, expected: int) -> dict[str, Any]:
     for status in stored.statuses.values():
         statuses[status] = statuses.get(status, 0) + 1
     return {"expected": expected, "written": len(stored.lines), "statuses": dict(sorted(statuses.items()))}
-
-
-def _holds_predictions(path: Path) -> bool:
-    """Whether a run folder's predictions file has at least one complete line (a torn first line is nothing)."""
-    try:
-        with path.open("rb") as handle:
-            return b"\n" in handle.read(1 << 20) or handle.read(1) != b""
-    except FileNotFoundError:
-        return False
 
 
 def _limit_text(limit: int | None) -> str:

@@ -19,7 +19,7 @@ from reasonseg_x.atomic import fsync_dir, remove_stale_temporaries, write_text_a
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictions import Prediction, prediction_to_json
 
-__all__ = ["PredictionStore", "StoredLines", "read_stored_lines", "serialize", "write_text_atomic",
+__all__ = ["PredictionStore", "StoredLines", "holds_predictions", "read_stored_lines", "serialize", "write_text_atomic",
            "remove_stale_temporaries"]
 
 
@@ -42,6 +42,16 @@ class StoredLines:
     @property
     def ids(self) -> list[str]:
         return list(self.lines)
+
+
+def holds_predictions(path: str | os.PathLike[str]) -> bool:
+    """Whether a predictions file has at least one complete line (a torn first line is nothing),
+    without reading it all."""
+    try:
+        with Path(path).open("rb") as handle:
+            return b"\n" in handle.read(1 << 20) or handle.read(1) != b""
+    except FileNotFoundError:
+        return False
 
 
 def read_stored_lines(path: str | os.PathLike[str]) -> StoredLines:
