@@ -89,3 +89,14 @@ def test_export_refuses_a_full_model(tmp_path):
 
     with pytest.raises(InvalidInputError, match="full model already"):
         export_checkpoint(str(tiny_checkpoints().qwen25), tmp_path / "x")
+
+
+def test_export_onto_a_file_is_a_clear_error(tmp_path):
+    from reasonseg_x.cli import app
+
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    result = CliRunner().invoke(app, ["star", "export", "--checkpoint", str(tiny_checkpoints().lora_old),
+                                      "--out", str(target)])
+    assert result.exit_code == 2 and "--out must be a folder" in result.output
+    assert target.read_text() == "keep me"

@@ -35,11 +35,13 @@ class ExportResult:
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
-    if out.exists() and any(out.iterdir()):
+    from reasonseg_x.output_paths import prepare_folder
+
+    if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise InvalidInputError("the folder is not empty; pass --overwrite to replace it", str(out))
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_folder(out, "--out")
 
 
 def export_checkpoint(checkpoint: str, out: str | Path, *, base_model: str | None = None, form: str = "merged",
