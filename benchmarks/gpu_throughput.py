@@ -329,7 +329,7 @@ def run_schedule(predictor: Any, queries: list[Any], batch: int) -> tuple[dict[s
 
 
 def check_unforced_greedy(vlm: Any, segmenter: Any, queries: list[Any], tokens: int, reference_batch: int,
-                          compile: str = "auto") -> str:
+                          compile: str = "auto") -> dict[str, str]:
     """Greedy answers the model itself chooses (no forcing), fast vs reference: ``same/total``.
     On random weights the logits are nearly flat, so this is a strict test of equal arithmetic."""
     from reasonseg_x.star.predictor import StarPredictor
@@ -342,7 +342,6 @@ def check_unforced_greedy(vlm: Any, segmenter: Any, queries: list[Any], tokens: 
         answers[schedule] = [o.raw_text for o in predictor.predict(queries)]
         if predictor.engine is not None:  # the same engine (no new graph) with transformers' vision attention
             predictor.engine.packed_vision_attention = False
-            predictor.engine.__dict__.pop("vision_configs", None)
             answers["fast, transformers' vision attention"] = [o.raw_text for o in predictor.predict(queries)]
     return {name: f"{sum(a == b for a, b in zip(texts, answers['reference']))}/{len(queries)}"
             for name, texts in answers.items() if name != "reference"}
@@ -424,6 +423,17 @@ def vision_tower_ms(vlm: Any, queries: list[Any], repeats: int = 3) -> dict[str,
     return figures
 
 
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _modes(text: str, tts: int) -> list[int]:
     """``greedy,mv`` or tts values (``1,32``) -> tts values."""
     out = []
@@ -461,9 +471,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="fast schedule: per-KV-group decode attention, or transformers' sdpa (repeat_kv under a mask)")
     ap.add_argument("--vision-attention", choices=["packed", "transformers"], default="packed",
                     help="fast schedule: vision windows in one sdpa call per layer, or transformers' call per window")
-    ap.add_argument("--vision-queries", type=int, default=4,
+    ap.add_argument("--vision-queries", type=_count, default=4,
                     help="images of the vision-tower timing, both attentions (0 = skip)")
-    ap.add_argument("--profile-prefill", type=int, default=0,
+    ap.add_argument("--profile-prefill", type=_count, default=0,
                     help="profile this many single-query prefills (torch.profiler table; 0 = skip)")
     ap.add_argument("--reference-batch", type=int, default=32, help="reference greedy queries per call (paper: 32)")
     ap.add_argument("--check-queries", type=int, default=8, help="queries of the unforced greedy comparison")
@@ -517,7 +527,6 @@ def main(argv: list[str] | None = None) -> int:
     for tts in modes:
         mode = "greedy" if tts == 1 else f"mv-{tts}"
         n = args.n if tts == 1 else args.mv_n
-        subset = queries[:n]
         texts: dict[str, list[str | None]] = {}
         speeds: dict[str, float] = {}
         for schedule in (["fast"] if args.skip_reference else ["fast", "reference"]):
@@ -542,8 +551,8 @@ def main(argv: list[str] | None = None) -> int:
                     warm = time.perf_counter()
                     if predictor.engine is not None and predictor.engine.compile and script:
                         # first the measured batch's graph: the warm-up's smaller batch then reuses it
-                        rows = args.max_batch_rows or default_max_batch_rows(str(vlm.device), tts)
-                        compile_warmup(predictor, subset[:min(len(subset), batch)], rows, script)
+                        compile_warmup(predictor, subset[:min(len(subset), batch)], predictor.engine.batch_rows(tts),
+                                       script)
                     predictor.predict(subset[:warmup])
                     entry["warmup_s"] = round(time.perf_counter() - warm, 2)
                 _log(f"[{mode} {schedule}] {len(subset)} samples, {batch} per call")

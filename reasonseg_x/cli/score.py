@@ -78,7 +78,7 @@ def score(
             from reasonseg_x.evaluators.api import write_outputs
 
             try:
-                write_outputs(result, out, source=None if reference else source, predictions=predictions)
+                write_outputs(result, out, source=None if reference else source)
             except OSError as exc:
                 raise InvalidInputError(f"cannot write the run folder: {exc.strerror or exc}", str(out)) from None
         if not quiet:

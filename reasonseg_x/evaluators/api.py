@@ -7,12 +7,12 @@ counted (or raised), never dropped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reasonseg_x.atomic import write_json_atomic, write_text_atomic
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 from reasonseg_x.evaluators.evaluator import MAX_LISTED_PROBLEMS, Evaluator, build_metrics
@@ -31,6 +31,8 @@ class EvalResult:
     metrics: dict[str, Any]
     records: RecordSet
     problems: list[PredictionProblem] = field(default_factory=list)
+    #: the predictions as scored (the worst-case grid draws them without reading the file again)
+    predictions: PredictionSet | None = None
 
     @property
     def protocol(self) -> str:
@@ -144,25 +146,25 @@ def score_predictions(source: Source, split: str | None, predictions: Any, *, pr
         extra["invalid_lines_without_id"] = invalid_lines_without_id
     metrics = build_metrics(records, data=data, predictions=pred_info, n_resamples=n_resamples, seed=seed,
                             level=level, extra_counts=extra, problems=info["problems"])
-    return EvalResult(metrics=metrics, records=records, problems=info["problems"])
+    return EvalResult(metrics=metrics, records=records, problems=info["problems"], predictions=preds)
 
 
 def write_outputs(result: EvalResult, out_dir: str | Path, *, chart: bool = True, source: Source | None = None,
                   predictions: Any = None) -> dict[str, Path]:
     """Write metrics.json, per_sample.jsonl, report.md and chart.png into ``out_dir``; with the
-    ``source`` (and the ``predictions``) also worst.png, the report's worst-case grid."""
+    ``source`` also worst.png, the report's worst-case grid (of ``result.predictions``, else of
+    ``predictions``)."""
     from reasonseg_x.evaluators.report import draw_chart, render_markdown
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "per_sample": out / "per_sample.jsonl", "report": out / "report.md"}
-    paths["metrics"].write_text(json.dumps(result.metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json_atomic(paths["metrics"], result.metrics)
     write_records(result.records, paths["per_sample"])
     grid = _worst_grid(result, out, source, predictions) if source is not None else None
     if grid is not None:
         paths["worst"] = grid
-    paths["report"].write_text(render_markdown(result.metrics, worst_grid=grid.name if grid else None),
-                               encoding="utf-8")
+    write_text_atomic(paths["report"], render_markdown(result.metrics, worst_grid=grid.name if grid else None))
     if chart:
         paths["chart"] = out / "chart.png"
         draw_chart(result.metrics, paths["chart"])
@@ -176,7 +178,9 @@ def _worst_grid(result: EvalResult, out: Path, source: Source, predictions: Any)
 
     target = out / "worst.png"
     try:
-        if isinstance(predictions, (str, Path)):
+        if result.predictions is not None:
+            predictions = result.predictions
+        elif isinstance(predictions, (str, Path)):
             predictions = read_predictions(predictions, skip_invalid=True)
         grid = draw_worst_grid(result.records, source, result.metrics["data"]["split"], predictions, target)
     except (ReasonSegXError, OSError):

@@ -386,5 +386,5 @@ def score_run(run_dir: Path, source: Source, split: str, *, ids: list[str] | Non
     scored: Source = SubsetSource(source, split, ids, label=label) if ids is not None else source
     predictions = read_predictions(Path(run_dir) / PREDICTIONS_FILE)
     result = score_predictions(scored, split, predictions, protocol=protocol, strict=strict, seed=seed)
-    write_outputs(result, run_dir, source=scored, predictions=predictions)
+    write_outputs(result, run_dir, source=scored)
     return result

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reasonseg_x.star.segmenters import Prompt, Segmenter
+from reasonseg_x.star.segmenters import PreparedImage, Prompt, Segmenter
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -35,18 +35,16 @@ class BoxSegmenter(Segmenter):
     name = "box"
     max_prompts_per_call = 1 << 16
 
-    def set_image(self, image: Image.Image) -> Any:
-        self._size = (image.height, image.width)  # no pixels needed: skip the RGB conversion
-        return None
+    def prepare_image(self, image: Image.Image) -> PreparedImage:
+        return PreparedImage((image.height, image.width), None)  # no pixels needed: skip the RGB conversion
 
-    def _embed(self, image: Image.Image) -> Any:  # pragma: no cover - set_image does not embed
+    def _embed(self, inputs: Any) -> Any:
         return None
 
     def _decode_into(self, prompts: Sequence[Prompt], out: np.ndarray) -> np.ndarray:
         height, width = self.image_size
         scores = np.zeros(len(prompts), dtype=np.float32)
-        for row, prompt in enumerate(prompts):
-            out[row] = False
+        for row, prompt in enumerate(prompts):  # ``out`` arrives zeroed: only boxes are written
             if prompt.box is not None:
                 box_mask(prompt.box, height, width, out[row])
                 scores[row] = 1.0

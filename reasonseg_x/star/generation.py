@@ -198,8 +198,6 @@ class DecodeBatch:
     texts: list[list[str]]
     prefill_s: float
     decode_s: float
-    steps: int
-    rows: int
 
 
 # ----------------------------------------------------------------------------- the KV buffer
@@ -314,28 +312,20 @@ class FastGenerator:
     _pool: Any = field(default=None, repr=False)
     _compile_failed: str | None = field(default=None, repr=False)
 
-    # -- delegation: the pipeline reads these from its backend
+    # -- the loaded VLM's, for callers holding only the engine
     @property
     def device(self) -> str:
         return self.vlm.device
 
     @property
-    def family(self) -> str:
-        return self.vlm.family
-
-    @property
     def tokenizer(self) -> Any:
         return self.vlm.tokenizer
 
-    @property
-    def model(self) -> Any:
-        return self.vlm.model
-
-    @property
-    def info(self) -> dict[str, Any]:
-        return self.vlm.info
-
     # ------------------------------------------------------------------ public API
+
+    def batch_rows(self, n: int = 1) -> int:
+        """Rows per decode batch for ``n`` answers a query: ``max_batch_rows``, else the device's default."""
+        return self.max_batch_rows or default_max_batch_rows(self.device, n)
 
     def generate(self, images: Sequence[Any], prompts: Sequence[str], *, n: int = 1, do_sample: bool | None = None,
                  temperature: float = 1.0, top_p: float = 0.9, seed: int | None = None, max_new_tokens: int = 1024,
@@ -379,7 +369,7 @@ class FastGenerator:
         started = time.perf_counter()
         prepared = self._prepare_all(images, prompts, frame)
         self.stats["prepare_s"] += time.perf_counter() - started
-        rows = self.max_batch_rows or default_max_batch_rows(self.device, n)
+        rows = self.batch_rows(n)
         if rows < n:
             raise ValueError(f"max_batch_rows={rows} is below the {n} answers of one query")
         plan = plan_batches([p.length for p in prepared], n, rows, self._token_budget(), max_new_tokens)
@@ -397,7 +387,6 @@ class FastGenerator:
         jobs = list(zip(images, prompts))
         threads = min(self.prepare_threads, len(jobs))
         if threads > 1:
-            self.tokenizer.padding_side = "left"  # set once here, not raced by the threads
             try:
                 with ThreadPoolExecutor(threads, thread_name_prefix="vlm-prepare") as pool:
                     return list(pool.map(lambda job: self._prepare(job[0], job[1], frame), jobs))
@@ -478,9 +467,10 @@ class FastGenerator:
 
     def _vision_attention_configs(self) -> list[Any]:
         """The configs whose attention runs :func:`packed_chunk_attention` during prefill (none when off)."""
-        if "vision_configs" not in self.__dict__:
-            wanted = self.packed_vision_attention and register_attention()
-            self.__dict__["vision_configs"] = packed_attention_configs(self.vlm.model) if wanted else []
+        if not self.packed_vision_attention:
+            return []
+        if "vision_configs" not in self.__dict__:  # the model's, found once
+            self.__dict__["vision_configs"] = packed_attention_configs(self.vlm.model) if register_attention() else []
         return self.__dict__["vision_configs"]
 
     def _decode_step_fn(self, cache: Any, static: bool) -> Any:
@@ -580,7 +570,7 @@ class FastGenerator:
         allocated = rows
         if static:  # fixed shapes: one compiled graph per row bucket serves every batch
             slots = -(-slots // 256) * 256
-            allocated = compiled_rows(rows, self.max_batch_rows or default_max_batch_rows(device, n))
+            allocated = compiled_rows(rows, self.batch_rows(n))
             kept = self._pool
             if kept is not None and kept.key[0] >= rows and kept.key[1] >= slots:
                 allocated, slots = kept.key  # a smaller batch reuses the compiled graph: no recompile
@@ -628,7 +618,7 @@ class FastGenerator:
         self.stats["prefill_s"] += prefill_s
         self.stats["decode_s"] += decode_s
         return DecodeBatch(indices=list(indices), texts=[texts[q * n:(q + 1) * n] for q in range(len(prepared))],
-                           prefill_s=prefill_s, decode_s=decode_s, steps=steps, rows=rows)
+                           prefill_s=prefill_s, decode_s=decode_s)
 
     def _eos_ids(self) -> list[int]:
         eos = getattr(self.vlm.model.generation_config, "eos_token_id", None)
@@ -648,6 +638,7 @@ class FastGenerator:
         processors = logits_processor if isinstance(logits_processor, list) else (
             [logits_processor] if logits_processor is not None else [])
         prompt_lengths = torch.tensor(row_lengths, dtype=torch.long, device=device).reshape(-1, 1)
+        first_position = (prompt_lengths + deltas).reshape(1, rows, 1)  # a row's rope position at step 0
         keys = row_keys(torch.tensor(row_seeds, dtype=torch.int64, device=device),
                         torch.tensor(row_samples, dtype=torch.int64, device=device)) if settings.do_sample else None
         eos = torch.tensor(self._eos_ids(), dtype=torch.long, device=device)
@@ -669,17 +660,17 @@ class FastGenerator:
             for processor in processors:
                 scores = processor(tokens[:, :position], scores)
             next_tokens = self._choose(scores, settings, keys, step)
-            next_tokens = torch.where(finished, torch.full_like(next_tokens, buffers.pad), next_tokens)
+            next_tokens = next_tokens.masked_fill(finished, buffers.pad)
             tokens[:, position] = next_tokens
             valid[:, position] = True
             if seen is not None:
-                seen[torch.arange(rows, device=device), next_tokens] = True
+                seen.scatter_(1, next_tokens[:, None], True)
             finished |= torch.isin(next_tokens, eos)
             # asking whether all rows ended waits for the GPU: only every few steps, so that the
             # CPU queues the next steps meanwhile (steps after the end only append padding)
             if step + 1 == settings.max_new_tokens or (step % _END_CHECK_EVERY == 0 and bool(finished.all())):
                 break
-            position_ids = (prompt_lengths + step + deltas).reshape(1, rows, 1).expand(3, rows, 1)
+            position_ids = (first_position + step).expand(3, rows, 1)
             packed.length = position
             buffers.slot.fill_(position)
             try:

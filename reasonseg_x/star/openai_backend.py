@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.star.coords import COORDS_FAMILIES
 from reasonseg_x.star.openai_client import ChatClient, RequestFailed, RetryPolicy, choice_texts
-from reasonseg_x.star.prompts import VLM_FRAME
+from reasonseg_x.star.prompts import VLM_FRAME, to_vlm_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -85,11 +85,7 @@ def png_bytes(rgb: Any, level: int = 1) -> bytes:
 
 def image_data_url(image: Image.Image, frame: tuple[int, int] | None = VLM_FRAME, fmt: str = "png") -> str:
     """The image as the VLM sees it (RGB, resized bilinearly to ``frame``) in a base64 data URL."""
-    from PIL import Image as PILImage
-
-    pixels = image.convert("RGB")
-    if frame:
-        pixels = pixels.resize(frame, PILImage.BILINEAR)
+    pixels = to_vlm_frame(image, frame)
     if fmt == "png":
         data, mime = png_bytes(pixels), "image/png"
     elif fmt == "jpeg":

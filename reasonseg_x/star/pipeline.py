@@ -223,7 +223,6 @@ class VlmSamPipeline:
                                             pinned=entry.pinned)
         self.tts = opts.tts
         self.style = opts.style
-        self.aggregator_name = opts.aggregator
         self.aggregate = get_aggregator(opts.aggregator)
         self.aggregator_options: dict[str, Any] = {}
         if AGGREGATORS.get(opts.aggregator) is majority_vote:  # its options; other aggregators use their defaults
@@ -295,10 +294,7 @@ class VlmSamPipeline:
         if self.engine is not None:
             if self.batch_size:
                 return self.batch_size
-            from reasonseg_x.star.generation import default_max_batch_rows
-
-            rows = self.engine.max_batch_rows or default_max_batch_rows(self.vlm.device, self.tts)
-            return max(1, 2 * rows // self.tts)
+            return max(1, 2 * self.engine.batch_rows(self.tts) // self.tts)
         if self.tts > 1:
             return 1
         if self.batch_size:
@@ -382,9 +378,7 @@ class VlmSamPipeline:
                                 "generation": self.generation if self.engine is not None
                                 else "reference" if self.options.backend == "hf" else self.options.backend}
         if self.engine is not None:
-            from reasonseg_x.star.generation import default_max_batch_rows
-
-            info.update(max_batch_rows=self.engine.max_batch_rows or default_max_batch_rows(self.vlm.device, self.tts),
+            info.update(max_batch_rows=self.engine.batch_rows(self.tts),
                         compile=self.engine.compile, compile_fallback=self.engine._compile_failed,
                         vision_attention=self.options.vision_attention,
                         sampling="gumbel-max, counter-based per (query seed, answer index)",

@@ -13,11 +13,13 @@ argument, so braces inside a query are safe).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
 
 __all__ = [
     "VLM_FRAME",
+    "to_vlm_frame",
     "PromptTemplate",
     "PROMPT_TEMPLATES",
     "STYLES",
@@ -27,6 +29,15 @@ __all__ = [
 
 #: (width, height) the image is resized to (bilinear, aspect ratio not kept) before the VLM sees it.
 VLM_FRAME: tuple[int, int] = (840, 840)
+
+
+def to_vlm_frame(image: Any, frame: tuple[int, int] | None = VLM_FRAME) -> Any:
+    """The pixels the VLM sees: RGB, resized bilinearly to ``frame`` (None: the original size).
+    Every backend (in-process, vLLM, a served model) goes through this one resize."""
+    from PIL import Image
+
+    rgb = image.convert("RGB")
+    return rgb.resize(frame, Image.BILINEAR) if frame else rgb
 
 
 @dataclass(frozen=True)

@@ -272,7 +272,6 @@ class _HFSegmenterBase(Segmenter):
         self.model = model.to(device=device, dtype=self.dtype).eval()
         self.processor = processor
         self._embedding: Any = None
-        self._image_inputs: Any = None
 
     prepares_ahead = True
 
@@ -288,7 +287,6 @@ class _HFSegmenterBase(Segmenter):
         with torch.inference_mode():
             pixel_values = inputs["pixel_values"].to(device=self.device, dtype=self.dtype)
             self._embedding = self.model.get_image_embeddings(pixel_values)
-        self._image_inputs = inputs
         return self._embedding
 
     def _scale_coords(self, coords: np.ndarray) -> np.ndarray:

@@ -30,13 +30,6 @@ _WORDS = {"null": None, "None": None, "none": None, "NULL": None, "true": True, 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "/": "/", "\\": "\\", '"': '"', "'": "'"}
 
 
-class _Closer:
-    """A closing bracket seen where a value was expected."""
-
-    def __init__(self, char: str) -> None:
-        self.char = char
-
-
 class _Reader:
     """Recursive-descent reader of almost-JSON; records each repair it had to make."""
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.star.prompts import to_vlm_frame
 from reasonseg_x.star.vlm import VLM_FRAME, _hub_parts, from_pretrained_or_error, model_family_of, resolve_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,16 +47,11 @@ class VllmVLM:
         return self.processor.tokenizer
 
     def _inputs(self, images: Sequence[Image.Image], prompts: Sequence[str], frame: tuple[int, int] | None) -> list[dict[str, Any]]:
-        from PIL import Image as PILImage
-
         inputs = []
         for image, prompt in zip(images, prompts):
             messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
             text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            pixels = image.convert("RGB")
-            if frame:
-                pixels = pixels.resize(frame, PILImage.BILINEAR)
-            inputs.append({"prompt": text, "multi_modal_data": {"image": pixels}})
+            inputs.append({"prompt": text, "multi_modal_data": {"image": to_vlm_frame(image, frame)}})
         return inputs
 
     def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError, ReasonSegXError
 from reasonseg_x.star.device import DTYPE_NAMES, check_dtype_name, resolve_device, resolve_dtype
-from reasonseg_x.star.prompts import VLM_FRAME  # the 840 x 840 frame the VLM sees (docs/protocols.md section 4)
+from reasonseg_x.star.prompts import VLM_FRAME, to_vlm_frame  # the 840 x 840 frame the VLM sees (docs/protocols.md section 4)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -279,12 +279,9 @@ class VLM:
                      frame: tuple[int, int] | None = VLM_FRAME, to_device: bool = True) -> Any:
         """Chat-formatted, left-padded model inputs for one image + one user prompt per row
         (on the model's device, or left on the CPU with ``to_device=False``)."""
-        from PIL import Image as PILImage
-
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        resized = [img.convert("RGB").resize(frame, PILImage.BILINEAR) if frame else img.convert("RGB")
-                   for img in images]
+        resized = [to_vlm_frame(img, frame) for img in images]
         texts = []
         for prompt in prompts:
             messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import os
 import re
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from collections.abc import Callable
@@ -175,7 +174,6 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
         "title": title, "data": f"{os.path.basename(spec.rstrip('/')) or spec}:{chosen_split}",
         "runs": [{"name": v.name, "model": v.model, "protocol": v.protocol} for v in runs],
         "notes": notes, "types": _types(cases), "summary": summary_rows(cases, runs), "cases": cases,
-        "generated": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     }
     page = folder / "index.html"
     write_text_atomic(page, render_page(page_data))

@@ -219,6 +219,4 @@ def case_entry(sample: Any, key: str, runs: list[RunView]) -> dict[str, Any]:
         value = getattr(sample, field_name, None)
         if value is not None:
             case[short] = str(value)
-    if sample.ignore is not None:
-        case["ignore"] = True
     return case
