@@ -80,7 +80,7 @@ def _free_port() -> int:
 
 
 def bench_http(url: str, requests: int, concurrency: int, data_url: str) -> float:
-    from reasonseg_x.star.openai_client import ChatClient, choice_texts
+    from reasonseg_x.star.generation.openai_client import ChatClient, choice_texts
 
     payload = {"model": "bench", "n": 1, "max_tokens": 16, "temperature": 0.0, "messages": [
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": data_url}},
@@ -103,7 +103,7 @@ def bench_backend(url: str, requests: int, concurrency: int, image_format: str) 
     import numpy as np
     from PIL import Image
 
-    from reasonseg_x.star.openai_backend import OpenAIVLM
+    from reasonseg_x.star.generation.openai_backend import OpenAIVLM
 
     rng = np.random.default_rng(0)
     # a smooth, photo-like 640x480 image (noise would make PNG unrealistically large)
@@ -131,7 +131,7 @@ def main() -> None:
 
     from PIL import Image
 
-    from reasonseg_x.star.openai_backend import image_data_url
+    from reasonseg_x.star.generation.openai_backend import image_data_url
 
     port = _free_port()
     ready = multiprocessing.Event()

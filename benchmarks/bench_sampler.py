@@ -19,7 +19,7 @@ import time
 def main() -> int:
     import torch
 
-    from reasonseg_x.star.generation import _nucleus_full, nucleus_sample, row_keys
+    from reasonseg_x.star.generation.fast import _nucleus_full, nucleus_sample, row_keys
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=64)

@@ -1,7 +1,7 @@
 """Cost of the SAM stage with test-time scaling: 32 sampled answers vs 1 answer on the same images.
 
 Why: majority voting needs one SAM candidate per object of every sampled answer. With one image
-embedding per image and all prompts decoded in batched calls (``reasonseg_x.star.segmenters``),
+embedding per image and all prompts decoded in batched calls (``reasonseg_x.star.segment.segmenters``),
 the SAM stage for 32 answers should cost at most 1.5x the single-answer stage (issue 5).
 
 The SAM is randomly initialised from a config (no download): by default the SAM 2.1 Hiera-Tiny
@@ -35,7 +35,7 @@ def build_segmenter(arch: str, device: str):
     import torch
     from transformers import Sam2Config, Sam2ImageProcessor, Sam2Model, Sam2Processor
 
-    from reasonseg_x.star.segmenters import HFSam2Segmenter
+    from reasonseg_x.star.segment.segmenters import HFSam2Segmenter
 
     torch.manual_seed(0)
     if arch == "hiera-tiny":
@@ -66,7 +66,7 @@ def build_segmenter(arch: str, device: str):
 
 def sampled_answers(rng, width: int, height: int, objects: int, answers: int, jitter: float, extra: float,
                     repeat: float = 0.0):
-    from reasonseg_x.star.segmenters import Prompt
+    from reasonseg_x.star.segment.segmenters import Prompt
 
     def obj(x, y, w, h):
         return Prompt((x, y, x + w, y + h), ((x + w / 2, y + h / 2),))
@@ -111,7 +111,7 @@ def flop_ratio(segmenter, image, runs) -> tuple[float, float]:
     toolkit's decoder), and with transformers' own decoder forward on the same distinct prompts."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from reasonseg_x.star.segmenters import _HFSegmenterBase, clip_prompt
+    from reasonseg_x.star.segment.segmenters import _HFSegmenterBase, clip_prompt
 
     def count(work) -> int:
         with FlopCounterMode(display=False) as counter:

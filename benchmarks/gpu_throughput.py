@@ -158,7 +158,7 @@ def build_models(args: argparse.Namespace) -> tuple[Any, Any, str]:
     import importlib.util
 
     from reasonseg_x.star.device import resolve_device
-    from reasonseg_x.star.segmenters import load_segmenter
+    from reasonseg_x.star.segment.segmenters import load_segmenter
     from reasonseg_x.star.vlm import load_vlm
 
     if args.shape == "tiny":
@@ -352,7 +352,7 @@ def profile_prefill(predictor: Any, queries: list[Any], out: str | None) -> str:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from reasonseg_x.star.prompts import VLM_FRAME, build_prompt
+    from reasonseg_x.star.answer.prompts import VLM_FRAME, build_prompt
 
     engine = predictor.engine
     prepared = [engine._prepare(q.image.open(), build_prompt(q.text, predictor.style), VLM_FRAME) for q in queries]
@@ -381,7 +381,7 @@ def compile_warmup(predictor: Any, queries: list[Any], rows: int, script: list[l
     """Build the compiled decode graph of the first measured batch's row bucket before timing: the
     engine alone (no SAM) on that batch's queries, answers forced to the shortest valid answer
     (the same buffer shapes, so the same graph; a few decode steps instead of hundreds)."""
-    from reasonseg_x.star.prompts import build_prompt
+    from reasonseg_x.star.answer.prompts import build_prompt
 
     engine, tts = predictor.engine, predictor.tts
     first = queries[:max(1, rows // tts)]
@@ -393,16 +393,16 @@ def compile_warmup(predictor: Any, queries: list[Any], rows: int, script: list[l
 
 def vision_tower_ms(vlm: Any, queries: list[Any], repeats: int = 3) -> dict[str, float]:
     """Milliseconds per image of the vision tower alone at the pipeline's frame, with transformers'
-    attention and with the packed one the fast schedule uses (:mod:`reasonseg_x.star.attention`)."""
+    attention and with the packed one the fast schedule uses (:mod:`reasonseg_x.star.generation.attention`)."""
     import torch
 
-    from reasonseg_x.star.attention import (
+    from reasonseg_x.star.generation.attention import (
         VISION_ATTENTION,
         attention_implementation,
         packed_attention_configs,
         register_attention,
     )
-    from reasonseg_x.star.prompts import VLM_FRAME
+    from reasonseg_x.star.answer.prompts import VLM_FRAME
 
     model = vlm.model.get_base_model() if hasattr(vlm.model, "get_base_model") else vlm.model
     visual = next(m for name, m in model.named_modules() if name.endswith("visual"))
@@ -488,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from reasonseg_x.star.generation import default_max_batch_rows
+    from reasonseg_x.star.generation.fast import default_max_batch_rows
     from reasonseg_x.star.predictor import StarPredictor
 
     if args.tiny:

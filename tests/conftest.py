@@ -27,6 +27,6 @@ def vlm(ckpt: TinyCheckpoints) -> Any:
 @pytest.fixture(scope="module")
 def sam(ckpt: TinyCheckpoints) -> Any:
     """The tiny SAM 2 segmenter, on CPU."""
-    from reasonseg_x.star.segmenters import load_segmenter
+    from reasonseg_x.star.segment.segmenters import load_segmenter
 
     return load_segmenter(str(ckpt.sam2), device="cpu")

@@ -35,7 +35,7 @@ def _image(width=300, height=200):
 
 
 def _vlm(server, **kw):
-    from reasonseg_x.star.openai_backend import OpenAIVLM
+    from reasonseg_x.star.generation.openai_backend import OpenAIVLM
 
     kw.setdefault("retry_base_delay", 0.01)
     return OpenAIVLM(server.url if hasattr(server, "url") else server, **kw)
@@ -156,7 +156,7 @@ def test_empty_content_is_an_answer_that_counts():
 
 
 def test_a_request_that_keeps_failing_is_that_rows_error_with_the_servers_message_and_no_key():
-    from reasonseg_x.star.openai_client import RequestFailed
+    from reasonseg_x.star.generation.openai_client import RequestFailed
 
     with ScriptedOpenAIServer(faults=["500"] * 3 + ["400"], echo_key=KEY) as server:
         vlm = _vlm(server, max_attempts=3, api_key=KEY, max_concurrency=1)
@@ -186,7 +186,7 @@ def test_which_model_is_asked_when_the_server_serves_several():
 
 def test_options_need_an_endpoint_and_the_box_segmenter_resolves():
     from reasonseg_x.predictors.registry import load_predictor
-    from reasonseg_x.star.segmenters import needs_device, resolve_segmenter
+    from reasonseg_x.star.segment.segmenters import needs_device, resolve_segmenter
 
     with pytest.raises(InvalidInputError, match="base_url"):
         load_predictor("star", backend="openai", segmenter="box")
@@ -196,7 +196,7 @@ def test_options_need_an_endpoint_and_the_box_segmenter_resolves():
 
 
 def test_coords_choose_the_family():
-    from reasonseg_x.star.openai_backend import coords_family
+    from reasonseg_x.star.generation.openai_backend import coords_family
 
     assert coords_family("grid1000", style="star", model_id="x")[0] == "qwen3"
     assert coords_family("pixels", style="star", model_id="StAR-8B")[0] == "qwen2.5"
@@ -219,7 +219,7 @@ def test_coords_auto_reads_the_served_root_vllm_lists():
 def test_box_segmenter_fills_boxes_inclusively():
     import numpy as np
 
-    from reasonseg_x.star.segmenters import Prompt, load_segmenter
+    from reasonseg_x.star.segment.segmenters import Prompt, load_segmenter
 
     seg = load_segmenter("box", device=None)
     seg.set_image(_image(10, 8))
@@ -343,7 +343,7 @@ def test_the_png_frame_is_lossless():
     import numpy as np
     from PIL import Image
 
-    from reasonseg_x.star.openai_backend import image_data_url
+    from reasonseg_x.star.generation.openai_backend import image_data_url
 
     rng = np.random.default_rng(3)
     image = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
@@ -393,7 +393,7 @@ def test_answers_are_segmented_as_they_arrive_not_after_the_last_request():
 
     from reasonseg_x.data.record import ImageRef
     from reasonseg_x.predictors.protocol import Query
-    from reasonseg_x.star.box_segmenter import BoxSegmenter
+    from reasonseg_x.star.segment.box_segmenter import BoxSegmenter
     from reasonseg_x.star.predictor import StarPredictor
 
     class Recording(BoxSegmenter):

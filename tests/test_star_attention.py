@@ -10,14 +10,14 @@ pytest.importorskip("transformers")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from reasonseg_x.star.attention import (  # noqa: E402
+from reasonseg_x.star.generation.attention import (  # noqa: E402
     VISION_ATTENTION,
     attention_implementation,
     packed_attention_configs,
     packed_chunk_attention,
     register_attention,
 )
-from reasonseg_x.star.generation import FastGenerator  # noqa: E402
+from reasonseg_x.star.generation.fast import FastGenerator  # noqa: E402
 
 
 def _per_chunk(query, key, value, bounds, scale):

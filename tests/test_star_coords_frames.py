@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.star.coords import answer_values, detect_frame, to_image_frame
-from reasonseg_x.star.parser import AnswerObject
+from reasonseg_x.star.answer.coords import answer_values, detect_frame, to_image_frame
+from reasonseg_x.star.answer.parser import AnswerObject
 
 
 def obj(bbox, point=None, label="x", extra=()):

@@ -1,4 +1,4 @@
-"""The fast generation engine (reasonseg_x.star.generation) on the tiny Qwen-VL models: one
+"""The fast generation engine (reasonseg_x.star.generation.fast) on the tiny Qwen-VL models: one
 prefill per query, answers independent of batch composition and of a kill + resume, greedy
 tokens equal to ``generate()``'s, the compiled decode step equal to the eager one."""
 
@@ -23,7 +23,7 @@ import _star_tiny  # noqa: E402
 from _star_tiny import random_image  # noqa: E402
 from test_star_models_predictor import make_query  # noqa: E402
 
-from reasonseg_x.star.generation import FastGenerator, gumbel_noise, plan_batches, row_keys  # noqa: E402
+from reasonseg_x.star.generation.fast import FastGenerator, gumbel_noise, plan_batches, row_keys  # noqa: E402
 
 TEXTS = ["the animal that purrs?", "x", "what holds the water in this kitchen, if anything at all?", "a", "two cups"]
 
@@ -212,8 +212,8 @@ def test_gumbel_noise_is_a_function_of_key_step_and_token_only():
 
 
 def test_top_p_keeps_sampling_inside_the_nucleus():
-    from reasonseg_x.star.generation import FastGenerator as Engine
-    from reasonseg_x.star.generation import SamplingSettings
+    from reasonseg_x.star.generation.fast import FastGenerator as Engine
+    from reasonseg_x.star.generation.fast import SamplingSettings
 
     scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(64, 1)
     keys = row_keys(torch.arange(64), torch.zeros(64, dtype=torch.long))
@@ -243,7 +243,7 @@ def test_decode_steps_attend_per_kv_group_without_copying_kv(vlm, monkeypatch):
 
 
 def test_compiled_row_buckets_are_powers_of_two_within_the_limit():
-    from reasonseg_x.star.generation import compiled_rows
+    from reasonseg_x.star.generation.fast import compiled_rows
 
     assert [compiled_rows(r, 512) for r in (1, 8, 9, 64, 65, 300, 512)] == [8, 8, 16, 64, 128, 512, 512]
     assert compiled_rows(48, 48) == 48 and compiled_rows(600, 512) == 600  # never fewer rows than the batch has
@@ -253,7 +253,7 @@ def test_compiled_row_buckets_are_powers_of_two_within_the_limit():
 def test_nucleus_sampler_on_candidates_equals_the_full_sort(scale):
     """The top-candidates shortcut gives the full-vocabulary sampler's token on every row: rows whose
     nucleus fits the candidates and rows (flat logits) that fall back to the full sort alike."""
-    from reasonseg_x.star.generation import _nucleus_full, nucleus_sample
+    from reasonseg_x.star.generation.fast import _nucleus_full, nucleus_sample
 
     generator = torch.Generator().manual_seed(7)
     scores = torch.randn(48, 3000, generator=generator) * scale
@@ -269,7 +269,7 @@ def test_sam_images_prepared_ahead_give_the_masks_of_set_image(vlm, sam, monkeyp
     """The fast schedule's SAM worker hands set_image images prepared on other threads; the
     reference schedule prepares them in set_image itself: the same masks."""
     from reasonseg_x import masks as rle
-    from reasonseg_x.star.segmenters import PreparedImage
+    from reasonseg_x.star.segment.segmenters import PreparedImage
 
     seen: list[type] = []
     real = type(sam).set_image

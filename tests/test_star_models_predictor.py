@@ -112,7 +112,7 @@ def test_majority_vote_over_sampled_answers(vlm, sam):
             else:
                 objs = single.candidates[0]["objects"]
                 sam.set_image(q.image.open())
-                from reasonseg_x.star.segmenters import Prompt
+                from reasonseg_x.star.segment.segmenters import Prompt
 
                 m, s = sam.segment([Prompt(tuple(ob["bbox"]), tuple(map(tuple, ob["points"]))) for ob in objs])
                 singles.append([(m[k], float(s[k]), objs[k]["label"]) for k in range(len(objs))])

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWa
 from _star_tiny import random_image, tiny_checkpoints  # noqa: E402
 
 from reasonseg_x.errors import InvalidInputError  # noqa: E402
-from reasonseg_x.star.segmenters import (HFSam2Segmenter, HFSamSegmenter, Prompt, Segmenter,  # noqa: E402
+from reasonseg_x.star.segment.segmenters import (HFSam2Segmenter, HFSamSegmenter, Prompt, Segmenter,  # noqa: E402
                                          clip_prompt, load_segmenter)
 
 PROMPTS = [Prompt((10, 20, 200, 250), ((50, 60),)), Prompt((30, 5, 120, 90), ((60, 40),)),
@@ -53,10 +53,10 @@ def segmenter(request):
     import _star_tiny
 
     if request.param == "sam2":
-        from reasonseg_x.star.segmenters import Sam2PackageSegmenter
+        from reasonseg_x.star.segment.segmenters import Sam2PackageSegmenter
 
         return Sam2PackageSegmenter(model=_star_tiny.build_sam2_package_model())
-    from reasonseg_x.star.segmenters import SegmentAnythingSegmenter
+    from reasonseg_x.star.segment.segmenters import SegmentAnythingSegmenter
 
     return SegmentAnythingSegmenter(model=_star_tiny.build_segment_anything_model())
 
@@ -173,7 +173,7 @@ def test_package_backends_match_the_packages_own_predict(package):
     """Batched decoding with one upsampled mask per prompt gives what the package's predict() gives."""
     import _star_tiny
 
-    from reasonseg_x.star.segmenters import Sam2PackageSegmenter, SegmentAnythingSegmenter
+    from reasonseg_x.star.segment.segmenters import Sam2PackageSegmenter, SegmentAnythingSegmenter
 
     if package == "sam2":
         seg = Sam2PackageSegmenter(model=_star_tiny.build_sam2_package_model())
@@ -194,7 +194,7 @@ def test_package_backends_match_the_packages_own_predict(package):
 def test_cpu_upsampling_agrees_with_torch_bilinear():
     import torch.nn.functional as F
 
-    from reasonseg_x.star.segmenters import _upsample_logits
+    from reasonseg_x.star.segment.segmenters import _upsample_logits
 
     logits = torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(0))
     fast = _upsample_logits(logits, (300, 437))
@@ -203,7 +203,7 @@ def test_cpu_upsampling_agrees_with_torch_bilinear():
 
 
 def test_segmenter_specs_resolve_without_loading(tmp_path):
-    from reasonseg_x.star.segmenters import resolve_segmenter
+    from reasonseg_x.star.segment.segmenters import resolve_segmenter
 
     ckpt = tiny_checkpoints()
     assert resolve_segmenter("sam2.1-hiera-large") == ("hf-sam2", "facebook/sam2.1-hiera-large")
@@ -218,7 +218,7 @@ def test_segmenter_specs_resolve_without_loading(tmp_path):
 @pytest.mark.parametrize("prompts_per_pass,pixels_per_tile", [(1, 256), (3, 37), (4, 512), (64, 100)])
 def test_tiled_decoder_logits_equal_the_model_forward(prompts_per_pass, pixels_per_tile):
     """Partial prompt passes and partial pixel tiles give the model's own low-res logits and IoU."""
-    from reasonseg_x.star import sam2_decoder
+    from reasonseg_x.star.segment import sam2_decoder
 
     ckpt = tiny_checkpoints()
     seg = load_segmenter(str(ckpt.sam2), device="cpu")
@@ -242,8 +242,8 @@ def test_tiled_decoder_logits_equal_the_model_forward(prompts_per_pass, pixels_p
 
 def test_shared_image_decoder_equals_the_model_forward():
     """sam2_decoder shares the image-side work across prompts; logits and scores stay the model's own."""
-    from reasonseg_x.star import sam2_decoder
-    from reasonseg_x.star.segmenters import _HFSegmenterBase
+    from reasonseg_x.star.segment import sam2_decoder
+    from reasonseg_x.star.segment.segmenters import _HFSegmenterBase
 
     ckpt = tiny_checkpoints()
     seg = load_segmenter(str(ckpt.sam2), device="cpu")

@@ -61,7 +61,7 @@ def fake_vllm(monkeypatch):
 def test_vllm_backend_builds_requests(fake_vllm):
     from _star_tiny import random_image
 
-    from reasonseg_x.star.vllm_backend import load_vllm
+    from reasonseg_x.star.generation.vllm_backend import load_vllm
 
     ckpt = tiny_checkpoints()
     vlm = load_vllm(str(ckpt.lora_old))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reasonseg_x.star.parser import AnswerObject, ParsedAnswer, parse_answer, vote_kind
+from reasonseg_x.star.answer.parser import AnswerObject, ParsedAnswer, parse_answer, vote_kind
 
 OK_TEXT = ('<think>The cup on the left holds coffee.</think>'
            '<answer>[{"label": "cup", "bbox_2d": [10, 20, 110, 220], "point_2d": [60, 120]}, '

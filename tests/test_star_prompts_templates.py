@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.star.parser import parse_answer
-from reasonseg_x.star.prompts import PROMPT_TEMPLATES, STYLES, VLM_FRAME, build_prompt, normalize_query
+from reasonseg_x.star.answer.parser import parse_answer
+from reasonseg_x.star.answer.prompts import PROMPT_TEMPLATES, STYLES, VLM_FRAME, build_prompt, normalize_query
 
 # The full StAR prompt for one query, written out once by hand from the reference script.
 STAR_EXPECTED = (
@@ -87,7 +87,7 @@ def test_star_package_imports_nothing_heavy() -> None:
     import subprocess
     import sys
 
-    code = ("import reasonseg_x.star, reasonseg_x.star.prompts, reasonseg_x.star.parser, reasonseg_x.star.coords, sys; "
+    code = ("import reasonseg_x.star, reasonseg_x.star.answer.prompts, reasonseg_x.star.answer.parser, reasonseg_x.star.answer.coords, sys; "
             "heavy = [m for m in ('torch', 'transformers', 'datasets', 'pandas') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

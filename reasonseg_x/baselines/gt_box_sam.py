@@ -43,7 +43,7 @@ def _box_and_point(mask: np.ndarray, point: str) -> tuple[tuple[float, float, fl
 
 def target_prompts(target: np.ndarray, *, point: str = "center", per_component: bool = False) -> list[Any]:
     """SAM prompts for a ground-truth target mask (empty list for an empty target)."""
-    from reasonseg_x.star.segmenters import Prompt
+    from reasonseg_x.star.segment.segmenters import Prompt
 
     if point not in POINT_MODES:
         raise InvalidInputError(f"point must be one of {', '.join(POINT_MODES)}, got {point!r}", "point")
@@ -84,7 +84,7 @@ class GtBoxSamPredictor:
     def __init__(self, segmenter: str | None = None, **options: Any) -> None:
         from reasonseg_x.predictors.arguments import build_options
         from reasonseg_x.star.device import resolve_device, resolve_dtype
-        from reasonseg_x.star.segmenters import load_segmenter
+        from reasonseg_x.star.segment.segmenters import load_segmenter
 
         if segmenter is not None:
             options["segmenter"] = segmenter

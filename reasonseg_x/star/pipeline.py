@@ -2,7 +2,7 @@
 points for an implicit query, SAM turns them into a mask.
 
 Generation (``generation`` option): ``fast`` (default with the transformers backend) runs
-:class:`reasonseg_x.star.generation.FastGenerator`: one prefill per query, several queries' answer
+:class:`reasonseg_x.star.generation.fast.FastGenerator`: one prefill per query, several queries' answer
 rows decoded together in length-sorted batches, and the SAM stage of each finished batch in a
 worker thread while the next one decodes; ``reference`` is the paper's schedule, one batched
 ``generate`` per chunk (left padding; greedy batches of ``batch_size``, tts > 1 one query per call).
@@ -53,7 +53,7 @@ def _point_list(point: Any) -> list[tuple[float, float]]:
 
 def answer_prompts(objects: Sequence[Any]) -> list[Any]:
     """SAM prompts (box + positive points, image pixels) for parsed answer objects, in order."""
-    from reasonseg_x.star.segmenters import Prompt
+    from reasonseg_x.star.segment.segmenters import Prompt
 
     prompts = []
     for obj in objects:
@@ -203,14 +203,14 @@ class VlmSamPipeline:
     Options: ClassVar[type[PipelineOptions]] = PipelineOptions
     #: the entry of baselines/models.yaml whose defaults and pins apply
     catalog_name: ClassVar[str] = "star"
-    #: how answer coordinates are rounded to pixels (see reasonseg_x.star.coords.to_image_frame)
+    #: how answer coordinates are rounded to pixels (see reasonseg_x.star.answer.coords.to_image_frame)
     coord_rounding: ClassVar[str] = "half_up"
 
     def __init__(self, checkpoint: str | None = None, *, vlm: Any = None,
                  logits_processor: Callable[[], Any] | None = None, **options: Any) -> None:
         from reasonseg_x.predictors.arguments import build_options
         from reasonseg_x.predictors.catalog import catalog_entry
-        from reasonseg_x.star.coords import COORDS_FAMILIES
+        from reasonseg_x.star.answer.coords import COORDS_FAMILIES
         from reasonseg_x.tts import AGGREGATORS, get_aggregator, majority_vote
 
         segmenter = options.get("segmenter")
@@ -236,15 +236,15 @@ class VlmSamPipeline:
         self.keep_answers = opts.keep_answers
         self.logits_processor = logits_processor
         if segmenter is None or isinstance(segmenter, str):  # a typo fails now, not after the VLM has loaded
-            from reasonseg_x.star.segmenters import resolve_segmenter
+            from reasonseg_x.star.segment.segmenters import resolve_segmenter
 
             resolve_segmenter(opts.segmenter)
         if vlm is None and opts.backend == "openai":
-            from reasonseg_x.star.openai_backend import load_openai
+            from reasonseg_x.star.generation.openai_backend import load_openai
 
             vlm = load_openai(opts)
         if vlm is None and opts.backend == "vllm":
-            from reasonseg_x.star.vllm_backend import load_vllm
+            from reasonseg_x.star.generation.vllm_backend import load_vllm
 
             vlm = load_vllm(opts.checkpoint, base_model=opts.base_model, dtype=opts.dtype)
         if vlm is None:
@@ -257,7 +257,7 @@ class VlmSamPipeline:
         #: the fast engine (transformers backend only; other backends batch and sample themselves)
         self.engine: Any = None
         if opts.generation == "fast" and opts.backend == "hf" and hasattr(vlm, "build_inputs"):
-            from reasonseg_x.star.generation import FastGenerator
+            from reasonseg_x.star.generation.fast import FastGenerator
 
             compiled = opts.compile == "on" or (opts.compile == "auto" and str(vlm.device).startswith("cuda"))
             self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=compiled,
@@ -270,7 +270,7 @@ class VlmSamPipeline:
         #: the coordinate rule of the answers: ``coords`` when set, else the VLM's own family
         self.coord_family = COORDS_FAMILIES.get(opts.coords, vlm.family)
         if segmenter is None or isinstance(segmenter, str):
-            from reasonseg_x.star.segmenters import load_segmenter, needs_device
+            from reasonseg_x.star.segment.segmenters import load_segmenter, needs_device
 
             seg_device = None
             if needs_device(opts.segmenter):  # the box segmenter runs anywhere, without torch
@@ -334,7 +334,7 @@ class VlmSamPipeline:
 
     def _generation_batches(self, ready: Sequence[tuple[int, Query, Any]]):  # noqa: ANN202 - an iterator
         """(members of ``ready``, their answers, generation seconds) per generation batch."""
-        from reasonseg_x.star.prompts import build_prompt
+        from reasonseg_x.star.answer.prompts import build_prompt
 
         if self.engine is not None:
             prompts = [build_prompt(q.text, self.style) for _, q, _ in ready]
@@ -354,7 +354,7 @@ class VlmSamPipeline:
         """Every query of the batch in flight at once (an endpoint's backend bounds the requests);
         each is parsed, segmented and voted as soon as its answers arrive, so SAM works while the
         server generates. A request that failed for good is that query's ``error``."""
-        from reasonseg_x.star.prompts import build_prompt
+        from reasonseg_x.star.answer.prompts import build_prompt
 
         sampling = self.tts > 1
         stream = self.vlm.generate_stream(
@@ -390,7 +390,7 @@ class VlmSamPipeline:
         return {**info, **reported}
 
     def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
-        from reasonseg_x.star.prompts import build_prompt
+        from reasonseg_x.star.answer.prompts import build_prompt
 
         prompts = [build_prompt(q.text, self.style) for q in queries]
         processor = self.logits_processor() if self.logits_processor is not None else None
@@ -403,9 +403,9 @@ class VlmSamPipeline:
 
     def _parse(self, text: str, width: int, height: int) -> tuple[Any, list[Any]]:
         """(ParsedAnswer, its objects mapped to image pixels)."""
-        from reasonseg_x.star.coords import to_image_frame
-        from reasonseg_x.star.parser import parse_answer
-        from reasonseg_x.star.prompts import VLM_FRAME
+        from reasonseg_x.star.answer.coords import to_image_frame
+        from reasonseg_x.star.answer.parser import parse_answer
+        from reasonseg_x.star.answer.prompts import VLM_FRAME
 
         parsed = parse_answer(text, style=PARSER_STYLES[self.style])
         if parsed.status != "ok" or not parsed.objects:
@@ -417,7 +417,7 @@ class VlmSamPipeline:
     def _finish(self, query: Query, image: Any, prepared: Any, texts: Sequence[str], generate_s: float) -> Output:
         """Parse, segment and vote one query's answers (``prepared``: its image made ready for SAM
         ahead of time, or None)."""
-        from reasonseg_x.star.parser import vote_kind
+        from reasonseg_x.star.answer.parser import vote_kind
 
         started = time.perf_counter()
         height, width = image.height, image.width
@@ -430,7 +430,7 @@ class VlmSamPipeline:
             self.segmenter.set_image(prepared if prepared is not None else image)
             found = self.segmenter.segment_unique(flat)
         else:
-            from reasonseg_x.star.segmenters import SegmentResult
+            from reasonseg_x.star.segment.segmenters import SegmentResult
 
             found = SegmentResult(np.zeros((0, height, width), bool), np.zeros(0, np.float32), np.zeros(0, np.int64))
         segment_s = time.perf_counter() - seg_started

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError, ReasonSegXError
 from reasonseg_x.star.device import DTYPE_NAMES, check_dtype_name, resolve_device, resolve_dtype
-from reasonseg_x.star.prompts import VLM_FRAME, to_vlm_frame  # the 840 x 840 frame the VLM sees (docs/protocols.md section 4)
+from reasonseg_x.star.answer.prompts import VLM_FRAME, to_vlm_frame  # the 840 x 840 frame the VLM sees (docs/protocols.md section 4)
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

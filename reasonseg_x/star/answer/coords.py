@@ -25,8 +25,8 @@ import math
 from collections.abc import Iterable, Sequence
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.star.parser import AnswerObject
-from reasonseg_x.star.prompts import VLM_FRAME
+from reasonseg_x.star.answer.parser import AnswerObject
+from reasonseg_x.star.answer.prompts import VLM_FRAME
 
 __all__ = ["COORDS_FAMILIES", "FRAMES", "MODEL_FAMILIES", "ROUNDINGS", "detect_frame", "answer_values", "to_image_frame"]
 

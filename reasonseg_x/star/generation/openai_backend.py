@@ -31,9 +31,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.star.coords import COORDS_FAMILIES
-from reasonseg_x.star.openai_client import ChatClient, RequestFailed, RetryPolicy, choice_texts
-from reasonseg_x.star.prompts import VLM_FRAME, to_vlm_frame
+from reasonseg_x.star.answer.coords import COORDS_FAMILIES
+from reasonseg_x.star.generation.openai_client import ChatClient, RequestFailed, RetryPolicy, choice_texts
+from reasonseg_x.star.answer.prompts import VLM_FRAME, to_vlm_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

@@ -20,7 +20,7 @@ which other rows share its batch. Here:
 - **compiled decoding** (the default on CUDA, ``compile=auto``): the decode step runs under
   ``torch.compile`` on a fixed-shape buffer (``mode="reduce-overhead"`` = CUDA graphs on a GPU),
   one graph per power-of-two row bucket; a failure to compile falls back to eager;
-- **one attention call per layer** where transformers makes many (:mod:`reasonseg_x.star.attention`):
+- **one attention call per layer** where transformers makes many (:mod:`reasonseg_x.star.generation.attention`):
   Qwen2.5-VL's vision windows in prefill, KV groups in decode.
 
 The schedule, its parity with ``generate`` and its measured speed are told in docs/generation.md.
@@ -41,14 +41,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasonseg_x.star.attention import (
+from reasonseg_x.star.generation.attention import (
     DECODE_ATTENTION,
     VISION_ATTENTION,
     attention_implementation,
     packed_attention_configs,
     register_attention,
 )
-from reasonseg_x.star.prompts import VLM_FRAME
+from reasonseg_x.star.answer.prompts import VLM_FRAME
 
 __all__ = ["FastGenerator", "DecodeBatch", "SamplingSettings", "plan_batches", "gumbel_noise", "row_keys",
            "default_max_batch_rows", "nucleus_sample", "gumbel_noise_at", "compiled_rows"]

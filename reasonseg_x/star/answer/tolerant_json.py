@@ -3,7 +3,7 @@
 Why: sampled answers (temperature 1.0) often carry small JSON mistakes. This reader accepts single
 quotes, Python literals, unquoted words, trailing or doubled commas, unclosed or mismatched
 brackets, stray braces and quoted numbers, and records each repair it made, so the answer
-validator (:mod:`reasonseg_x.star.parser`) can stay strict about what the values mean.
+validator (:mod:`reasonseg_x.star.answer.parser`) can stay strict about what the values mean.
 """
 
 from __future__ import annotations

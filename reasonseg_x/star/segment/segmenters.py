@@ -4,7 +4,7 @@ Why one interface with ``set_image`` + ``segment``: the image encoder is the exp
 so a predictor embeds each image once and then decodes *every* object prompt of *every* sampled
 answer of that image in a few batched decoder calls (identical prompts are decoded once; for
 transformers' SAM 2 the image-side work of the decoder is shared by all prompts of a call, see
-:mod:`reasonseg_x.star.sam2_decoder`). That is what keeps 32-answer test-time scaling close to the
+:mod:`reasonseg_x.star.segment.sam2_decoder`). That is what keeps 32-answer test-time scaling close to the
 cost of one answer on the SAM side.
 
 Backends: transformers ``Sam2Model`` (default), transformers ``SamModel`` (SAM 1), the ``sam2``
@@ -362,7 +362,7 @@ class HFSam2Segmenter(_HFSegmenterBase):
     @cached_property
     def _shared_decoder(self) -> bool:
         """Whether ``sam2_decoder`` can run this model's mask decoder (else its own forward runs)."""
-        from reasonseg_x.star import sam2_decoder
+        from reasonseg_x.star.segment import sam2_decoder
 
         return sam2_decoder.fits(self.model)
 
@@ -378,7 +378,7 @@ class HFSam2Segmenter(_HFSegmenterBase):
             return super()._decode_low_res(prompts)
         import torch
 
-        from reasonseg_x.star import sam2_decoder
+        from reasonseg_x.star.segment import sam2_decoder
 
         with torch.inference_mode():
             if getattr(self, "_image_pe", None) is None:  # depends on the model only
@@ -561,7 +561,7 @@ SEGMENTER_BACKENDS = ("hf-sam2", "hf-sam", "sam2", "segment-anything")
 def resolve_segmenter(spec: str) -> tuple[str, str]:
     """``(backend, reference)`` for a segmenter spec, without loading anything (a typo is reported
     before the VLM spends minutes loading)."""
-    if spec == "box":  # torch-free: the mask is the answer's box (reasonseg_x.star.box_segmenter)
+    if spec == "box":  # torch-free: the mask is the answer's box (reasonseg_x.star.segment.box_segmenter)
         return "box", ""
     if spec in SEGMENTER_ALIASES:
         return SEGMENTER_ALIASES[spec]
@@ -598,7 +598,7 @@ def load_segmenter(spec: str | Segmenter = "sam2.1-hiera-large", *, device: str 
         return spec
     backend, ref = resolve_segmenter(spec)
     if backend == "box":
-        from reasonseg_x.star.box_segmenter import BoxSegmenter
+        from reasonseg_x.star.segment.box_segmenter import BoxSegmenter
 
         return BoxSegmenter()
     device = device or "cpu"

@@ -2,7 +2,7 @@
 
 transformers picks a layer's attention function by the name in its config
 (``config._attn_implementation``) from a registry we can add to. Two of its defaults cost the
-fast path dearly, so :class:`~reasonseg_x.star.generation.FastGenerator` names its own for the
+fast path dearly, so :class:`~reasonseg_x.star.generation.fast.FastGenerator` names its own for the
 duration of a call (:func:`attention_implementation`) and restores the config afterwards, so the
 reference schedule sharing the same loaded model keeps transformers' own functions:
 

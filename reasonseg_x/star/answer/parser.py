@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasonseg_x.star.tolerant_json import load_tolerant
+from reasonseg_x.star.answer.tolerant_json import load_tolerant
 
 __all__ = ["AnswerObject", "ParsedAnswer", "parse_answer", "vote_kind", "STATUSES", "PARSE_STYLES", "VOTE_KINDS"]
 
@@ -40,7 +40,7 @@ MAX_ANSWER_CHARS = 200_000
 
 @dataclass(frozen=True)
 class AnswerObject:
-    """One answered object, in the model's coordinate frame (see :mod:`reasonseg_x.star.coords`)."""
+    """One answered object, in the model's coordinate frame (see :mod:`reasonseg_x.star.answer.coords`)."""
 
     label: str | None
     bbox: tuple[float, float, float, float] | None

@@ -8,7 +8,7 @@ request in flight. The SDK retries on its own schedule, validates replies into p
 (a malformed reply becomes its exception, not ours) and pulls in pydantic and more; httpx is the
 one library it builds on, and it is all we need.
 
-Nothing here knows about images or prompts: :mod:`reasonseg_x.star.openai_backend` builds the
+Nothing here knows about images or prompts: :mod:`reasonseg_x.star.generation.openai_backend` builds the
 requests. The API key lives only in the request headers; every message this module produces is
 passed through :func:`redact` first, so a server that echoes the key cannot put it in a log.
 """

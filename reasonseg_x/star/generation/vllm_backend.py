@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.star.prompts import to_vlm_frame
+from reasonseg_x.star.answer.prompts import to_vlm_frame
 from reasonseg_x.star.vlm import VLM_FRAME, _hub_parts, from_pretrained_or_error, model_family_of, resolve_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
