@@ -100,3 +100,14 @@ def test_root_rule_sees_a_root_name(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("from reasonseg_x import __version__, masks\n", encoding="utf-8")
     assert _root_names_taken(module) == ["__version__"]
+
+
+@pytest.mark.parametrize("layer", ["data", "evaluators", "star"])
+def test_lower_layers_never_import_rewards(layer: str) -> None:
+    """rewards/ builds on star/answer, star/segment and evaluators, never the other way."""
+    assert _offenders(_files(layer), ("reasonseg_x.rewards",)) == []
+
+
+def test_rewards_take_heavy_libraries_only_through_the_segmenters() -> None:
+    """A reward without SAM (the box segmenter, the box-and-point presets) runs on a core install."""
+    assert _offenders(_files("rewards"), HEAVY) == []

@@ -38,6 +38,8 @@ class RewardResult:
     total: float
     terms: dict[str, float]
     reason: str | None = None
+    #: whether the answer's objects (or its "no target") could be read at all (the format held)
+    readable: bool = True
 
 
 @dataclass

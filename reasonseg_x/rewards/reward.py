@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -137,13 +138,16 @@ class Reward:
         outcomes = self._segment(readings, truth, image)
         results = []
         for reading, (ious, masks) in zip(readings, outcomes):
+            readable = reading.objects is not None or reading.empty
             try:
-                results.append(self.preset.finish(reading, ious, truth, masks))
+                result = self.preset.finish(reading, ious, truth, masks)
             except InvalidInputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a completion must never stop training
-                results.append(RewardResult(self.preset.bounds[0], {k: 0.0 for k in reading.terms},
-                                            f"unreadable ({type(exc).__name__}: {exc})"[:300]))
+                result = RewardResult(self.preset.bounds[0], {k: 0.0 for k in reading.terms},
+                                      f"unreadable ({type(exc).__name__}: {exc})"[:300])
+                readable = False
+            results.append(replace(result, readable=readable))
         return results
 
     def _read(self, completion: Any, truth: Truth) -> Reading:
