@@ -81,9 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     reward = rewards.load(args.preset, segmenter=segmenter)
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (840, 840, 3), dtype=np.uint8))
-    masks, warm = make_case(rng, 4)
+    masks, warm = make_case(rng, 8)
     truth = rewards.encode_truth(masks)
-    reward.score_group(warm, truth, image)  # warm-up: first embedding and decoder shapes
+    # warm-up: the first embedding and the first decoder call of each prompt count are much slower
+    reward.score_group(warm, truth, image)
+    for completion in warm[:4]:
+        reward.score(completion, truth, image)
     print(f"reward {args.preset}, arch={args.arch}, device={args.device}, torch threads={torch.get_num_threads()}, "
           "image 840x840, 3 targets, rollouts of 1-3 objects")
     rows = []

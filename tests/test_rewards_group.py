@@ -1,7 +1,7 @@
 """Groups embed their image once and score exactly like one-by-one; any text stays within bounds.
 
 The bounds come from the formulas: star-stage1 0..13, star-stage2 0..14, visionreasoner 0..7,
-segzero 0..5, metric 0..1 (docs/rewards.md).
+segzero 0..5, metric 0..1 (docs/rewards.md section 1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Parity of the reward presets with the published formulas (docs/rewards.md).
+"""Parity of the reward presets with the published formulas (docs/rewards.md section 2).
 
 Every expected value below is worked out by hand from the formulas (box IoU with the +1 pixel
 convention, mean box L1, point distance, graded mask IoU, Hungarian matching / max(M, N)), not

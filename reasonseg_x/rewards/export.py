@@ -18,7 +18,7 @@ follow with a nearest-neighbour resize), or at their own size with ``frame=None`
 
 Objects of the truth: a source whose rows carry StAR's ``solution`` (JSON boxes and points in
 the 840 frame, the ReasonSeg-X train split) gives one object per entry, its mask being the target
-inside its box; any other source gives one object, the whole target (docs/rewards.md).
+inside its box; any other source gives one object, the whole target (docs/rewards.md section 4).
 """
 
 from __future__ import annotations
@@ -151,11 +151,19 @@ def rl_export(source: str | Any, out: str | Path, *, split: str = "train", stage
                                                 "reward_model": {"style": Value("string"), "ground_truth": Value("string")},
                                                 "extra_info": {"split": Value("string"), "index": Value("int64"),
                                                                "id": Value("string")}}))
+    import datasets
+
     from reasonseg_x.atomic import atomic_path
 
-    for layout, dataset in (("trl", trl), ("verl", verl)):
-        with atomic_path(targets[layout]) as tmp:
-            dataset.to_parquet(str(tmp))
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one bar per tiny file is noise in a command's output
+    try:
+        for layout, dataset in (("trl", trl), ("verl", verl)):
+            with atomic_path(targets[layout]) as tmp:
+                dataset.to_parquet(str(tmp))
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
     skipped = len(getattr(source, "skipped", ()) or ())
     return {"split": name, "rows": len(rows), "stage": stage, "frame": frame, "skipped": skipped,
             "files": {k: str(v) for k, v in targets.items()}}

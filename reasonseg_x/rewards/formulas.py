@@ -1,4 +1,4 @@
-"""The published reward terms as small numpy functions (docs/rewards.md records each formula and its source).
+"""The published reward terms as small numpy functions (docs/rewards.md section 2 records each formula and its source).
 
 Why separate from the presets: each term is checked against hand-computed values in the tests,
 and the presets only combine them. Everything here is written from the formulas, in our words;

@@ -1,4 +1,4 @@
-"""Rollout-expanded selective tuning and GRPO advantages, torch-free (docs/rewards.md, "Selection").
+"""Rollout-expanded selective tuning and GRPO advantages, torch-free (docs/rewards.md section 10).
 
 StAR's trainer samples n rollouts per prompt, keeps the ``m // 2`` best and the ``m - m // 2``
 worst by total reward (two ``torch.topk`` calls; top first, then bottom, per prompt), and computes

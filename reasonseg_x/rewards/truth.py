@@ -9,7 +9,7 @@ Accepted input (:func:`as_truth`): a :class:`Truth`; a mapping with ``masks`` (p
 array or a COCO RLE), optional ``boxes`` (``[x1, y1, x2, y2]`` inclusive pixels) and ``points``
 (per object ``[x, y]`` or ``[[x, y], ...]``), and ``size`` (``[height, width]``, needed only when
 there are no masks); or the JSON string :func:`encode_truth` writes. Missing boxes and points are
-derived from the masks (docs/rewards.md, "Ground truth"): the box is the mask's tight inclusive
+derived from the masks (docs/rewards.md section 4): the box is the mask's tight inclusive
 box; the point is the mask pixel nearest to the mask's centroid; the two Seg-Zero points are the
 same rule applied to the two halves of the mask split at the centroid across its longer side.
 """
