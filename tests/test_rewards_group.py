@@ -155,3 +155,20 @@ def test_conversational_completion() -> None:
     plain = reward.score(text, TRUTH)
     assert reward.score([{"role": "assistant", "content": text}], TRUTH) == plain
     assert reward.score([{"role": "assistant", "content": [{"type": "text", "text": text}]}], TRUTH) == plain
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.tuples(st.integers(1, 12), st.integers(1, 12)), n=st.integers(0, 3), seed=st.integers(0, 2**16))
+def test_encode_truth_round_trips(shape: tuple[int, int], n: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    masks = [rng.random(shape) < 0.4 for _ in range(n)]
+    kept = [m for m in masks if m.any()]
+    truth = rewards.as_truth(rewards.encode_truth(masks, size=list(shape)))
+    assert truth.size == shape and len(truth) == len(kept)
+    for got, want in zip(truth.masks, kept):
+        assert np.array_equal(got, want)
+    for box, want in zip(truth.boxes, kept):
+        ys, xs = np.nonzero(want)
+        assert box == (xs.min(), ys.min(), xs.max(), ys.max())
+    for (point,), want in zip(truth.points, kept):
+        assert want[int(point[1]), int(point[0])]  # the derived point lies inside its mask

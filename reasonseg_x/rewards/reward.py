@@ -118,7 +118,7 @@ class Reward:
             found = self._truths.get(key)
             if found is None:
                 found = self._truths[key] = as_truth(key)
-                if len(self._truths) > 256:
+                if len(self._truths) > 16:  # decoded masks are large: keep the few prompts in flight
                     self._truths.popitem(last=False)
             else:
                 self._truths.move_to_end(key)
