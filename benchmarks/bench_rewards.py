@@ -4,7 +4,8 @@ Why: StAR's stage-2 groups are 64-256 rollouts of one image, and the published r
 SAM's ``set_image`` for every rollout. ``Reward.score_group`` embeds the image once and decodes all
 rollouts' objects in batched prompt calls (issue 20 goal: >= 20x at 256 rollouts). Both paths run
 here on the same segmenter with the same preset, so the ratio is measured in one run, and the
-totals are checked to agree.
+totals are checked to agree. Wall seconds and this process's CPU seconds are both reported: on a
+shared machine the CPU ratio is the steadier one (run with ``--threads 1`` there).
 
 One 840 x 840 image with three target objects; groups of 16 / 64 / 256 rollouts of 1-3 objects
 each (the targets with pixel jitter, sometimes a wrong object). The SAM is randomly initialised
@@ -92,24 +93,28 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for n in args.groups:
         _, rollouts = make_case(rng, n)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         grouped = reward.score_group(rollouts, truth, image)
-        grouped_s = time.perf_counter() - start
+        grouped_s, grouped_cpu = time.perf_counter() - start, time.process_time() - cpu
         timed = n if args.reference_max <= 0 else min(n, args.reference_max)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         single = [reward.score(c, truth, image) for c in rollouts[:timed]]
         reference_s = (time.perf_counter() - start) * n / timed
+        reference_cpu = (time.process_time() - cpu) * n / timed
         diff = max(abs(a.total - b.total) for a, b in zip(grouped, single))
         same = sum(a.total == b.total for a, b in zip(grouped, single))
         row = {"rollouts": n, "grouped_s": round(grouped_s, 3), "reference_s": round(reference_s, 3),
+               "grouped_cpu_s": round(grouped_cpu, 3), "reference_cpu_s": round(reference_cpu, 3),
                "reference_timed_rollouts": timed, "ratio": round(reference_s / grouped_s, 1),
+               "cpu_ratio": round(reference_cpu / grouped_cpu, 1),
                "equal_totals": f"{same}/{timed}", "max_total_diff": diff,
                "objects": sum(c.count("bbox_2d") for c in rollouts)}
         rows.append(row)
         note = "" if timed == n else f" (loop timed on {timed} rollouts, scaled to {n})"
         print(f"  {n:4d} rollouts ({row['objects']} objects): grouped {grouped_s:8.2f} s, per-rollout loop "
-              f"{reference_s:8.2f} s{note} -> {row['ratio']:.1f}x; equal totals {same}/{timed}, "
-              f"max |diff| {diff:.3g}", flush=True)
+              f"{reference_s:8.2f} s{note} -> {row['ratio']:.1f}x wall, {row['cpu_ratio']:.1f}x CPU "
+              f"({grouped_cpu:.1f} vs {reference_cpu:.1f} CPU s); equal totals {same}/{timed}, max |diff| {diff:.3g}",
+              flush=True)
     if args.json:
         args.json.write_text(json.dumps({"arch": args.arch, "device": args.device, "preset": args.preset,
                                          "rows": rows}, indent=2), encoding="utf-8")

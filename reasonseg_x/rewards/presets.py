@@ -96,6 +96,8 @@ class Preset:
     bounds: ClassVar[tuple[float, float]]
     #: whether the accuracy needs SAM masks of the answer's objects
     needs_masks: ClassVar[bool] = False
+    #: whether the answer's union mask is scored (then also on rows without a target)
+    scores_union: ClassVar[bool] = False
     #: where the formula comes from (docs/rewards.md has the details)
     source: ClassVar[str] = ""
     default_no_target: ClassVar[str] = "reference"
@@ -119,8 +121,9 @@ class Preset:
     def read(self, text: str, truth: Truth) -> Reading:
         raise NotImplementedError
 
-    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, masks: Any = None) -> RewardResult:
-        """``ious``: ``[M, N]`` mask IoU of the reading's objects against the truth's (None: no masks)."""
+    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, union: Any = None) -> RewardResult:
+        """``ious``: ``[M, N]`` mask IoU of the reading's objects against the truth's (None: no masks);
+        ``union``: the union of the reading's masks, for a preset that ``scores_union``."""
         raise NotImplementedError
 
     # shared steps -------------------------------------------------------------------------
@@ -190,7 +193,7 @@ class StarStage1(_StarBase):
     name = "star-stage1"
     bounds = (0.0, 13.0)
 
-    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, masks: Any = None) -> RewardResult:
+    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, union: Any = None) -> RewardResult:
         terms = dict(reading.terms)
         terms.update(accuracy=0.0, bbox_iou=0.0, bbox_l1=0.0, point=0.0, mask=0.0, count_match=0.0)
         summed = ("format", "non_repeat", "accuracy")
@@ -224,7 +227,7 @@ class StarStage2(_StarBase):
     name = "star-stage2"
     bounds = (0.0, 14.0)
 
-    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, masks: Any = None) -> RewardResult:
+    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, union: Any = None) -> RewardResult:
         terms = dict(reading.terms)
         terms.update(accuracy=0.0, mask=0.0)
         summed = ("format", "non_repeat", "accuracy")
@@ -258,7 +261,7 @@ class VisionReasoner(_StarBase):
     source = "dvlab-research/Seg-Zero verl/utils/reward_score/vision_reasoner.py"
     format_weights = {"bbox_2d": 1.0, "point_2d": 1.0}
 
-    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, masks: Any = None) -> RewardResult:
+    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, union: Any = None) -> RewardResult:
         terms = dict(reading.terms)
         terms.update(accuracy=0.0, bbox_iou=0.0, bbox_l1=0.0, point=0.0)
         summed = ("format", "non_repeat", "accuracy")
@@ -325,7 +328,7 @@ class SegZero(Preset):
             reading.reason = str(exc)
         return reading
 
-    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, masks: Any = None) -> RewardResult:
+    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, union: Any = None) -> RewardResult:
         terms = dict(reading.terms)
         terms.update(box_iou=0.0, box_l1=0.0, points=0.0)
         summed = ("think_format", "segmentation_format", "box_iou", "box_l1", "points")
@@ -368,6 +371,7 @@ class Metric(Preset):
     name = "metric"
     bounds = (0.0, 1.0)
     needs_masks = True
+    scores_union = True
     source = "reasonseg_x.evaluators (docs/protocols.md), answers read by reasonseg_x.star.answer.parser"
     default_no_target = "protocol"
     no_target_policies = NO_TARGET_POLICIES
@@ -401,7 +405,7 @@ class Metric(Preset):
                 reading.terms["format"] = 0.0
         return reading
 
-    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, masks: Any = None) -> RewardResult:
+    def finish(self, reading: Reading, ious: np.ndarray | None, truth: Truth, union: Any = None) -> RewardResult:
         from reasonseg_x import masks as rle
         from reasonseg_x.evaluators.sample import score_sample
         from reasonseg_x.predictions import Prediction
@@ -415,11 +419,8 @@ class Metric(Preset):
         status = reading.status
         mask = None
         if status == "ok":
-            if masks is None:
+            if union is None:
                 return self._total({**terms, "iou": 0.0}, ("iou",), "no masks: pass the image or use segmenter='box'")
-            union = np.zeros(truth.size, dtype=bool)
-            for m in masks:
-                union |= m
             mask = rle.encode(union)
         prepared = _prepared_truth(truth, self.protocol)
         record = score_sample(prepared, Prediction("rollout", mask, status), self.protocol)

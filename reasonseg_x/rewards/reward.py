@@ -137,10 +137,10 @@ class Reward:
         readings = [self._read(c, truth) for c in completions]
         outcomes = self._segment(readings, truth, image)
         results = []
-        for reading, (ious, masks) in zip(readings, outcomes):
+        for reading, (ious, union) in zip(readings, outcomes):
             readable = reading.objects is not None or reading.empty
             try:
-                result = self.preset.finish(reading, ious, truth, masks)
+                result = self.preset.finish(reading, ious, truth, union)
             except InvalidInputError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a completion must never stop training
@@ -169,7 +169,7 @@ class Reward:
     def _wants_masks(self, truth: Truth) -> bool:
         if not self.preset.needs_masks or truth.masks is None:
             return False
-        return len(truth) > 0 or self.preset.name == "metric"
+        return len(truth) > 0 or self.preset.scores_union  # the union is scored on no-target rows too
 
     def _prepared(self, image: Any, truth: Truth) -> Any:
         """What ``set_image`` gets: the image (checked against the truth's size), or the bare size
@@ -186,7 +186,8 @@ class Reward:
         return pil
 
     def _segment(self, readings: Sequence[Reading], truth: Truth, image: Any) -> list[tuple[Any, Any]]:
-        """Per reading: (mask IoU ``[M, N]`` against the truth, the masks for the metric) or (None, None)."""
+        """Per reading: (mask IoU ``[M, N]`` against the truth, the union of its masks for a preset
+        that scores the union) or (None, None)."""
         from reasonseg_x.star.answer.parser import AnswerObject
         from reasonseg_x.star.pipeline import answer_prompts
 
@@ -204,7 +205,7 @@ class Reward:
                                       for box, pts in readings[i].objects]) for i in wanted}
         segmenter = self.segmenter
         segmenter.set_image(prepared)  # once for the whole group
-        keep_masks = self.preset.name == "metric"
+        union = self.preset.scores_union
         chunk: list[int] = []
         for position, i in enumerate(wanted):
             chunk.append(i)
@@ -217,7 +218,7 @@ class Reward:
                 for j in chunk:
                     rows = found.index[offset:offset + len(prompts[j])]
                     offset += len(prompts[j])
-                    out[j] = (ious[rows], [found.masks[r] for r in rows] if keep_masks else None)
+                    out[j] = (ious[rows], np.logical_or.reduce(found.masks[rows], axis=0) if union else None)
                 chunk = []
         return out
 
