@@ -21,8 +21,9 @@ def reward(
                                help="How answer numbers map to the image: qwen2.5 (840 frame, the runs' default), "
                                     "qwen3, qwen2, qwen3-reference, pixels."),
     no_target: Optional[str] = typer.Option(None, "--no-target",
-                                            help="reference | reward-empty (metric: also protocol) [default: the "
-                                                 "preset's]."),
+                                            help="reference | reward-empty (metric: also protocol); default: the "
+                                                 "preset's own."),
+    device: str = typer.Option("cpu", "--device", help="Device of a SAM segmenter (cpu, cuda, cuda:1)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Data source (default: the run's)."),
     split: Optional[str] = typer.Option(None, "--split", "-s", help="Split (default: the run's)."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Score the first N samples only."),
@@ -34,7 +35,7 @@ def reward(
 
         options = {"no_target": no_target} if no_target else {}
         report = reward_report(run, preset, data=data, split=split, segmenter=segmenter, coords=coords, limit=limit,
-                               **options)
+                               device=device, **options)
         if as_json:
             typer.echo(json.dumps(report, indent=2))
             return

@@ -43,7 +43,7 @@ def _pearson(x: list[float], y: list[float]) -> float | None:
 
 def reward_report(run: str | Path, preset: str = "star-stage1", *, data: str | None = None, split: str | None = None,
                   segmenter: Any = "box", coords: str = "qwen2.5", limit: int | None = None,
-                  **options: Any) -> dict[str, Any]:
+                  device: str | None = "cpu", **options: Any) -> dict[str, Any]:
     """Score the answers of the run at ``run`` (a run folder or its predictions file).
 
     ``coords`` defaults to ``qwen2.5``: a run's answers are in the VLM's 840 frame and are mapped to
@@ -68,7 +68,7 @@ def reward_report(run: str | Path, preset: str = "star-stage1", *, data: str | N
     split = source.resolve_split(split or recorded.split)
     records, predictions, _ = score_records(source, split, recorded.predictions, protocol=protocol, skip_invalid=True)
     iou_of = {r.id: r.iou for r in records}
-    reward = load(preset, segmenter=segmenter, coords=coords, **options)
+    reward = load(preset, segmenter=segmenter, coords=coords, device=device, **options)
     needs_pixels = reward.preset.needs_masks and not reward.pixel_free
     results, per_sample, scored = [], [], 0
     for sample in source.samples(split):
