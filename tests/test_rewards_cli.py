@@ -116,3 +116,16 @@ def test_reward_scores_a_runs_answers(tmp_path: Path) -> None:
 def test_reward_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:
     result = runner.invoke(app, ["reward", str(tmp_path), "--preset", "metric"])
     assert result.exit_code == 2 and "not a run folder" in result.output
+
+
+def test_run_answers_reads_every_sampled_answer_of_a_tts_run() -> None:
+    from reasonseg_x.predictions import Prediction
+    from reasonseg_x.rewards.report import run_answers
+
+    tts = Prediction("a", None, "ok", raw_text="first", meta={"candidates": [
+        {"status": "ok", "objects": [], "raw_text": "first"}, {"status": "parse_error", "raw_text": "second"}]})
+    assert run_answers(tts) == ["first", "second"]
+    # without keep_answers the candidates hold no text: the one recorded answer
+    kept = Prediction("b", None, "ok", raw_text="only", meta={"candidates": [{"status": "ok", "objects": []}]})
+    assert run_answers(kept) == ["only"]
+    assert run_answers(Prediction("c", None, "error")) == []
