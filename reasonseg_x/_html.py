@@ -3,11 +3,13 @@ untrusted strings (open-taxonomy type names, source names, file paths, protocol 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from typing import Any
 
-__all__ = ["script_json", "html_text", "md_text", "md_code"]
+__all__ = ["script_json", "script_hash", "html_text", "md_text", "md_code"]
 
 #: Markdown punctuation that could start emphasis, a link, an image, a table cell, strike-through or
 #: a code span; "_" only at a word's edge (CommonMark ignores it inside a word: ``function_purpose``)
@@ -20,6 +22,12 @@ def script_json(data: Any) -> str:
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def script_hash(script: str) -> str:
+    """The CSP source (``'sha256-...'`` without the quotes) that allows exactly this inline script:
+    the pages' policy runs their own code and nothing injected beside it."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
 
 
 def html_text(text: str) -> str:
