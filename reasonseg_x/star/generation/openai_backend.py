@@ -239,9 +239,9 @@ class OpenAIVLM:
     def _record(self, text: str, max_tokens: int) -> str:
         """What a server sent, as our records may hold it: the one place answers enter them.
 
-        The key (and its obvious encodings) is masked, and an answer longer than
-        :func:`answer_limit` is cut with a marker and counted (``truncated_answers``)."""
-        text = self._client.redact(text)
+        The key (and its obvious encodings) is masked, the text left as it is otherwise, and an
+        answer longer than :func:`answer_limit` is cut with a marker and counted (``truncated_answers``)."""
+        text = self._client.redactor(text)
         limit = answer_limit(max_tokens)
         if len(text) > limit:
             self.truncated_answers += 1

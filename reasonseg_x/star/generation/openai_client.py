@@ -152,7 +152,8 @@ class ChatClient:
         self.timeout = float(timeout)
         self.policy = policy or RetryPolicy()
         self.stats = ClientStats()
-        self._redactor = Redactor([api_key, *url_secrets(self._target)])
+        #: masks the key, the URL's credentials and their obvious encodings (answers go through it)
+        self.redactor = Redactor([api_key, *url_secrets(self._target)])
         headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -169,9 +170,9 @@ class ChatClient:
         await self._http.aclose()
 
     def redact(self, text: str) -> str:
-        """``text`` (an answer, a model name, a message) with the key, the URL's credentials and
-        their obvious encodings masked, and the credentials of any URL it quotes removed."""
-        return strip_userinfo(self._redactor(text))
+        """A message (an error, a model name) with the key, the URL's credentials and their obvious
+        encodings masked, and the credentials of any URL it quotes removed."""
+        return strip_userinfo(self.redactor(text))
 
     async def _read(self, reply: Any, url: str) -> bytes:
         """The decompressed body, given up past :data:`MAX_REPLY_BYTES`.
