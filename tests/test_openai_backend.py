@@ -474,11 +474,11 @@ def test_an_echoed_key_reaches_neither_predictions_nor_the_viewer(tmp_path, monk
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with ScriptedOpenAIServer(faults=["echo"] * 8, echo_key=KEY) as server:
         result = run_eval(EvalConfig(model="star", out=tmp_path / "run", limit=8, model_args={
-            "backend": "openai", "base_url": server.url, "segmenter": "box", "tts": 1}))
+            "backend": "openai", "base_url": server.url, "segmenter": "box", "tts": 2}))  # tts keeps raw_text
     assert result.stats.predicted == 8 and not server.faults
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     texts = [c["raw_text"] for row in rows for c in row["meta"]["candidates"]]
-    assert len(texts) == 8 and all(" key *** reversed *** url *** b64 " in text for text in texts)
+    assert len(texts) == 16 and all(" key *** reversed *** url *** b64 " in text for text in texts)
     build_viewer(tmp_path / "run", tmp_path / "viewer")
     _no_key_form_in(tmp_path)
 
