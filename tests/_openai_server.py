@@ -9,7 +9,7 @@ violations in ``problems`` (a server thread cannot fail a test itself), and play
 ``"ok"`` (no fault: keeps the queue aligned with the requests), and hostile ones: ``"echo"`` (the
 answers and the reported model name carry ``echo_key`` as written, reversed, URL-encoded and in
 base64), ``"redirect"`` (307 to ``redirect_to``, another server), ``"redirect-here"`` (307 to this
-server under ``/alt``), ``"gzip"`` (the reply gzip-encoded), ``"bomb"`` (a gzip body that inflates to ``bomb_mib`` MiB) and ``"huge"``
+server under ``/alt``), ``"gzip"`` (the reply gzip-encoded), ``"bad-gzip"`` (a body that does not inflate), ``"bomb"`` (a gzip body that inflates to ``bomb_mib`` MiB) and ``"huge"``
 (one answer of ``huge_chars`` characters).
 
 Importable by subprocesses and by ``benchmarks/bench_openai_client.py``.
@@ -107,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "redirect-here":
             self._send(307, b"", {"Location": "/alt" + self.path})
+            return
+        if fault == "bad-gzip":
+            self._send(200, b"\x1f\x8b\x08\x00 not gzip at all", {"Content-Encoding": "gzip"})
             return
         if fault == "bomb":
             self._send(200, _bomb(owner.bomb_mib), {"Content-Encoding": "gzip"})

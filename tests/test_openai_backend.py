@@ -539,12 +539,14 @@ def test_a_redirect_within_the_endpoint_is_followed():
     assert server.paths == ["/v1/chat/completions", "/alt/v1/chat/completions"] and server.problems == []
 
 
-def test_a_gzip_encoded_reply_is_read():
-    with ScriptedOpenAIServer(faults=["gzip"]) as server:
-        vlm = _vlm(server)
+def test_a_gzip_encoded_reply_is_read_and_one_that_does_not_inflate_is_retried():
+    with ScriptedOpenAIServer(faults=["gzip", "bad-gzip"]) as server:
+        vlm = _vlm(server, max_concurrency=1)
         try:
             assert vlm.generate([_image()], ["q"]) == [[scripted_answer("q", None)]]
             assert vlm.run_info()["retries"] == 0
+            assert vlm.generate([_image()], ["r"]) == [[scripted_answer("r", None)]]
+            assert vlm.run_info()["retry_reasons"] == {"malformed": 1}
         finally:
             vlm.close()
 

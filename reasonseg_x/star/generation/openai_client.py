@@ -41,8 +41,9 @@ MAX_DELAY = 30.0
 MAX_REPLY_BYTES = 32 * 2**20
 #: same-origin redirects followed per request
 MAX_REDIRECTS = 5
-#: the content encodings we ask for and inflate ourselves (zlib window bits; 0: none)
+#: bytes inflated per step (see ChatClient._read)
 _INFLATE_STEP = 2**20
+#: the content encodings we ask for and inflate ourselves (zlib window bits; 0: none)
 _INFLATE_BITS = {"identity": 0, "gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -208,10 +209,11 @@ class ChatClient:
             keep(inflater.flush())
         return b"".join(chunks)
 
-    async def _exchange(self, method: str, url: str, body: bytes | None) -> tuple[int, Any, bytes]:
-        """(status, headers, body) of one try; redirects are followed only within the endpoint's
-        origin (scheme, host, port): another origin would receive the image and prompt."""
-        request = self._http.build_request(method, url, content=body)
+    async def _exchange(self, method: str, target: str, body: bytes | None, url: str) -> tuple[int, Any, bytes]:
+        """(status, headers, body) of one try at ``target`` (``url`` names it in messages); redirects
+        are followed only within the endpoint's origin (scheme, host, port): another origin would
+        receive the image and prompt."""
+        request = self._http.build_request(method, target, content=body)
         for _ in range(MAX_REDIRECTS + 1):
             reply = await self._http.send(request, stream=True)
             try:
@@ -250,11 +252,13 @@ class ChatClient:
             self.stats.attempts += 1
             async with self._slots:
                 try:
-                    status, headers, content = await asyncio.wait_for(self._exchange(method, target, body),
+                    status, headers, content = await asyncio.wait_for(self._exchange(method, target, body, url),
                                                                       self.timeout)
                 except _Refused as exc:
                     self.stats.failed += 1
                     raise RequestFailed(self.redact(str(exc))) from None
+                except zlib.error as exc:
+                    reason, kind = f"undecodable compressed reply from {url} ({exc})", "malformed"
                 except (asyncio.TimeoutError, httpx.TimeoutException):
                     reason, kind = f"no reply within {self.timeout:g} s", "timeout"
                 except httpx.TransportError as exc:
