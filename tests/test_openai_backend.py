@@ -468,18 +468,25 @@ def test_a_short_key_is_masked_as_written_and_its_encodings_left_alone():
     assert Redactor([None, ""])("untouched") == "untouched"
 
 
-def test_an_echoed_key_reaches_neither_predictions_nor_the_viewer(tmp_path, monkeypatch):
+def test_an_echoed_key_reaches_neither_predictions_nor_the_viewer_nor_a_bundle(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
     from reasonseg_x.viewer import build_viewer
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with ScriptedOpenAIServer(faults=["echo"] * 8, echo_key=KEY) as server:
-        result = run_eval(EvalConfig(model="star", out=tmp_path / "run", limit=8, model_args={
+    with ScriptedOpenAIServer(faults=["echo"] * 48, echo_key=KEY) as server:  # all of mini: a bundle needs it
+        result = run_eval(EvalConfig(model="star", out=tmp_path / "run", model_args={
             "backend": "openai", "base_url": server.url, "segmenter": "box", "tts": 2}))  # tts keeps raw_text
-    assert result.stats.predicted == 8 and not server.faults
+    assert result.stats.predicted == 48 and not server.faults
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     texts = [c["raw_text"] for row in rows for c in row["meta"]["candidates"]]
-    assert len(texts) == 16 and all(" key *** reversed *** url *** b64 " in text for text in texts)
+    assert len(texts) == 96 and all(" key *** reversed *** url *** b64 " in text for text in texts)
     build_viewer(tmp_path / "run", tmp_path / "viewer")
+    bundle = CliRunner().invoke(app, ["submit", str(tmp_path / "run" / "predictions.jsonl"), "--model-name", "echo",
+                                      "--out", str(tmp_path / "bundle")])
+    assert bundle.exit_code == 0, bundle.output
+    assert (tmp_path / "viewer" / "index.html").is_file() and (tmp_path / "bundle" / "predictions.jsonl").is_file()
     _no_key_form_in(tmp_path)
 
 
