@@ -40,10 +40,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from reasonseg_x.star.options import PipelineOptions
 
-__all__ = ["OpenAIVLM", "coords_family", "image_data_url", "load_openai", "png_bytes"]
+__all__ = ["OpenAIVLM", "answer_limit", "coords_family", "image_data_url", "load_openai", "png_bytes"]
 
 #: prompt styles of models that always answer in 840-frame pixels (Qwen2.5-VL based)
 _PIXEL_STYLES = ("visionreasoner", "segzero")
+#: the least characters :func:`answer_limit` allows, and the marker a cut answer ends with
+ANSWER_LIMIT_FLOOR = 64 * 1024
+TRUNCATED = " [... {} characters cut by reasonseg-x]"
+
+
+def answer_limit(max_tokens: int) -> int:
+    """The most characters of one answer we store: 16 per requested token (more than any tokenizer's
+    longest token yields in practice) and never under 64 Ki; a server sending more is not a model
+    answering within ``max_tokens``, and a 10 MB answer would bloat predictions and the viewer."""
+    return max(ANSWER_LIMIT_FLOOR, 16 * int(max_tokens))
 
 
 def coords_family(coords: str, *, style: str, model_id: str | None) -> tuple[str, str]:
@@ -126,21 +136,22 @@ class OpenAIVLM:
                  max_concurrency: int = 64, request_timeout: float = 600.0, max_attempts: int = 5,
                  image_format: str = "png", coords: str = "auto", style: str = "star",
                  api_key_env: str = "OPENAI_API_KEY", retry_base_delay: float = 0.5) -> None:
-        self.base_url = base_url.rstrip("/")
         self.max_concurrency = int(max_concurrency)
         self.image_format = image_format
         self._runner = _LoopThread()
         policy = RetryPolicy(max_attempts=max_attempts, base_delay=retry_base_delay)
 
         async def make() -> ChatClient:
-            return ChatClient(self.base_url, api_key=api_key, timeout=request_timeout,
+            return ChatClient(base_url, api_key=api_key, timeout=request_timeout,
                               max_concurrency=max_concurrency, policy=policy)
 
         self._client: ChatClient = self._runner.run(make())
+        self.base_url = self._client.base_url  # without the credentials a URL may carry
         self._encoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="reasonseg-x-image")
         self.n_honoured: bool | None = None  # unknown until a request with n > 1 comes back
         self.short_replies = 0  # replies with fewer choices than asked for
         self.empty_answers = 0
+        self.truncated_answers = 0  # answers cut at ``answer_limit`` characters
         self.reported_models: set[str] = set()
         roots, listing_error = self._list_models()
         self.listed_models = list(roots)
@@ -174,7 +185,8 @@ class OpenAIVLM:
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list):
                 raise ValueError("the model list has no 'data' list")
-            return {str(m["id"]): (str(m["root"]) if m.get("root") else None)
+            clean = self._client.redact  # ids and roots go to run.json
+            return {clean(str(m["id"])): (clean(str(m["root"])) if m.get("root") else None)
                     for m in data if isinstance(m, dict) and "id" in m}
 
         try:
@@ -196,7 +208,8 @@ class OpenAIVLM:
         whether ``n`` was honoured, and what the requests met. Never the API key."""
         return {**self.info, "reported_models": sorted(self.reported_models), "request": dict(self.last_params),
                 "n_honoured": self.n_honoured, "short_replies": self.short_replies,
-                "empty_answers": self.empty_answers, **self._client.stats.to_json()}
+                "empty_answers": self.empty_answers, "truncated_answers": self.truncated_answers,
+                **self._client.stats.to_json()}
 
     # ------------------------------------------------------------------ requests
 
@@ -216,12 +229,24 @@ class OpenAIVLM:
             payload["seed"] = int(seed)
 
         def parse(body: Any) -> list[str]:
-            texts = choice_texts(body)
+            texts = [self._record(text, params["max_tokens"]) for text in choice_texts(body)]
             if isinstance(body.get("model"), str):
-                self.reported_models.add(body["model"])
+                self.reported_models.add(self._record(body["model"], 0))
             return texts
 
         return await self._client.post_json("chat/completions", payload, parse=parse)
+
+    def _record(self, text: str, max_tokens: int) -> str:
+        """What a server sent, as our records may hold it: the one place answers enter them.
+
+        The key (and its obvious encodings) is masked, the text left as it is otherwise, and an
+        answer longer than :func:`answer_limit` is cut with a marker and counted (``truncated_answers``)."""
+        text = self._client.redactor(text)
+        limit = answer_limit(max_tokens)
+        if len(text) > limit:
+            self.truncated_answers += 1
+            text = text[:limit] + TRUNCATED.format(len(text) - limit)
+        return text
 
     async def _answers(self, image: Image.Image, prompt: str, params: dict[str, Any], n: int,
                        seed: int | None, frame: tuple[int, int] | None) -> tuple[list[str], float]:
