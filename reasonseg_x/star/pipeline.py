@@ -208,8 +208,7 @@ class VlmSamPipeline:
 
     def __init__(self, checkpoint: str | None = None, *, vlm: Any = None,
                  logits_processor: Callable[[], Any] | None = None, **options: Any) -> None:
-        from reasonseg_x.predictors.arguments import build_options
-        from reasonseg_x.predictors.catalog import catalog_entry
+        from reasonseg_x.predictors.catalog import catalog_options
         from reasonseg_x.star.answer.coords import COORDS_FAMILIES
         from reasonseg_x.tts import AGGREGATORS, get_aggregator, majority_vote
 
@@ -218,9 +217,7 @@ class VlmSamPipeline:
             options.pop("segmenter")
         if checkpoint is not None:
             options["checkpoint"] = checkpoint
-        entry = catalog_entry(self.catalog_name)
-        self.options = opts = build_options(self.Options, options, model=entry.name, defaults=entry.defaults,
-                                            pinned=entry.pinned)
+        self.options = opts = catalog_options(self.catalog_name, self.Options, options)
         self.tts = opts.tts
         self.style = opts.style
         self.aggregate = get_aggregator(opts.aggregator)
