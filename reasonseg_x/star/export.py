@@ -112,16 +112,16 @@ def _export_merged(checkpoint: str, layout: Any, out: Path, dtype: str) -> None:
 def _export_adapter(layout: Any, out: Path) -> None:
     from safetensors.torch import save_file
 
-    from reasonseg_x.star.vlm import _local_or_hub_file, _lora_module_names, _read_adapter_weights, remap_adapter_keys
+    from reasonseg_x.star.vlm import local_or_hub_file, lora_module_names, read_adapter_weights, remap_adapter_keys
 
-    state = remap_adapter_keys(_read_adapter_weights(layout.adapter))
+    state = remap_adapter_keys(read_adapter_weights(layout.adapter))
     save_file({k: v.contiguous() for k, v in state.items()}, str(out / "adapter_model.safetensors"))
-    config_path = _local_or_hub_file(layout.adapter, "adapter_config.json")
+    config_path = local_or_hub_file(layout.adapter, "adapter_config.json")
     assert config_path is not None  # resolve_checkpoint found it
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = layout.base
     # the full paths of the modules the remapped keys name (a 4.51-era regex would no longer match them;
     # a short name like "up_proj" would also match the vision tower's MLPs, which have no LoRA weights)
-    config["target_modules"] = _lora_module_names(list(state))
+    config["target_modules"] = lora_module_names(list(state))
     (out / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     _save_processor(layout, out)

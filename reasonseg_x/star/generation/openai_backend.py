@@ -27,11 +27,12 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.star.answer.coords import COORDS_FAMILIES
+from reasonseg_x.star.generation.backend import Answers, LogitsProcessorFactory, Sampling, TextGenerator
 from reasonseg_x.star.generation.openai_client import ChatClient, RequestFailed, RetryPolicy, choice_texts
 from reasonseg_x.star.answer.prompts import VLM_FRAME, to_vlm_frame
 
@@ -117,9 +118,12 @@ class _LoopThread:
             self._thread.join(timeout=5)
 
 
-class OpenAIVLM:
-    """A served VLM with the ``VLM.generate`` interface, plus :meth:`generate_stream`."""
+class OpenAIVLM(TextGenerator):
+    """A served VLM: a :class:`~reasonseg_x.star.generation.backend.GenerationBackend` whose queries
+    finish as their answers arrive (:meth:`generate_stream`)."""
 
+    schedule = "openai"
+    overlap_sam = False  # SAM runs in the caller's thread while the requests are in flight
     device = "cpu"  # nothing of the VLM runs here; SAM follows ``device``/``segmenter_device``
 
     def __init__(self, base_url: str, *, served_model: str | None = None, api_key: str | None = None,
@@ -287,21 +291,25 @@ class OpenAIVLM:
             for future in futures:
                 future.cancel()
 
-    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
-                 do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                 seed: int | None = None, max_new_tokens: int = 1024, logits_processor: Any = None,
-                 frame: tuple[int, int] | None = VLM_FRAME, top_k: int | None = None) -> list[list[str]]:
-        """``VLM.generate``'s contract: ``n`` answers per row, in row order; a failed request raises."""
+    def answers(self, images: Sequence[Image.Image], prompts: Sequence[str], sampling: Sampling,
+                seeds: Sequence[int | None], logits_processor: LogitsProcessorFactory | None = None,
+                ) -> Iterator[Answers]:
+        """:meth:`generate_stream` as the backend protocol has it: one group per query, as it
+        completes; a request that failed for good is that row's failure."""
         if logits_processor is not None:
             raise InvalidInputError("the openai backend does not take a transformers logits processor", "backend")
-        out: list[list[str]] = [[] for _ in images]
-        for row, texts, _ in self.generate_stream(images, prompts, n=n, do_sample=do_sample, temperature=temperature,
-                                                  top_p=top_p, top_k=top_k, seeds=[seed] * len(images),
-                                                  max_new_tokens=max_new_tokens, frame=frame):
-            if isinstance(texts, RequestFailed):
-                raise texts
-            out[row] = texts
-        return out
+        for row, texts, seconds in self.generate_stream(
+                images, prompts, n=sampling.n, do_sample=sampling.do_sample, temperature=sampling.temperature,
+                top_p=sampling.top_p, top_k=sampling.top_k, seeds=seeds, max_new_tokens=sampling.max_new_tokens,
+                frame=sampling.frame):
+            yield Answers([row], [texts], seconds)
+
+    def generation_config(self) -> Mapping[str, Any]:
+        return {}
+
+    def default_batch_size(self, tts: int, batch_size: int | None) -> int:
+        """Enough queries to keep ``max_concurrency`` requests in flight."""
+        return batch_size or 4 * self.max_concurrency
 
 
 def load_openai(opts: PipelineOptions) -> OpenAIVLM:

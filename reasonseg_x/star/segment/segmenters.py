@@ -98,6 +98,9 @@ class Segmenter(ABC):
     name: str = "segmenter"
     #: prompts per decoder call (memory bound: each needs an upsampled H x W mask)
     max_prompts_per_call: int = 64
+    #: why this backend runs its slower, public path instead of its batched one (the installed
+    #: library lacks an internal it reads, see reasonseg_x.star.compat); recorded in run.json
+    fallback: str | None = None
 
     def __init__(self) -> None:
         self._size: tuple[int, int] | None = None  # (height, width) of the current image
@@ -367,6 +370,12 @@ class HFSam2Segmenter(_HFSegmenterBase):
         return sam2_decoder.fits(self.model)
 
     @property
+    def fallback(self) -> str | None:  # type: ignore[override]
+        if self._shared_decoder:
+            return None
+        return "transformers' Sam2 mask decoder lacks the structure sam2_decoder mirrors; its own forward runs"
+
+    @property
     def max_prompts_per_call(self) -> int:  # type: ignore[override]
         """``sam2_decoder`` works a few prompts at a time in reused buffers, so one call can take all
         prompts of an image and its shared image-side work is done once."""
@@ -445,25 +454,42 @@ class Sam2PackageSegmenter(Segmenter):
             self.predictor = SAM2ImagePredictor(build_sam2(model_ref, checkpoint, device=device))
         else:
             self.predictor = SAM2ImagePredictor.from_pretrained(model_ref, device=device)
-        side = int(self.predictor.model.image_size)  # the predictor hard-codes the 1024-input feature sizes
-        self.predictor._bb_feat_sizes = [(side // 4, side // 4), (side // 8, side // 8), (side // 16, side // 16)]
+        from reasonseg_x.star import compat
+
+        self.fallback = compat.sam2_predictor_unsupported(self.predictor)
+        if self.fallback is None:  # the predictor hard-codes the 1024-input feature sizes
+            compat.sam2_set_feature_sizes(self.predictor, int(self.predictor.model.image_size))
+        else:
+            import warnings
+
+            warnings.warn(f"{self.fallback}: SAM 2 decodes one prompt at a time through its public predict()",
+                          UserWarning, stacklevel=2)
 
     def _embed(self, image: Image.Image) -> Any:
         import torch
 
         with torch.inference_mode():
             self.predictor.set_image(np.array(image))
-        return self.predictor._features
+        if self.fallback is not None:
+            return None
+        from reasonseg_x.star.compat import sam2_features
+
+        return sam2_features(self.predictor)
 
     def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
         """The package's ``SAM2ImagePredictor._predict`` steps, upsampling only the best of the three masks."""
         import torch
 
+        from reasonseg_x.star.compat import sam2_features, sam2_postprocess, sam2_prep_prompts
+
         pred = self.predictor
         model = pred.model
         boxes, points, labels = _prompt_arrays(prompts)
+        if self.fallback is not None:
+            return self._decode_public(boxes, points, labels, len(prompts))
+        features = sam2_features(pred)
         with torch.inference_mode():
-            _, coords, point_labels, box = pred._prep_prompts(points, labels, boxes, None, True)
+            coords, point_labels, box = sam2_prep_prompts(pred, points, labels, boxes)
             concat = None
             if box is not None:  # boxes enter the prompt encoder as two corner points (labels 2, 3)
                 box_labels = torch.tensor([[2, 3]], dtype=torch.int, device=box.device).repeat(box.shape[0], 1)
@@ -472,18 +498,34 @@ class Sam2PackageSegmenter(Segmenter):
                 concat = (coords, point_labels) if concat is None else (
                     torch.cat([concat[0], coords], dim=1), torch.cat([concat[1], point_labels], dim=1))
             sparse, dense = model.sam_prompt_encoder(points=concat, boxes=None, masks=None)
-            high_res = [level[-1].unsqueeze(0) for level in pred._features["high_res_feats"]]
+            high_res = [level[-1].unsqueeze(0) for level in features["high_res_feats"]]
             low_res, iou, _, _ = model.sam_mask_decoder(
-                image_embeddings=pred._features["image_embed"][-1].unsqueeze(0),
+                image_embeddings=features["image_embed"][-1].unsqueeze(0),
                 image_pe=model.sam_prompt_encoder.get_dense_pe(), sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense, multimask_output=True, repeat_image=concat[0].shape[0] > 1,
                 high_res_features=high_res)
             iou = iou.float()
             best = iou.argmax(dim=-1)
             rows = torch.arange(iou.shape[0], device=iou.device)
-            chosen = pred._transforms.postprocess_masks(low_res[rows, best][:, None], pred._orig_hw[-1])
+            chosen = sam2_postprocess(pred, low_res[rows, best][:, None])
             masks = chosen[:, 0] > pred.mask_threshold
         return masks.cpu().numpy(), iou[rows, best].cpu().numpy().astype(np.float32)
+
+    def _decode_public(self, boxes: np.ndarray | None, points: np.ndarray | None, labels: np.ndarray | None,
+                       count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The package's public ``predict``, one prompt at a time (multimask, the best IoU kept)."""
+        import torch
+
+        masks, scores = [], []
+        with torch.inference_mode():
+            for i in range(count):
+                found, iou, _ = self.predictor.predict(
+                    point_coords=None if points is None else points[i], point_labels=None if labels is None else labels[i],
+                    box=None if boxes is None else boxes[i], multimask_output=True)
+                best = int(np.argmax(iou))
+                masks.append(np.asarray(found[best]) > 0)
+                scores.append(float(iou[best]))
+        return np.stack(masks), np.asarray(scores, dtype=np.float32)
 
 
 class SegmentAnythingSegmenter(Segmenter):
