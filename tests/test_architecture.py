@@ -4,6 +4,7 @@
 - ``tts`` never imports torch; ``data`` never imports ``evaluators``;
 - no layer imports ``cli``;
 - no module inside the package takes a name from ``reasonseg_x/__init__.py`` (only submodules);
+- no import cycles between the modules of ``star/``, ``predictors/`` and ``runner/``;
 - the scoring path starts without torch, transformers or datasets in ``sys.modules``.
 """
 
