@@ -257,10 +257,8 @@ class OpenAIVLM(TextGenerator):
         self.empty_answers += sum(1 for t in texts if not t)
         return texts, time.perf_counter() - started
 
-    def generate_stream(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
-                        do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                        top_k: int | None = None, seeds: Sequence[int | None] | None = None,
-                        max_new_tokens: int = 1024, frame: tuple[int, int] | None = VLM_FRAME,
+    def generate_stream(self, images: Sequence[Image.Image], prompts: Sequence[str], sampling: Sampling = Sampling(),
+                        seeds: Sequence[int | None] | None = None,
                         ) -> Iterator[tuple[int, list[str] | RequestFailed, float]]:
         """``(row, answers or the failure, seconds)`` for every row, in the order they complete.
 
@@ -268,12 +266,10 @@ class OpenAIVLM(TextGenerator):
         still in flight."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        do_sample = n > 1 if do_sample is None else do_sample
-        if n > 1 and not do_sample:
-            raise ValueError("n > 1 answers need sampling (do_sample=True)")
+        n, frame = sampling.n, sampling.frame
         seeds = list(seeds) if seeds is not None else [None] * len(images)
-        params = self._params(n=n, do_sample=do_sample, temperature=temperature, top_p=top_p, top_k=top_k,
-                              max_new_tokens=max_new_tokens)
+        params = self._params(n=n, do_sample=sampling.do_sample, temperature=sampling.temperature,
+                              top_p=sampling.top_p, top_k=sampling.top_k, max_new_tokens=sampling.max_new_tokens)
         self.last_params = {k: v for k, v in params.items() if k != "model"}
         self.last_params["seed"] = "per query" if any(s is not None for s in seeds) else None
         futures = {self._runner.submit(self._answers(image, prompt, params, n, seed, frame)): row
@@ -298,10 +294,7 @@ class OpenAIVLM(TextGenerator):
         completes; a request that failed for good is that row's failure."""
         if logits_processor is not None:
             raise InvalidInputError("the openai backend does not take a transformers logits processor", "backend")
-        for row, texts, seconds in self.generate_stream(
-                images, prompts, n=sampling.n, do_sample=sampling.do_sample, temperature=sampling.temperature,
-                top_p=sampling.top_p, top_k=sampling.top_k, seeds=seeds, max_new_tokens=sampling.max_new_tokens,
-                frame=sampling.frame):
+        for row, texts, seconds in self.generate_stream(images, prompts, sampling, seeds):
             yield Answers([row], [texts], seconds)
 
     def generation_config(self) -> Mapping[str, Any]:
