@@ -23,7 +23,7 @@ from typing import Any
 __all__ = [
     "FLASH_MARK", "fast_engine_unsupported", "forward_takes", "cache_argument", "output_cache", "cache_layers",
     "dynamic_cache_class", "text_config", "attention_name", "attention_implementation", "register_attention_function",
-    "transformers_sdpa", "rope_owner", "mark_static_address", "sam2_predictor_unsupported", "sam2_set_feature_sizes",
+    "transformers_sdpa", "rope_owner", "rope_index", "mark_static_address", "sam2_predictor_unsupported", "sam2_set_feature_sizes",
     "sam2_features", "sam2_prep_prompts", "sam2_postprocess",
 ]
 
@@ -118,6 +118,14 @@ def rope_owner(model: Any) -> Any:
         if callable(getattr(type(module), "get_rope_index", None)) and "rope_deltas" in vars(module):
             return module
     return None
+
+
+def rope_index(owner: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
+    """(3-D position ids, rope delta per row) of a prompt batch, from the ``rope_owner``'s
+    ``get_rope_index`` given the inputs it takes (image grid, attention mask, ...)."""
+    params = inspect.signature(owner.get_rope_index).parameters
+    kwargs = {k: v for k, v in inputs.items() if k in params and k != "input_ids"}
+    return owner.get_rope_index(inputs["input_ids"], **kwargs)
 
 
 def mark_static_address(tensor: Any) -> None:

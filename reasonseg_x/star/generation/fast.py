@@ -35,7 +35,6 @@ finished decode batches as they complete (the pipeline overlaps SAM with the nex
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -54,6 +53,7 @@ from reasonseg_x.star.compat import (
     forward_takes,
     mark_static_address,
     output_cache,
+    rope_index,
     rope_owner,
     text_config,
 )
@@ -443,9 +443,7 @@ class FastGenerator(OnLoadedVLM):
         owner = self._rope_owner()
         if owner is None:
             return None, torch.zeros(ids.shape[0], 1, dtype=torch.long, device=ids.device)
-        params = inspect.signature(owner.get_rope_index).parameters
-        kwargs = {k: v for k, v in inputs.items() if k in params and k != "input_ids"}
-        positions, deltas = owner.get_rope_index(ids, **kwargs)
+        positions, deltas = rope_index(owner, inputs)
         return positions, deltas.reshape(-1, 1).to(torch.long)
 
     def _prefill(self, group: list[_Prepared]) -> tuple[list[tuple[Any, Any]], Any, Any]:
