@@ -228,7 +228,9 @@ class VlmSamPipeline:
 
     Its arguments are the fields of :class:`~reasonseg_x.star.options.PipelineOptions`; the model
     catalog entry named by ``catalog_name`` sets this model's defaults and pinned values. Besides
-    them the constructor takes loaded objects that callers share between predictors: ``vlm``, a
+    them the constructor takes loaded objects that callers share between predictors: ``vlm`` (a
+    loaded :class:`~reasonseg_x.star.vlm.VLM`, or any
+    :class:`~reasonseg_x.star.generation.backend.GenerationBackend`), a
     ``segmenter`` object in place of its name, and ``logits_processor`` (a factory called once per
     ``generate``; tests script answers with it).
     """
