@@ -27,9 +27,11 @@ import time
 import urllib.parse
 import zlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from reasonseg_x.star.generation.backend import Answers, Sampling, TextGenerator
 
 #: answers in 840-frame pixels (Qwen2.5-VL style), chosen per prompt and seed by ``scripted_answer``
 SCRIPT = (
@@ -49,16 +51,28 @@ def scripted_answer(prompt: str, seed: int | None) -> str:
     return SCRIPT[(zlib.crc32(prompt.encode("utf-8")) + (seed or 0)) % len(SCRIPT)]
 
 
-class ScriptedVLM:
-    """The in-process counterpart of the server: ``VLM.generate`` with the same scripted answers."""
+class ScriptedVLM(TextGenerator):
+    """The in-process counterpart of the server: a generation backend with the same scripted answers."""
 
+    schedule = "scripted"
+    overlap_sam = False
     device = "cpu"
     family = "qwen2.5"
-    info: dict[str, Any] = {"backend": "scripted"}
 
-    def generate(self, images: Sequence[Any], prompts: Sequence[str], *, n: int = 1, seed: int | None = None,
-                 **_: Any) -> list[list[str]]:
-        return [[scripted_answer(p, None if seed is None else seed + k) for k in range(n)] for p in prompts]
+    def answers(self, images: Sequence[Any], prompts: Sequence[str], sampling: Sampling,
+                seeds: Sequence[int | None], logits_processor: Any = None) -> Iterator[Answers]:
+        for row, (prompt, seed) in enumerate(zip(prompts, seeds)):
+            yield Answers([row], [[scripted_answer(prompt, None if seed is None else seed + k)
+                                   for k in range(sampling.n)]], 0.0)
+
+    def generation_config(self) -> dict[str, Any]:
+        return {}
+
+    def default_batch_size(self, tts: int, batch_size: int | None) -> int:
+        return batch_size or 4
+
+    def run_info(self) -> dict[str, Any]:
+        return {"backend": "scripted"}
 
 
 def ScriptedInProcessStar(tts: int = 1, segmenter: str = "box", seed: int = 42) -> Any:  # noqa: N802 - a factory

@@ -169,6 +169,9 @@ def test_meta_parsing() -> None:
         parse_meta(["oops"])
     with pytest.raises(InvalidInputError, match="not a number"):
         parse_parameter_count("seven")
+    for nothing in ("0B", "0", "0.1", "0.0000000001B"):  # a model with no parameters sorts first: refused
+        with pytest.raises(InvalidInputError, match="not a positive number"):
+            parse_meta([f"params={nothing}"])
 
 
 def _star_run(folder: Path, **args: object) -> Path:
@@ -199,7 +202,7 @@ def test_metadata_comes_from_the_run_folder(tmp_path: Path) -> None:
 @given(st.integers(0, 10**12), st.sampled_from(["", "k", "M", "B"]))
 def test_parameter_count_scales(value: int, unit: str) -> None:
     scale = {"": 1, "k": 10**3, "M": 10**6, "B": 10**9}[unit]
-    if value * scale > 10**15:
+    if value * scale > 10**15 or value == 0:
         with pytest.raises(InvalidInputError):
             parse_parameter_count(f"{value}{unit}")
     else:

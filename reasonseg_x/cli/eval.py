@@ -222,11 +222,12 @@ def models_command(
     with user_errors():
         from dataclasses import asdict
 
-        from reasonseg_x.predictors.registry import list_predictors, unknown_model
+        from reasonseg_x.predictors.registry import canonical_name, list_predictors, unknown_model
 
         specs = list_predictors()
         if name is not None:
-            chosen = [s for s in specs if s.name == name.partition(":")[0]]
+            wanted = canonical_name(name.partition(":")[0], [s.name for s in specs])
+            chosen = [s for s in specs if s.name == wanted]
             if not chosen:
                 raise unknown_model(name, [s.name for s in specs])
             specs = chosen
@@ -311,10 +312,11 @@ class _EvalCommand(TyperCommand):
         name = ctx.meta.get("reasonseg_x.model")
         if not name:
             return
-        from reasonseg_x.predictors.registry import list_predictors, unknown_model
+        from reasonseg_x.predictors.registry import canonical_name, list_predictors, unknown_model
 
         specs = list_predictors()
-        chosen = [s for s in specs if s.name == name.partition(":")[0]]
+        wanted = canonical_name(name.partition(":")[0], [s.name for s in specs])
+        chosen = [s for s in specs if s.name == wanted]
         if not chosen:
             typer.echo(f"\n--model {name}: {unknown_model(name, [s.name for s in specs])}")
             return

@@ -27,11 +27,12 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.star.answer.coords import COORDS_FAMILIES
+from reasonseg_x.star.generation.backend import Answers, LogitsProcessorFactory, Sampling, TextGenerator
 from reasonseg_x.star.generation.openai_client import ChatClient, RequestFailed, RetryPolicy, choice_texts
 from reasonseg_x.star.answer.prompts import VLM_FRAME, to_vlm_frame
 
@@ -127,9 +128,12 @@ class _LoopThread:
             self._thread.join(timeout=5)
 
 
-class OpenAIVLM:
-    """A served VLM with the ``VLM.generate`` interface, plus :meth:`generate_stream`."""
+class OpenAIVLM(TextGenerator):
+    """A served VLM: a :class:`~reasonseg_x.star.generation.backend.GenerationBackend` whose queries
+    finish as their answers arrive (:meth:`generate_stream`)."""
 
+    schedule = "openai"
+    overlap_sam = False  # SAM runs in the caller's thread while the requests are in flight
     device = "cpu"  # nothing of the VLM runs here; SAM follows ``device``/``segmenter_device``
 
     def __init__(self, base_url: str, *, served_model: str | None = None, api_key: str | None = None,
@@ -278,10 +282,8 @@ class OpenAIVLM:
         self.empty_answers += sum(1 for t in texts if not t)
         return texts, time.perf_counter() - started
 
-    def generate_stream(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
-                        do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                        top_k: int | None = None, seeds: Sequence[int | None] | None = None,
-                        max_new_tokens: int = 1024, frame: tuple[int, int] | None = VLM_FRAME,
+    def generate_stream(self, images: Sequence[Image.Image], prompts: Sequence[str], sampling: Sampling = Sampling(),
+                        seeds: Sequence[int | None] | None = None,
                         ) -> Iterator[tuple[int, list[str] | RequestFailed, float]]:
         """``(row, answers or the failure, seconds)`` for every row, in the order they complete.
 
@@ -289,12 +291,10 @@ class OpenAIVLM:
         still in flight."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        do_sample = n > 1 if do_sample is None else do_sample
-        if n > 1 and not do_sample:
-            raise ValueError("n > 1 answers need sampling (do_sample=True)")
+        n, frame = sampling.n, sampling.frame
         seeds = list(seeds) if seeds is not None else [None] * len(images)
-        params = self._params(n=n, do_sample=do_sample, temperature=temperature, top_p=top_p, top_k=top_k,
-                              max_new_tokens=max_new_tokens)
+        params = self._params(n=n, do_sample=sampling.do_sample, temperature=sampling.temperature,
+                              top_p=sampling.top_p, top_k=sampling.top_k, max_new_tokens=sampling.max_new_tokens)
         self.last_params = {k: v for k, v in params.items() if k != "model"}
         self.last_params["seed"] = "per query" if any(s is not None for s in seeds) else None
         futures = {self._runner.submit(self._answers(image, prompt, params, n, seed, frame)): row
@@ -312,21 +312,22 @@ class OpenAIVLM:
             for future in futures:
                 future.cancel()
 
-    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
-                 do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                 seed: int | None = None, max_new_tokens: int = 1024, logits_processor: Any = None,
-                 frame: tuple[int, int] | None = VLM_FRAME, top_k: int | None = None) -> list[list[str]]:
-        """``VLM.generate``'s contract: ``n`` answers per row, in row order; a failed request raises."""
+    def answers(self, images: Sequence[Image.Image], prompts: Sequence[str], sampling: Sampling,
+                seeds: Sequence[int | None], logits_processor: LogitsProcessorFactory | None = None,
+                ) -> Iterator[Answers]:
+        """:meth:`generate_stream` as the backend protocol has it: one group per query, as it
+        completes; a request that failed for good is that row's failure."""
         if logits_processor is not None:
             raise InvalidInputError("the openai backend does not take a transformers logits processor", "backend")
-        out: list[list[str]] = [[] for _ in images]
-        for row, texts, _ in self.generate_stream(images, prompts, n=n, do_sample=do_sample, temperature=temperature,
-                                                  top_p=top_p, top_k=top_k, seeds=[seed] * len(images),
-                                                  max_new_tokens=max_new_tokens, frame=frame):
-            if isinstance(texts, RequestFailed):
-                raise texts
-            out[row] = texts
-        return out
+        for row, texts, seconds in self.generate_stream(images, prompts, sampling, seeds):
+            yield Answers([row], [texts], seconds)
+
+    def generation_config(self) -> Mapping[str, Any]:
+        return {}
+
+    def default_batch_size(self, tts: int, batch_size: int | None) -> int:
+        """Enough queries to keep ``max_concurrency`` requests in flight."""
+        return batch_size or 4 * self.max_concurrency
 
 
 def load_openai(opts: PipelineOptions) -> OpenAIVLM:
