@@ -186,9 +186,9 @@ def run_fake_eval_killed(out: str, point: str, nth: int = 1) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "run.json":
-        from reasonseg_x.runner import runinfo
+        from reasonseg_x.runner import record
 
-        real, calls = runinfo.write_text_atomic, []
+        real, calls = record.write_text_atomic, []
 
         def torn_write(path: Any, text: str) -> None:
             calls.append(path)
@@ -197,7 +197,7 @@ def run_fake_eval_killed(out: str, point: str, nth: int = 1) -> None:
                 die()
             real(path, text)
 
-        runinfo.write_text_atomic = torn_write
+        record.write_text_atomic = torn_write
     elif point == "metrics":
         from reasonseg_x.evaluators import api
 

@@ -12,12 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reasonseg_x.leaderboard.safety import Limits, read_bounded, safe_json_loads
+from reasonseg_x.runner.record import read_record
 
-__all__ = ["RUN_FILE", "meta_from_run", "merge_meta"]
+__all__ = ["meta_from_run", "merge_meta"]
 
-RUN_FILE = "run.json"
-_MAX_RUN_BYTES = 4 * 2**20
 #: sampling settings that describe a test-time-scaling run, copied into ``tts`` when present
 _TTS_SETTINGS = ("temperature", "top_p", "top_k", "seed", "cluster_agg_mode")
 
@@ -29,16 +27,9 @@ def _scalar(value: Any) -> bool:
 def meta_from_run(predictions: str | os.PathLike[str]) -> dict[str, Any]:
     """Fields for :func:`~reasonseg_x.leaderboard.submission.build_submission` from ``run.json``
     beside ``predictions`` (``{}`` when there is none or it is not a model run)."""
-    path = Path(predictions).parent / RUN_FILE
-    if not path.is_file():
-        return {}
-    try:
-        run = safe_json_loads(read_bounded(path, _MAX_RUN_BYTES), limits=Limits(max_json_depth=16),
-                              max_bytes=_MAX_RUN_BYTES, where=str(path))
-    except (ValueError, OSError):  # the runner's business, not a reason to refuse a submission
-        return {}
-    model = run.get("model") if isinstance(run, dict) else None
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or model["name"].startswith("predictions"):
+    record = read_record(Path(predictions).parent, lenient=True)  # a damaged one is the runner's business
+    model = record.model if record is not None else {}
+    if not isinstance(model.get("name"), str) or model["name"].startswith("predictions"):
         return {}
     args = model.get("args") if isinstance(model.get("args"), dict) else {}
     out: dict[str, Any] = {"meta": {"model": model["name"]}}

@@ -8,7 +8,6 @@ file-based wait on every shard's ``run.json`` saying ``complete``.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from reasonseg_x.errors import ReasonSegXError
-from reasonseg_x.runner.runinfo import RUN_FILE
+from reasonseg_x.runner.record import is_run_folder, run_status
 
 __all__ = ["DistEnv", "detect", "setup", "barrier", "teardown", "wait_for_shards", "require_visible"]
 
@@ -109,7 +108,7 @@ def wait_for_shards(shard_dirs: Sequence[Path], *, timeout_s: float, poll_s: flo
     while pending:
         still = []
         for directory in pending:
-            status = _status(directory)
+            status = run_status(directory)
             if status == "failed":
                 raise ReasonSegXError(f"shard {directory} failed; see its run.json and that rank's log")
             if status != "complete":
@@ -123,19 +122,12 @@ def wait_for_shards(shard_dirs: Sequence[Path], *, timeout_s: float, poll_s: flo
 
 def require_visible(shard_dirs: Sequence[Path]) -> None:
     """After the barrier every shard has finished; if rank 0 cannot see one, the nodes do not share ``--out``."""
-    unseen = [d for d in shard_dirs if not (Path(d) / RUN_FILE).exists()]
+    unseen = [d for d in shard_dirs if not is_run_folder(d)]
     if unseen:
         raise ReasonSegXError(
             f"rank 0 cannot see {len(unseen)} of {len(shard_dirs)} finished shard folders (e.g. {unseen[0]}): with "
             "several nodes, --out must be on a filesystem every node shares. Otherwise copy the shard-*-of-* "
             "folders into one folder and run `reasonseg-x merge FOLDER --out FOLDER`")
-
-
-def _status(directory: Path) -> str | None:
-    try:
-        return json.loads((Path(directory) / RUN_FILE).read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def teardown() -> None:
