@@ -182,7 +182,9 @@ def _print_result(result: Any, out_dir: Path, *, table: bool = True) -> None:
 
     if table:
         print_table(result)
-    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "worst.png", "run.json")
+    from reasonseg_x.runner.record import RUN_FILE
+
+    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "worst.png", RUN_FILE)
              if (Path(out_dir) / n).exists()]
     _stderr(f"wrote {Path(out_dir) / 'metrics.json'}, {', '.join(names)}")
 

@@ -25,7 +25,7 @@ from reasonseg_x.predictions import RUN_PREDICTIONS
 from reasonseg_x.predictors.registry import BoundModel, bind_arguments
 from reasonseg_x.runner.loop import LoopStats, predict_samples
 from reasonseg_x.runner.rundir import default_run_dir
-from reasonseg_x.runner.record import RUN_FILE, Coverage, read_record, skipped_detail, write_record
+from reasonseg_x.runner.record import Coverage, read_record, remove_record, skipped_detail, write_record
 from reasonseg_x.runner.runinfo import RunIdentity, Stopwatch, check_identity, environment, utc_now
 from reasonseg_x.runner.shards import Shard
 from reasonseg_x.runner.store import PredictionStore, holds_predictions, read_stored_lines, remove_stale_temporaries
@@ -139,8 +139,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _clear_run(run_dir: Path) -> None:
-    for name in (PREDICTIONS_FILE, RUN_FILE):
-        (run_dir / name).unlink(missing_ok=True)
+    (run_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
+    remove_record(run_dir)
 
 
 def data_fingerprint(source: Source, split: str) -> str:

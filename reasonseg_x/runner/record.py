@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from reasonseg_x.data.source import SkippedRow, Source
 
 __all__ = ["RUN_FILE", "Coverage", "RunRecord", "read_record", "write_record", "run_folder_of", "recorded_run",
-           "run_status", "is_run_folder", "open_run_data"]
+           "run_status", "is_run_folder", "open_run_data", "remove_record"]
 
 RUN_FILE = "run.json"
 #: bad rows listed (where, why) in run.json; the ids are all kept
@@ -219,6 +219,11 @@ def read_record(directory: str | os.PathLike[str], *, lenient: bool = False) -> 
 def write_record(directory: str | os.PathLike[str], info: dict[str, Any]) -> None:
     """Replace ``run.json`` atomically (readers see the old record or the new one, never half)."""
     write_text_atomic(Path(directory) / RUN_FILE, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def remove_record(directory: str | os.PathLike[str]) -> None:
+    """Delete a folder's ``run.json`` (``eval --fresh``)."""
+    (Path(directory) / RUN_FILE).unlink(missing_ok=True)
 
 
 def is_run_folder(path: str | os.PathLike[str]) -> bool:
