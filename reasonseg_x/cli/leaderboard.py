@@ -26,25 +26,19 @@ def _open_source(spec: str) -> Source:
 
 
 def _author_manifest(spec: str, split: str | None, run: Any = None) -> Manifest:
-    """The manifest an author validates against; when the data cannot be reached, point at ``--manifest``.
-
-    For a run folder on its own data: the samples the run covers (its metrics.json's n and
-    fingerprint). A partial run (``--limit``, a shard, skipped rows) is said to be one, since a
-    leaderboard of the whole split will refuse its bundle."""
+    """The manifest an author validates against (for a run folder on its own data: the samples the run
+    covers); when the data cannot be reached, point at ``--manifest``."""
     from reasonseg_x.errors import SourceNotFoundError
     from reasonseg_x.leaderboard.manifest import manifest_from_source
+    from reasonseg_x.leaderboard.runmeta import manifest_of_run
 
     try:
         if run is not None and spec == run.data:
-            from reasonseg_x.runner.record import open_run_data
-
-            source, split = open_run_data(run, split=split)
             if run.partial():
                 typer.echo(f"note: {run.folder} covers part of the split ({run.coverage.label()}); the bundle holds "
                            "those samples only, and a leaderboard of the whole split will refuse it", err=True)
-        else:
-            source = _open_source(spec)
-        return manifest_from_source(source, split)
+            return manifest_of_run(run, split)
+        return manifest_from_source(_open_source(spec), split)
     except SourceNotFoundError as exc:
         raise SourceNotFoundError(f"{exc}\nhint: without the data, validate against the split's published "
                                   "manifest instead: `reasonseg-x submit ... --manifest manifest.json` "
