@@ -244,3 +244,20 @@ def test_evaluator_refuses_a_class_index_outside_the_taxonomy() -> None:
     row = {"id": "a", "target": {"size": [2, 2], "counts": "04"}, "reasoning_type": 7}
     with pytest.raises(InvalidInputError, match=r"reasoning_type class index 7 is out of range 0\.\.3"):
         Evaluator("star").update(row, None)
+
+
+def test_merged_shards_of_a_skip_invalid_run_keep_its_skipped_rows(tmp_path: Path) -> None:
+    """The bad row is left out by the shard that met it; merge, score and show all leave it out too."""
+    data = _corrupt_compact(tmp_path / "compact12")
+    for shard in ("0", "1"):
+        _eval("-m", "oracle", "-d", data, "-o", tmp_path / "run", "--skip-invalid", "--num-shards", "2",
+              "--shard-id", shard)
+    merged = _cli("merge", tmp_path / "run", "-q")
+    assert merged.exit_code == 0, merged.output
+    expected = _metrics(tmp_path / "run")
+    assert expected["overall"]["n"] == 11 and expected["data"]["skipped_rows"] == 1
+    assert expected["counts"]["missing"] == 0
+    done = _cli("score", "-p", tmp_path / "run", "-o", tmp_path / "s", "-q")
+    assert done.exit_code == 0, done.output
+    for key in SECTIONS:
+        assert _metrics(tmp_path / "s").get(key) == expected.get(key), key

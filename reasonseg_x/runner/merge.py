@@ -19,7 +19,7 @@ from reasonseg_x.data.source import Source
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.runner.evaluate import (PREDICTIONS_FILE, data_fingerprint, lock_run_dir, make_run_dir, open_data,
                                          score_run)
-from reasonseg_x.runner.record import Coverage, RunRecord, read_record, write_record
+from reasonseg_x.runner.record import Coverage, RunRecord, read_record, skipped_detail, write_record
 from reasonseg_x.runner.runinfo import RunIdentity, environment, utc_now
 from reasonseg_x.runner.shards import Shard, parse_shard_dirname, select_shard
 from reasonseg_x.runner.store import read_stored_lines, write_text_atomic
@@ -192,7 +192,7 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
         predictions_path = out_dir / PREDICTIONS_FILE
         write_text_atomic(predictions_path, "".join(lines[i] + "\n" for i in selected if i in lines))
         if skipped_where:
-            not_written["skipped_where"] = [{"where": row.where, "reason": row.reason} for row in skipped_where]
+            not_written["skipped_where"] = skipped_detail(skipped_where)
         run_info = {
             "kind": "merged",
             "status": "complete",

@@ -15,21 +15,23 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.atomic import write_text_atomic
+from reasonseg_x.data.source import SkippedRow
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictions import RUN_PREDICTIONS
 from reasonseg_x.runner.shards import Shard, select_shard
 from reasonseg_x.runner.subset import SubsetSource, subset_label
 
 if TYPE_CHECKING:  # pragma: no cover
-    from reasonseg_x.data.source import SkippedRow, Source
+    from reasonseg_x.data.source import Source
 
 __all__ = ["RUN_FILE", "Coverage", "RunRecord", "read_record", "write_record", "run_folder_of", "recorded_run",
-           "run_status", "is_run_folder", "open_run_data", "remove_record"]
+           "run_status", "is_run_folder", "open_run_data", "remove_record", "skipped_detail"]
 
 RUN_FILE = "run.json"
 #: bad rows listed (where, why) in run.json; the ids are all kept
@@ -87,10 +89,6 @@ class Coverage:
         if self.skipped_rows and not subset.skipped:  # rows met when the run read images: say so again
             subset.skipped = list(self.skipped_rows)
         return subset
-
-    def to_json(self) -> dict[str, Any]:
-        return {"limit": self.limit, "shard": {"index": self.shard.index, "count": self.shard.count},
-                "skipped_rows": sorted(self.skipped)}
 
 
 @dataclass(frozen=True)
@@ -163,18 +161,16 @@ class RunRecord:
 
     @property
     def coverage(self) -> Coverage:
-        from reasonseg_x.data.source import SkippedRow
-
         shard = self._data().get("shard") if isinstance(self._data().get("shard"), dict) else {}
         try:
             index, count = int(shard.get("index", 0) or 0), int(shard.get("count", 1) or 1)
             chosen = Shard(index, count)
         except (TypeError, ValueError, InvalidInputError):
             raise InvalidInputError(f"run.json has no valid shard ({shard!r})", str(self.path)) from None
-        rows = (self.info.get("not_written") or {}).get("skipped_where") if isinstance(
-            self.info.get("not_written"), dict) else None
-        listed = tuple(SkippedRow(str(r.get("where", "")), str(r.get("reason", ""))) for r in rows or []
-                       if isinstance(r, dict))
+        raw = self.info.get("not_written")
+        rows = raw.get("skipped_where") if isinstance(raw, dict) else None
+        listed = tuple(SkippedRow(str(r.get("where", "")), str(r.get("reason", ""))) for r in rows
+                       if isinstance(r, dict)) if isinstance(rows, list) else ()
         return Coverage(limit=self.limit, shard=chosen, skipped=frozenset(self.not_written["skipped_rows"]),
                         skipped_rows=listed)
 
@@ -253,7 +249,7 @@ def run_status(directory: str | os.PathLike[str]) -> str | None:
     return None if record is None else record.status
 
 
-def skipped_detail(rows: list[SkippedRow]) -> list[dict[str, str]]:
+def skipped_detail(rows: Sequence[SkippedRow]) -> list[dict[str, str]]:
     """The first bad rows as run.json lists them (where, why)."""
     return [{"where": row.where, "reason": row.reason} for row in rows[:MAX_LISTED_ROWS]]
 
