@@ -4,7 +4,8 @@ Its only state is the list of per-sample records (in the spirit of torchmetrics'
 and detectron2's process/evaluate split): :meth:`Evaluator.update` scores each pair on RLE at
 once, :meth:`Evaluator.compute` aggregates, and :meth:`Evaluator.merge` concatenates the records
 of evaluators that saw disjoint samples (distributed gathering). ``reasonseg-x score``, the
-runner and the leaderboard host all score through this class, so there is one scoring path.
+runner, the case viewer and the leaderboard host all score through this class, so there is one
+scoring path.
 
     ev = Evaluator(protocol="star")
     for gts, preds in batches:        # GroundTruth, Sample, a row of load_dataset(...) or a mapping ...

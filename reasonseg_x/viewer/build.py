@@ -116,7 +116,8 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
         runs.append(second)
     source, chosen_split = open_data(runs[0])
     to_score = [(view, start_scoring(view)) for view in runs if not load_scores(view)]
-    # runs with per_sample.jsonl show the samples they scored; runs scored here show the whole split
+    # runs with per_sample.jsonl show the samples they scored; runs scored here the samples they cover (the
+    # source is already restricted to them: a shard, a --limit) or, for a bare predictions file, the split
     listed = None if to_score else set().union(*(set(v.records) for v in runs))
     folder = prepare_folder(out, "the viewer folder (--out)")
     cases: list[dict[str, Any]] = []
