@@ -261,3 +261,40 @@ def test_merged_shards_of_a_skip_invalid_run_keep_its_skipped_rows(tmp_path: Pat
     assert done.exit_code == 0, done.output
     for key in SECTIONS:
         assert _metrics(tmp_path / "s").get(key) == expected.get(key), key
+
+
+# --- the record itself ---------------------------------------------------------------------------------------
+
+
+def test_a_damaged_run_json_is_named_or_passed_over(tmp_path: Path) -> None:
+    from reasonseg_x.errors import InvalidInputError
+    from reasonseg_x.runner.record import read_record, recorded_run, run_status
+
+    assert read_record(tmp_path) is None
+    (tmp_path / "run.json").write_text('{"identity": ', encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=r"run\.json is not valid JSON .*pass --fresh") as caught:
+        read_record(tmp_path)
+    assert str(tmp_path / "run.json") in str(caught.value)
+    assert read_record(tmp_path, lenient=True) is None and recorded_run(tmp_path) is None
+    assert run_status(tmp_path) is None
+    (tmp_path / "run.json").write_text('{"status": "running"}', encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="no 'identity'"):
+        read_record(tmp_path)
+    assert run_status(tmp_path) == "running"  # the barrier only needs the status
+
+
+def test_coverage_is_limit_then_shard_less_skipped_rows(tmp_path: Path) -> None:
+    """Hand-worked: 10 ids, --limit 7 keeps r000..r006, shard 1 of 2 of the sorted ids takes r001, r003,
+    r005; skipping r003 leaves r001 and r005."""
+    from _runner_helpers import FakeSource
+    from reasonseg_x.runner.record import Coverage
+    from reasonseg_x.runner.shards import Shard
+
+    source = FakeSource(10)
+    coverage = Coverage(limit=7, shard=Shard(1, 2), skipped=frozenset({"r003"}))
+    n_split, selected, mine = coverage.select(source, "test")
+    assert n_split is None and selected == [f"r{k:03d}" for k in range(7)] and mine == ["r001", "r003", "r005"]
+    subset = coverage.restrict(source, "test")
+    assert [gt.id for gt in subset.ground_truth("test")] == ["r001", "r005"]
+    assert "first 7, shard-1-of-2, 1 bad rows skipped" in subset.spec
+    assert Coverage().restrict(source, "test") is source  # the whole split: the source itself
