@@ -50,22 +50,18 @@ def reward_report(run: str | Path, preset: str = "star-stage1", *, data: str | N
     the original image, as the run itself did (``qwen3`` for Qwen3-VL runs). ``segmenter``
     defaults to ``box`` (no weights needed); pass a SAM name for the masks the model was trained with.
     """
-    from reasonseg_x.data.resolve import open_source
     from reasonseg_x.evaluators.api import score_records
     from reasonseg_x.rewards.adapters import term_means
     from reasonseg_x.rewards.export import sample_truth
     from reasonseg_x.rewards.reward import load
-    from reasonseg_x.runner.recorded import recorded_run
+    from reasonseg_x.runner.record import open_run_data, recorded_run
 
     recorded = recorded_run(run)
     if recorded is None:
-        raise InvalidInputError("not a run folder (no run.json beside predictions.jsonl)", str(run))
-    data = data or recorded.data
-    if data is None:
-        raise InvalidInputError("the run records no data source; pass --data", str(run))
+        raise InvalidInputError("not a run folder (no readable run.json beside predictions.jsonl)", str(run))
     protocol = recorded.protocol or "star"
-    source = open_source(data, skip_invalid=True, open_taxonomy=recorded.open_taxonomy)
-    split = source.resolve_split(split or recorded.split)
+    source, split = open_run_data(recorded, data=data, split=split)  # the samples the run covers
+    data = data or recorded.data
     records, predictions, _ = score_records(source, split, recorded.predictions, protocol=protocol, skip_invalid=True)
     iou_of = {r.id: r.iou for r in records}
     reward = load(preset, segmenter=segmenter, coords=coords, device=device, **options)

@@ -174,7 +174,7 @@ class Reward:
     def _prepared(self, image: Any, truth: Truth) -> Any:
         """What ``set_image`` gets: the image (checked against the truth's size), or the bare size
         for a segmenter that needs no pixels; None when masks cannot be made."""
-        from reasonseg_x.star.segment.segmenters import PreparedImage
+        from reasonseg_x.star.segment.base import PreparedImage
 
         if image is None:
             return PreparedImage(truth.size, None) if self.pixel_free else None
@@ -287,7 +287,7 @@ def load(preset: str, *, segmenter: Any = "sam2.1-hiera-large", device: str | No
     ``metric``, ``protocol`` and ``style``.
     """
     if not isinstance(segmenter, str):
-        from reasonseg_x.star.segment.segmenters import Segmenter
+        from reasonseg_x.star.segment.base import Segmenter
 
         if not isinstance(segmenter, Segmenter):
             raise InvalidInputError(f"segmenter must be a name or a Segmenter, got {type(segmenter).__name__}",
