@@ -24,8 +24,8 @@ def test_grpo_trainer_two_steps_with_our_reward(tmp_path: Path) -> None:
     from datasets import Dataset
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from _star_tiny import VOCAB_SIZE, build_tokenizer
     from reasonseg_x import rewards
+    from reasonseg_x.star.tiny import VOCAB_SIZE, build_tokenizer
 
     torch.manual_seed(0)
     tokenizer = build_tokenizer()

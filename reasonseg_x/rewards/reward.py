@@ -281,7 +281,7 @@ def load(preset: str, *, segmenter: Any = "sam2.1-hiera-large", device: str | No
     """A reward by preset name: ``star-stage1``, ``star-stage2``, ``visionreasoner``, ``segzero``, ``metric``.
 
     ``segmenter``: a segmenter name (``sam2.1-hiera-large``, ``box``, any ``load_segmenter`` spec,
-    loaded on first use) or a built :class:`~reasonseg_x.star.segment.segmenters.Segmenter`.
+    loaded on first use) or a built :class:`~reasonseg_x.star.segment.base.Segmenter`.
     ``options``: ``coords`` (``pixels``, ``qwen3-reference``, ``qwen2.5``, ``qwen3``, ``qwen2``),
     ``no_target`` (``reference``, ``reward-empty``; ``metric`` also ``protocol``) and, for
     ``metric``, ``protocol`` and ``style``.
