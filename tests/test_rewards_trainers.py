@@ -105,3 +105,27 @@ def test_group_advantages_are_grpo() -> None:
     assert np.allclose(rewards.group_advantages(r), expected)
     assert np.allclose(rewards.group_advantages([[5.0]]), [[5.0 / (1 + 1e-6)]])  # a group of one: mean 0, std 1
     assert np.allclose(rewards.group_advantages([[2.0, 2.0]]), [[0.0, 0.0]])
+
+
+@pytest.mark.parametrize("module, name", [("verl", "compute_score"), ("easyr1", "compute_score")])
+def test_trainers_load_the_reward_file_by_path(module: str, name: str) -> None:
+    """veRL's ``custom_reward_function.path`` and EasyR1's ``path:fn`` import the file by its path as a
+    module of their own (``importlib.util.spec_from_file_location``), not as part of our package."""
+    import importlib.util
+    from pathlib import Path
+
+    import reasonseg_x.rewards as package
+
+    path = Path(package.__file__).with_name(f"{module}.py")
+    spec = importlib.util.spec_from_file_location("custom_module", path)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    fn = getattr(loaded, name)
+    if module == "verl":
+        assert fn("reasonseg-x", GOOD_1, TRUTH_1, {"split": "train"}, preset="visionreasoner", segmenter="box") == {
+            "score": 7.0, "format": 3.0, "non_repeat": 1.0, "accuracy": 3.0, "bbox_iou": 1.0, "bbox_l1": 1.0,
+            "point": 1.0}
+    else:
+        assert loaded.REWARD_TYPE == "batch"
+        assert fn([{"response": GOOD_2, "response_length": 5, "ground_truth": TRUTH_2}], preset="segzero",
+                  segmenter="box")[0]["overall"] == 1.0  # the think layout only: not Seg-Zero's answer format
