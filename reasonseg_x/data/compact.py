@@ -26,6 +26,7 @@ from reasonseg_x import masks
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
 from reasonseg_x.data.source import Source, check_unique_ids
 from reasonseg_x.errors import InvalidInputError, InvalidMaskError, UnknownLabelError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.taxonomy import query_kinds, reasoning_types
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -385,7 +386,7 @@ class CompactSource(Source):
                 continue
             queries = tuple(row.get("queries") or ()) or ((row["text"],) if row.get("text") else ())
             try:
-                meta = json.loads(row["meta"]) if row.get("meta") else {}
+                meta = loads_user_json(row["meta"], None) if row.get("meta") else {}
             except ValueError:
                 meta = {}
             meta["where"] = where
@@ -420,7 +421,7 @@ class CompactSource(Source):
 
     def _label_names(self, schema: pa.Schema, path: Path) -> tuple[list[str], list[str] | None]:
         try:
-            ours = json.loads((schema.metadata or {})[b"reasonseg_x"])
+            ours = loads_user_json((schema.metadata or {})[b"reasonseg_x"], None)
             return list(ours["query_kind_names"]), ours.get("reasoning_type_names")
         except (KeyError, ValueError, TypeError):
             raise InvalidInputError("compact shard has no readable reasonseg_x schema metadata", str(path)) from None

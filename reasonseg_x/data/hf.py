@@ -22,6 +22,7 @@ from reasonseg_x.data.nested_masks import convert_mask_array, nested_mask_depth
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
 from reasonseg_x.data.source import Source
 from reasonseg_x.errors import InvalidInputError, UnknownLabelError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.taxonomy import query_kinds, reasoning_types
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -260,7 +261,7 @@ class HFSource(Source):
 
     def _choose_id_rule(self, split: str, tables: list[tuple[int, Path, pa.Table]]) -> str:
         present = [c for c in ID_COLUMNS
-                   if all(c in json.loads((t.schema.metadata or {}).get(b"columns", b"[]")) for _, _, t in tables)]
+                   if all(c in loads_user_json((t.schema.metadata or {}).get(b"columns", b"[]"), None) for _, _, t in tables)]
         for k, column in enumerate(present):
             values = [v for _, _, t in tables for v in t.column(column).to_pylist()]
             if all(v not in (None, "") for v in values) and len(set(values)) == len(values):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json
 
 __all__ = ["RECORD_STATUSES", "SampleRecord", "RecordSet", "merge_records", "read_records", "write_records"]
 
@@ -174,7 +175,7 @@ def read_records(path: str | Path, protocol: str) -> RecordSet:
             continue
         where = f"{p}:{number}"
         try:
-            obj = json.loads(line)
+            obj = loads_user_json(line, None)
         except ValueError as exc:
             raise InvalidInputError(f"malformed JSON: {exc}", where) from None
         record = SampleRecord.from_json(obj, where)

@@ -8,7 +8,6 @@ file-based wait on every shard's ``run.json`` saying ``complete``.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from reasonseg_x.errors import ReasonSegXError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.runner.runinfo import RUN_FILE
 
 __all__ = ["DistEnv", "detect", "setup", "barrier", "teardown", "wait_for_shards", "require_visible"]
@@ -133,7 +133,7 @@ def require_visible(shard_dirs: Sequence[Path]) -> None:
 
 def _status(directory: Path) -> str | None:
     try:
-        return json.loads((Path(directory) / RUN_FILE).read_text(encoding="utf-8")).get("status")
+        return loads_user_json((Path(directory) / RUN_FILE).read_text(encoding="utf-8"), None).get("status")
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -11,7 +11,6 @@ predictions (:func:`check_scores_target`).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.predictions import RUN_PREDICTIONS as PREDICTIONS_FILE
 from reasonseg_x.runner.runinfo import RUN_FILE
 
@@ -65,7 +65,7 @@ def recorded_run(path: str | Path) -> RecordedRun | None:
     if folder is None:
         return None
     try:
-        info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+        info = loads_user_json((folder / RUN_FILE).read_text(encoding="utf-8"), None)
     except (OSError, ValueError, UnicodeDecodeError):  # eval's business; here it only supplies defaults
         return None
     if not isinstance(info, dict):
@@ -124,7 +124,7 @@ def check_scores_target(out: str | Path, predictions: str | Path | None) -> None
     if not metrics.is_file():
         return
     try:
-        scored = (json.loads(metrics.read_text(encoding="utf-8")).get("predictions") or {}).get("path")
+        scored = (loads_user_json(metrics.read_text(encoding="utf-8"), None).get("predictions") or {}).get("path")
     except (ValueError, UnicodeDecodeError, AttributeError, OSError):
         scored = None
     if not scored or predictions is None or not _same_file(scored, predictions):

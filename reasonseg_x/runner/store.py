@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from reasonseg_x.atomic import fsync_dir, remove_stale_temporaries, write_text_atomic
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.predictions import Prediction, prediction_to_json
 
 __all__ = ["PredictionStore", "StoredLines", "holds_predictions", "read_stored_lines", "serialize", "write_text_atomic",
@@ -98,7 +99,7 @@ def read_stored_lines(path: str | os.PathLike[str]) -> StoredLines:
 def _parse_line(raw: bytes) -> tuple[str, str, str] | None:
     try:
         text = raw.decode("utf-8")
-        obj: Any = json.loads(text)
+        obj: Any = loads_user_json(text, None)
     except (UnicodeDecodeError, ValueError):
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
