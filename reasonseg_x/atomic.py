@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TMP_MARK", "atomic_path", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
+from reasonseg_x.errors import WriteError, is_write_fault
+
+__all__ = ["TMP_MARK", "writing", "atomic_path", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
            "remove_stale_temporaries", "fsync_dir"]
 
 #: every temporary is named ``.<target name><TMP_MARK><pid>-<token>``
@@ -38,6 +40,23 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+@contextmanager
+def writing(path: str | os.PathLike[str], *, temporary: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Turn an OS refusal to write (read-only, no permission, ``ulimit -f``, a full disk) inside the block
+    into a :class:`WriteError` naming ``path`` (or the folder the OS named) and what to do.
+
+    The one place such errors get their words, so every command says them alike instead of a traceback.
+    An error naming ``temporary`` is reported under ``path``: the user never saw the temporary's name.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if not is_write_fault(exc):
+            raise
+        named = exc.filename if exc.filename not in (None, str(temporary) if temporary else None) else path
+        raise WriteError(os.fspath(named), exc) from None
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
@@ -51,15 +70,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     deleted and ``path`` is left as it was.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        yield tmp
-        _fsync_file(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with writing(target, temporary=tmp):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+            _fsync_file(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # a folder that refuses the write may refuse the clean-up too
+                pass
+            raise
     fsync_dir(target.parent)
 
 

@@ -54,8 +54,8 @@ def eval_command(
 
     Under torchrun / accelerate launch, rank R runs shard R into OUT/shard-R-of-N; rank 0 merges and scores into OUT.
     """
-    with user_errors():
-        from reasonseg_x.errors import InvalidInputError
+    with user_errors(output=out):
+        from reasonseg_x.errors import InvalidInputError, WriteError
         from reasonseg_x.predictors.registry import bind_arguments, parse_model_args
         from reasonseg_x.runner.distributed import detect
         from reasonseg_x.runner.evaluate import EvalConfig, resolve_out
@@ -88,14 +88,22 @@ def eval_command(
         except KeyboardInterrupt:
             _stderr(_interrupted_message(Path(config.out)))
             raise typer.Exit(code=130) from None
+        except WriteError as exc:
+            kept = (f"the predictions written so far are kept in {config.out}, and rerunning the same command "
+                    "resumes" if _kept_predictions(Path(config.out)) else "no prediction was written yet")
+            raise exc.with_note(kept) from None
+
+
+def _kept_predictions(out: Path) -> bool:
+    """Whether the run folder (or one of its shards) holds at least one complete prediction."""
+    from reasonseg_x.runner.store import holds_predictions
+
+    return any(holds_predictions(p) for p in (out / "predictions.jsonl", *out.glob("shard-*-of-*/predictions.jsonl")))
 
 
 def _interrupted_message(out: Path) -> str:
     """What Ctrl-C kept: the predictions written so far, or nothing (stopped while the data was prepared)."""
-    from reasonseg_x.runner.store import holds_predictions
-
-    files = [p for p in (out / "predictions.jsonl", *out.glob("shard-*-of-*/predictions.jsonl")) if holds_predictions(p)]
-    if not files:
+    if not _kept_predictions(out):
         return ("interrupted before any prediction was written: nothing was kept; rerun the same command to "
                 "start")
     return f"interrupted: the predictions written so far are kept in {out}; rerun the same command to resume"

@@ -40,7 +40,7 @@ def score(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Score predictions on a split: gIoU / cIoU overall and per reasoning type, with 95% CIs."""
-    with user_errors():
+    with user_errors(output=out):
         from reasonseg_x.evaluators.reference_outputs import looks_like_reference_outputs, score_reference_outputs
 
         from reasonseg_x.runner.recorded import check_scores_target, recorded_run
@@ -74,13 +74,9 @@ def score(
             result = score_predictions(source, split, predictions, protocol=protocol, strict=strict,
                                        skip_invalid=skip_invalid, resize=resize, seed=seed, n_resamples=bootstrap)
         if out is not None:
-            from reasonseg_x.errors import InvalidInputError
             from reasonseg_x.evaluators.api import write_outputs
 
-            try:
-                write_outputs(result, out, source=None if reference else source)
-            except OSError as exc:
-                raise InvalidInputError(f"cannot write the run folder: {exc.strerror or exc}", str(out)) from None
+            write_outputs(result, out, source=None if reference else source)
         if not quiet:
             from reasonseg_x.evaluators.report import print_table
 

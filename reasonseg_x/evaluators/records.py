@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from reasonseg_x.atomic import atomic_path
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.json_input import loads_user_json
 
@@ -155,8 +156,8 @@ def merge_records(parts: Iterable[RecordSet | Iterable[SampleRecord]], *, protoc
 
 
 def write_records(records: RecordSet, path: str | Path) -> None:
-    """Write ``per_sample.jsonl``: one record per line, source order."""
-    with Path(path).open("w", encoding="utf-8") as fh:
+    """Write ``per_sample.jsonl``: one record per line, source order (atomically: never half a file)."""
+    with atomic_path(path) as tmp, tmp.open("x", encoding="utf-8") as fh:
         for record in records:
             fh.write(json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonseg_x.atomic import writing
 from reasonseg_x.data.source import Source
-from reasonseg_x.errors import InvalidInputError, ReasonSegXError
+from reasonseg_x.errors import InvalidInputError, ReasonSegXError, WriteError
 from reasonseg_x.predictions import RUN_PREDICTIONS
 from reasonseg_x.predictors.registry import BoundModel, bind_arguments
 from reasonseg_x.runner.loop import LoopStats, predict_samples
@@ -108,7 +109,8 @@ def make_run_dir(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
         raise InvalidInputError(f"--out {directory} is a file, not a folder; choose a folder (it is created)")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        with writing(directory):
+            directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"cannot create the run folder {directory}: {exc.strerror or exc}") from None
 
@@ -119,7 +121,8 @@ def lock_run_dir(run_dir: Path) -> Any:
 
     lock = FileLock(str(run_dir / LOCK_FILE), timeout=0)
     try:
-        lock.acquire()
+        with writing(run_dir / LOCK_FILE):
+            lock.acquire()
     except Timeout:
         raise ReasonSegXError(f"another reasonseg-x process is writing to {run_dir}; wait for it or use another --out") \
             from None
@@ -141,7 +144,8 @@ def _seed_everything(seed: int) -> None:
 
 def _clear_run(run_dir: Path) -> None:
     for name in (PREDICTIONS_FILE, "run.json"):
-        (run_dir / name).unlink(missing_ok=True)
+        with writing(run_dir / name):
+            (run_dir / name).unlink(missing_ok=True)
 
 
 def select_ids(source: Source, split: str, limit: int | None,
@@ -356,7 +360,10 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
             info["counts"] = _counts(read_stored_lines(store.path), total)
         except ReasonSegXError:
             pass
-        write_run_info(run_dir, info)
+        try:
+            write_run_info(run_dir, info)
+        except WriteError:  # the folder that refused the predictions may refuse run.json too: the
+            pass            # predictions file alone decides what the next run resumes from
         raise
     finally:
         store.close()

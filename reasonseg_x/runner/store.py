@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from reasonseg_x.atomic import fsync_dir, remove_stale_temporaries, write_text_atomic
+from reasonseg_x.atomic import fsync_dir, remove_stale_temporaries, write_text_atomic, writing
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.predictions import Prediction, prediction_to_json
@@ -118,7 +118,7 @@ class PredictionStore:
         """Read what survived and truncate a torn tail so the next append starts on a fresh line."""
         stored = read_stored_lines(self.path)
         if stored.torn_bytes:
-            with open(self.path, "r+b") as handle:
+            with writing(self.path), open(self.path, "r+b") as handle:
                 handle.truncate(stored.good_bytes)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -135,19 +135,20 @@ class PredictionStore:
         """Write a batch in one call and make it durable before returning."""
         if not predictions:
             return
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "ab")
-            fsync_dir(self.path.parent)
-        payload = "".join(serialize(p) + "\n" for p in predictions).encode("utf-8")
-        self._handle.write(payload)
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        payload = memoryview("".join(serialize(p) + "\n" for p in predictions).encode("utf-8"))
+        with writing(self.path):
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "ab", buffering=0)  # unbuffered: a failed write leaves nothing
+                fsync_dir(self.path.parent)                       # behind for close() to retry
+            while payload:  # a raw write may be short (a size limit or a full disk ends it part-way)
+                payload = payload[self._handle.write(payload):]
+            os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            handle.close()
 
     def __enter__(self) -> PredictionStore:
         return self
