@@ -141,11 +141,15 @@ def test_read_only_predictions_file_of_a_partial_run_then_resumes(tmp_path):
     assert len(set(_ids(predictions))) == 12
 
 
-def test_score_into_a_read_only_folder(tmp_path):
+def _finished_run_and_folder(tmp_path: Path, name: str) -> tuple[Path, Path]:
     out = tmp_path / "run"
     assert _eval(out).exit_code == 0
-    scores = tmp_path / "scores"
-    scores.mkdir()
+    (tmp_path / name).mkdir()
+    return out, tmp_path / name
+
+
+def test_score_into_a_read_only_folder(tmp_path):
+    out, scores = _finished_run_and_folder(tmp_path, "scores")
     with read_only(scores):
         _one_line_error(_invoke("score", "-p", str(out / "predictions.jsonl"), "-d", "synth:12", "-o", str(scores),
                                 "-q"), str(scores))
@@ -154,10 +158,7 @@ def test_score_into_a_read_only_folder(tmp_path):
 
 
 def test_show_into_a_read_only_folder(tmp_path):
-    out = tmp_path / "run"
-    assert _eval(out).exit_code == 0
-    ro = tmp_path / "ro"
-    ro.mkdir()
+    out, ro = _finished_run_and_folder(tmp_path, "ro")
     with read_only(ro):
         _one_line_error(_invoke("show", str(out), "-o", str(ro / "viewer"), "-q", "-j", "1"), str(ro / "viewer"))
         _one_line_error(_invoke("show", str(out), "-o", str(ro), "-q", "-j", "1"), str(ro))
