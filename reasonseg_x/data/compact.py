@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from reasonseg_x import masks
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
-from reasonseg_x.data.source import Source, check_unique_ids
+from reasonseg_x.data.source import Source, check_unique_ids, query_texts
 from reasonseg_x.errors import InvalidInputError, InvalidMaskError, UnknownLabelError
 from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.taxonomy import query_kinds, reasoning_types
@@ -384,17 +384,34 @@ class CompactSource(Source):
                 continue
             if not self.image_ok(image["bytes"], gt, where):
                 continue
-            queries = tuple(row.get("queries") or ()) or ((row["text"],) if row.get("text") else ())
+            texts = self._queries(row, where)
+            if texts is None:
+                continue
+            query, queries = texts
             try:
                 meta = loads_user_json(row["meta"], None) if row.get("meta") else {}
             except ValueError:
                 meta = {}
             meta["where"] = where
             yield Sample(id=gt.id, image=ImageRef(data=image["bytes"], path=image.get("path"), where=where),
-                         query=row.get("text") or (queries[0] if queries else ""), height=gt.height, width=gt.width,
+                         query=query, height=gt.height, width=gt.width,
                          target=gt.target, ignore=gt.ignore, queries=queries,
                          query_kind=gt.groups.get("query_kind"), reasoning_type=gt.groups.get("reasoning_type"),
                          source=gt.groups.get("source"), split=split, meta=meta)
+
+    def _queries(self, row: dict[str, Any], where: str) -> tuple[str, tuple[str, ...]] | None:
+        """(the query, every phrasing) of a row; a missing column or unreadable text is a bad row."""
+        try:
+            if "text" not in row and "queries" not in row:
+                raise InvalidInputError("the shard has no 'text' or 'queries' column", where)
+            text = query_texts(row["text"], "text", where)[0] if row.get("text") is not None else None
+            queries = query_texts(row["queries"], "queries", where) if row.get("queries") else None
+            if text is None and queries is None:
+                raise InvalidInputError("the row has no query text ('text' and 'queries' are empty)", where)
+            return text or queries[0], queries or (text,)  # type: ignore[index, return-value]
+        except InvalidInputError as exc:
+            self.reject(exc.reason, where)
+            return None
 
     def _rows(self, split: str, columns: list[str] | None) -> Iterator[tuple[dict[str, Any], GroundTruth, str]]:
         import pyarrow.parquet as pq
