@@ -129,7 +129,29 @@ def _eval_single(config: Any, *, quiet: bool, source: Any = None, bound: Any = N
     outcome = run_eval(config, progress=make_progress_factory(quiet=quiet), source=source, bound=bound)
     _summarise(outcome)
     if outcome.result is not None:
+        _stop_if_nothing_predicted(outcome.result, outcome.run_dir, outcome.predictions_path)
         _print_result(outcome.result, outcome.run_dir)
+
+
+#: ``eval``/``merge`` exit status when the run finished but not one sample could be predicted
+EXIT_NOTHING_PREDICTED = 1
+
+
+def _stop_if_nothing_predicted(result: Any, out_dir: Path, predictions: Path) -> None:
+    """Every sample recorded as 'error' (an endpoint that is down, a model that fails on every input):
+    a table of zeros would read as a score, so say why instead and exit 1 (the files are written)."""
+    from reasonseg_x.runner.store import first_error, read_stored_lines
+
+    counts = result.metrics.get("counts") or {}
+    n = counts.get("n", 0)
+    if not n or counts.get("error", 0) != n:
+        return
+    first = first_error(read_stored_lines(predictions)) if Path(predictions).is_file() else None
+    _stderr(f"error: no sample could be predicted: all {n} are recorded as 'error'"
+            + (f" (first: {first})" if first else "")
+            + f"; the scores in {out_dir} count them as failures. Fix the cause, then rerun the same command "
+            "with --retry-errors")
+    raise typer.Exit(code=EXIT_NOTHING_PREDICTED)
 
 
 def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None, bound: Any = None) -> None:
@@ -153,6 +175,7 @@ def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None,
             merged = merge_runs(shard_dirs, config.out, source=outcome.source, protocol=config.protocol,
                                 strict=config.strict, seed=config.seed, fresh=config.fresh)
             _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
+            _stop_if_nothing_predicted(merged.result, merged.out_dir, merged.predictions_path)
             _print_result(merged.result, merged.out_dir)
     finally:
         teardown()
@@ -166,8 +189,9 @@ def _summarise(outcome: Any, prefix: str = "") -> None:
     else:
         resumed = f" (resumed after {outcome.already_done})" if outcome.already_done else ""
         _stderr(f"{prefix}predicted {stats.predicted} samples{resumed} -> {outcome.predictions_path}")
-        if stats.errors:
-            _stderr(f"{prefix}{stats.errors} sample(s) failed and were recorded as 'error' (first: "
+        failed = stats.statuses.get("error", 0)
+        if failed:
+            _stderr(f"{prefix}{failed} sample(s) failed and were recorded as 'error' (first: "
                     f"{stats.first_errors[0]}); rerun with --retry-errors to recompute them")
         if stats.declared_missing:
             _stderr(f"{prefix}{len(stats.declared_missing)} sample(s) have no prediction (e.g. "
@@ -175,7 +199,7 @@ def _summarise(outcome: Any, prefix: str = "") -> None:
         if stats.oom_splits:
             _stderr(f"{prefix}out of memory {stats.oom_splits} time(s); batch size now {stats.batch_size}")
     errors = outcome.run_info.get("counts", {}).get("statuses", {}).get("error", 0)
-    if errors and (stats is None or stats.errors < errors):
+    if errors and (stats is None or stats.statuses.get("error", 0) < errors):
         _stderr(f"{prefix}{errors} sample(s) in {outcome.predictions_path} are recorded as 'error'; "
                 "rerun with --retry-errors to recompute them")
     skipped = list(getattr(outcome.source, "skipped", None) or [])
@@ -219,6 +243,7 @@ def merge_command(
         outcome = merge_runs(dirs, out, data=data, protocol=protocol, strict=strict, seed=seed, fresh=fresh,
                              open_taxonomy=True if open_taxonomy else None)
         _stderr(f"merged {len(outcome.parts)} shards into {outcome.predictions_path}")
+        _stop_if_nothing_predicted(outcome.result, outcome.out_dir, outcome.predictions_path)
         _print_result(outcome.result, outcome.out_dir, table=not quiet)
 
 

@@ -127,6 +127,16 @@ class Source(ABC):
                 self.ground_truth(split) if records is None else records)
         return self._fingerprints[split]
 
+    def empty_split_error(self, split: str) -> InvalidInputError:
+        """What to say when ``split`` holds no sample: empty on disk, or every row skipped as invalid."""
+        name = f"split {split!r} of {self.spec or type(self).__name__}"
+        if self.skipped:
+            first = self.skipped[0]
+            return InvalidInputError(f"{name} has no valid sample: all {len(self.skipped)} row(s) were skipped as "
+                                     f"invalid (--skip-invalid); first: {first.where}: {first.reason}")
+        return InvalidInputError(f"{name} is empty: it holds no sample, so there is nothing to run or score; "
+                                 f"splits: {', '.join(self.splits())}")
+
     def reject(self, reason: str, where: str) -> None:
         """Raise for a bad row, or record it and go on under ``skip_invalid``.
 

@@ -86,6 +86,8 @@ def score_records(source: Source, split: str | None, predictions: Any, *, protoc
                                 preds.path or "predictions")
     unknown = [i for i in (*preds.by_id, *sorted(preds.invalid_ids)) if i not in seen]
     if unknown:
+        if not seen:  # not a stray id: there is no sample at all
+            raise source.empty_split_error(split)
         if not skip_invalid:
             first = unknown[0]
             raise InvalidInputError(

@@ -197,6 +197,8 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
         source = open_data(config.data, skip_invalid=config.skip_invalid, open_taxonomy=config.open_taxonomy)
     split = source.resolve_split(config.split)
     n_split, selected, mine = select_ids(source, split, config.limit, shard)
+    if not selected:
+        raise source.empty_split_error(split)
     fingerprint = data_fingerprint(source, split)
     identity = RunIdentity(bound.name, bound.identity_args, fingerprint, split, int(config.seed), shard.count, shard.index)
 

@@ -20,7 +20,7 @@ from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.predictions import Prediction, prediction_to_json
 
-__all__ = ["PredictionStore", "StoredLines", "holds_predictions", "read_stored_lines", "serialize", "write_text_atomic",
+__all__ = ["PredictionStore", "StoredLines", "first_error", "holds_predictions", "read_stored_lines", "serialize", "write_text_atomic",
            "remove_stale_temporaries"]
 
 
@@ -94,6 +94,16 @@ def read_stored_lines(path: str | os.PathLike[str]) -> StoredLines:
         offset = stop + 1
         out.good_bytes = offset
     return out
+
+
+def first_error(stored: StoredLines) -> str | None:
+    """``id: message`` of the first sample recorded as ``error`` in a predictions file, or None."""
+    for sample_id, status in stored.statuses.items():
+        if status == "error":
+            meta = loads_user_json(stored.lines[sample_id], None).get("meta")
+            message = meta.get("error") if isinstance(meta, dict) else None
+            return f"{sample_id}: {message or 'no message'}"
+    return None
 
 
 def _parse_line(raw: bytes) -> tuple[str, str, str] | None:
