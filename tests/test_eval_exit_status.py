@@ -114,3 +114,38 @@ def test_endpoint_down_names_the_endpoint_before_served_model_and_exit_status(tm
     named = _invoke(*common, "-a", "served_model=m", "-o", str(tmp_path / "b"))
     assert named.exit_code == 1, named.output
     assert "no sample could be predicted: all 3" in named.output and "connection failed" in named.output
+
+
+# -- a live run -----------------------------------------------------------------------------------
+
+@pytest.mark.timeout(180)
+def test_score_into_the_folder_of_a_running_eval_is_refused_then_works(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from _runner_helpers import REPO_DIR, subprocess_env
+
+    out = tmp_path / "live"
+    cmd = [sys.executable, "-m", "reasonseg_x.cli", "eval", "--model", "_runner_helpers:HashPredictor",
+           "--model-arg", "delay=0.05", "--data", "synth:40", "--batch-size", "2", "--quiet", "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=REPO_DIR, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        predictions = out / "predictions.jsonl"
+        while not (predictions.exists() and predictions.read_bytes().count(b"\n") >= 2):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "eval wrote no predictions"
+            time.sleep(0.02)
+        refused = _invoke("score", "-p", str(out), "-o", str(out), "-q")
+        assert proc.poll() is None, "eval finished before the check: the refusal proves nothing"
+        assert refused.exit_code == 2, refused.output
+        assert "another reasonseg-x process is writing to" in refused.output and str(out) in refused.output
+        assert not (out / "metrics.json").exists()  # no partial scores beside a live run
+    finally:
+        proc.wait(timeout=120)
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["overall"]["n"] == 40
+    again = _invoke("score", "-p", str(out), "-o", str(out), "-q")
+    assert again.exit_code == 0, again.output

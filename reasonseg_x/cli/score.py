@@ -5,6 +5,7 @@ Heavy imports happen inside the commands so ``reasonseg-x --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -40,9 +41,10 @@ def score(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Score predictions on a split: gIoU / cIoU overall and per reasoning type, with 95% CIs."""
-    with user_errors(output=out):
+    with user_errors(output=out), contextlib.ExitStack() as held:
         from reasonseg_x.evaluators.reference_outputs import looks_like_reference_outputs, score_reference_outputs
 
+        from reasonseg_x.runner.evaluate import holding_run_folder
         from reasonseg_x.runner.recorded import check_scores_target, recorded_run
 
         run = recorded_run(predictions)
@@ -52,6 +54,8 @@ def score(
         protocol = protocol or "star"
         if out is not None and not overwrite:
             check_scores_target(out, run.predictions if run is not None else predictions)
+        if out is not None:  # a running eval's folder is refused: its predictions are still being written
+            held.enter_context(holding_run_folder(out))
         source = None
         if data is not None:
             from reasonseg_x.data.resolve import open_source

@@ -14,8 +14,8 @@ from __future__ import annotations
 import itertools
 import random
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from reasonseg_x.runner.shards import Shard, select_shard
 from reasonseg_x.runner.store import PredictionStore, holds_predictions, read_stored_lines, remove_stale_temporaries
 from reasonseg_x.runner.subset import SubsetSource, subset_label, take_ids
 
-__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "select_ids",
+__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "holding_run_folder", "open_data", "score_run", "resolve_out", "select_ids",
            "data_fingerprint", "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
 
 PREDICTIONS_FILE = RUN_PREDICTIONS  # the run folder's file, named once in reasonseg_x.predictions
@@ -127,6 +127,25 @@ def lock_run_dir(run_dir: Path) -> Any:
         raise ReasonSegXError(f"another reasonseg-x process is writing to {run_dir}; wait for it or use another --out") \
             from None
     return lock
+
+
+@contextmanager
+def holding_run_folder(directory: str | Path) -> Iterator[None]:
+    """Hold a run folder's lock while another command (``score -o RUN``) writes into it, if it is one.
+
+    A folder ``eval`` or ``merge`` ever wrote to carries the lock file; while a run holds it, this
+    refuses (naming the folder) instead of writing scores of a half-written predictions file. Other
+    folders get no lock file.
+    """
+    folder = Path(directory)
+    if not (folder / LOCK_FILE).exists():
+        yield
+        return
+    lock = lock_run_dir(folder)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _seed_everything(seed: int) -> None:
