@@ -164,6 +164,13 @@ def test_show_into_a_read_only_folder(tmp_path):
         _one_line_error(_invoke("show", str(out), "-o", str(ro), "-q", "-j", "1"), str(ro))
 
 
+def test_data_export_into_a_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with read_only(ro):
+        _one_line_error(_invoke("data", "export", "mini", "-o", str(ro / "x")), str(ro / "x"), "write somewhere else")
+
+
 # -- a file-size limit, for real ------------------------------------------------------------------
 
 def _limited(limit_bytes: int):
@@ -193,11 +200,13 @@ def test_file_size_limit_during_eval_then_resume(tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_file_size_limit_during_show_and_score(tmp_path):
+def test_file_size_limit_during_show_export_and_score(tmp_path):
     out = tmp_path / "run"
     assert _eval(out).exit_code == 0
     _one_line_error(_cli(["show", str(out), "-o", str(tmp_path / "viewer"), "-q", "-j", "1"], limit=4096),
                     str(tmp_path / "viewer"), "ulimit -f")
+    _one_line_error(_cli(["data", "export", "synth:40", "-o", str(tmp_path / "export")], limit=4096),
+                    str(tmp_path / "export"), "ulimit -f")
     before = (out / "per_sample.jsonl").read_bytes()
     _one_line_error(_cli(["score", "-p", str(out), "-o", str(out), "-q"], limit=1024), str(out), "ulimit -f")
     assert (out / "per_sample.jsonl").read_bytes() == before  # replaced whole or not at all

@@ -234,7 +234,7 @@ def merge_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Merge shard outputs (checking identity, overlaps and coverage), then score."""
-    with user_errors():
+    with user_errors(output=out):
         from reasonseg_x.runner.merge import default_merge_out, merge_runs
 
         if out is None:

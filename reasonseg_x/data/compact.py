@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x import masks
+from reasonseg_x.atomic import writing
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
 from reasonseg_x.data.source import Source, check_unique_ids, query_texts
 from reasonseg_x.errors import InvalidInputError, InvalidMaskError, UnknownLabelError
@@ -202,7 +203,8 @@ def write_compact(samples_by_split: Mapping[str, Iterable[Sample]], out_dir: str
             raise InvalidInputError("exists and is not a folder; --out needs a folder (new or empty)", str(folder))
     created = [f for f in (out, data_dir) if not f.exists()]
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        with writing(data_dir):
+            data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"cannot create the output folder: {exc.strerror or exc}", str(data_dir)) from None
     schema = compact_schema(open_taxonomy=open_taxonomy)
