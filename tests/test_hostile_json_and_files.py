@@ -161,3 +161,11 @@ def test_fifo_with_a_writer_is_refused_too(tmp_path):
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     _one_line_error(_invoke("score", "-p", str(fifo), "-d", "mini", "-q"), "FIFO")
+
+
+@pytest.mark.timeout(30)
+def test_a_run_json_that_is_a_fifo_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "run.json")
+    _one_line_error(_invoke("eval", "-m", "oracle", "-o", str(run), "-q", "-n", "2"), "run.json", "FIFO")

@@ -20,7 +20,7 @@ from typing import Any
 
 from reasonseg_x._version import __version__
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.json_input import loads_user_json
+from reasonseg_x.json_input import loads_user_json, require_regular_file
 from reasonseg_x.runner.store import write_text_atomic
 
 __all__ = ["RUN_FILE", "RunIdentity", "read_run_info", "write_run_info", "check_identity", "environment", "utc_now"]
@@ -74,6 +74,7 @@ def read_run_info(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     path = Path(directory) / RUN_FILE
     if not path.exists():
         return None
+    require_regular_file(path, "run.json")
     try:
         obj = loads_user_json(path.read_text(encoding="utf-8"), None)
     except (ValueError, UnicodeDecodeError) as exc:
