@@ -68,6 +68,9 @@ def test_deep_lisa_json_is_named_in_eval_info_export_and_score(tmp_path):
                     "nested deeper")
     _one_line_error(_invoke("data", "info", data), "deep.json", "nested deeper")
     _one_line_error(_invoke("data", "export", data, "-o", str(tmp_path / "x")), "deep.json", "nested deeper")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("".join(json.dumps({"id": f"ok{i}", "mask": None}) + "\n" for i in range(3)))
+    _one_line_error(_invoke("score", "-p", str(preds), "-d", data, "-q"), "deep.json", "nested deeper")
 
 
 def test_deep_lisa_json_is_a_counted_bad_row_under_skip_invalid(tmp_path):
