@@ -53,8 +53,10 @@ def writing(path: str | os.PathLike[str], *, temporary: str | os.PathLike[str] |
     except OSError as exc:
         if not is_write_fault(exc):
             raise
-        named = exc.filename if exc.filename not in (None, str(temporary) if temporary else None) else path
-        raise WriteError(os.fspath(named), exc) from None
+        named = os.fspath(exc.filename) if exc.filename is not None else None
+        if named is None or (temporary is not None and named == os.fspath(temporary)):
+            named = os.fspath(path)
+        raise WriteError(named, exc) from None
 
 
 def _fsync_file(path: Path) -> None:
