@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +20,8 @@ from typing import Any
 
 from reasonseg_x.errors import WriteError, is_write_fault
 
-__all__ = ["TMP_MARK", "writing", "atomic_path", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
-           "remove_stale_temporaries", "fsync_dir"]
+__all__ = ["TMP_MARK", "writing", "atomic_path", "atomic_folder", "write_bytes_atomic", "write_text_atomic",
+           "write_json_atomic", "remove_stale_temporaries", "fsync_dir"]
 
 #: every temporary is named ``.<target name><TMP_MARK><pid>-<token>``
 TMP_MARK = ".tmp-"
@@ -53,9 +54,11 @@ def writing(path: str | os.PathLike[str], *, temporary: str | os.PathLike[str] |
     except OSError as exc:
         if not is_write_fault(exc):
             raise
-        named = os.fspath(exc.filename) if exc.filename is not None else None
-        if named is None or (temporary is not None and named == os.fspath(temporary)):
-            named = os.fspath(path)
+        named = os.fspath(exc.filename) if exc.filename is not None else os.fspath(path)
+        if temporary is not None:  # the temporary (or a file inside a temporary folder) under its final name
+            tmp = os.fspath(temporary)
+            if named == tmp or named.startswith(tmp + os.sep):
+                named = os.fspath(path) + named[len(tmp):]
         raise WriteError(named, exc) from None
 
 
@@ -86,6 +89,35 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                 pass
             raise
     fsync_dir(target.parent)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh empty folder beside ``path``; on a clean exit it takes the place of ``path``.
+
+    For writers of a whole folder (``star export``): an exception deletes the temporary folder and
+    leaves ``path`` (absent, or an old folder) as it was. The old folder is renamed aside before
+    the new one is renamed in and deleted after, so a kill between the two renames leaves it
+    whole under ``.<name>.tmp-...``.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    with writing(target, temporary=tmp):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}{TMP_MARK}old-{os.getpid()}-{secrets.token_hex(4)}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -223,14 +223,14 @@ def merge_command(
     dirs: List[Path] = typer.Argument(..., metavar="DIR...", help="Shard run folders, or the folder holding "
                                       "their shard-<i>-of-<k>/ subfolders."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the merged predictions and scores "
-                                       "[default: the shards' parent folder].", show_default=False),
+                                       "(default: the shards' parent folder).", show_default=False),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Data source (default: the one in run.json)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="Scoring protocol (default: the runs')."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Bootstrap seed (default: the runs')."),
     strict: bool = typer.Option(False, "--strict", help="A missing prediction is an error."),
     fresh: bool = typer.Option(False, "--fresh", help="Replace a merge of a different run in --out."),
     open_taxonomy: bool = typer.Option(False, "--open-taxonomy", help="Accept unknown reasoning types "
-                                       "[default: as the shards were run]."),
+                                       "(default: as the shards were run)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Merge shard outputs (checking identity, overlaps and coverage), then score."""
@@ -255,11 +255,12 @@ def models_command(
     with user_errors():
         from dataclasses import asdict
 
-        from reasonseg_x.predictors.registry import list_predictors, unknown_model
+        from reasonseg_x.predictors.registry import canonical_name, list_predictors, unknown_model
 
         specs = list_predictors()
         if name is not None:
-            chosen = [s for s in specs if s.name == name.partition(":")[0]]
+            wanted = canonical_name(name.partition(":")[0], [s.name for s in specs])
+            chosen = [s for s in specs if s.name == wanted]
             if not chosen:
                 raise unknown_model(name, [s.name for s in specs])
             specs = chosen
@@ -344,10 +345,11 @@ class _EvalCommand(TyperCommand):
         name = ctx.meta.get("reasonseg_x.model")
         if not name:
             return
-        from reasonseg_x.predictors.registry import list_predictors, unknown_model
+        from reasonseg_x.predictors.registry import canonical_name, list_predictors, unknown_model
 
         specs = list_predictors()
-        chosen = [s for s in specs if s.name == name.partition(":")[0]]
+        wanted = canonical_name(name.partition(":")[0], [s.name for s in specs])
+        chosen = [s for s in specs if s.name == wanted]
         if not chosen:
             typer.echo(f"\n--model {name}: {unknown_model(name, [s.name for s in specs])}")
             return

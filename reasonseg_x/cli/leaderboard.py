@@ -64,7 +64,7 @@ def submit(
                                         "else the source's default split, or the manifest's)."),
     model_name: str = typer.Option(..., "--model-name", help="Name shown on the leaderboard."),
     data: Optional[str] = typer.Option(None, "--data", help="Data source spec whose split the predictions answer "
-                                       "[default: the run's (run.json), else reasonseg-x].", show_default=False),
+                                       "(default: the run's run.json, else reasonseg-x).", show_default=False),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Validate against this manifest JSON instead of "
                                             "opening the data (no masks needed)."),
     meta: Optional[list[str]] = typer.Option(None, "--meta", help="KEY=VALUE: base_model, parameter_count (7B), tts "
@@ -72,7 +72,7 @@ def submit(
                                              "Defaults come from the run.json of `reasonseg-x eval` beside "
                                              "PREDICTIONS (model, checkpoint, base model, tts settings)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="Protocol the results are meant for "
-                                           "[default: the run's, else star].", show_default=False),
+                                           "(default: the run's, else star).", show_default=False),
     out: Path = typer.Option(..., "--out", help="Bundle to write: a new folder, or a .tar.gz / .tgz file."),
     push: Optional[str] = typer.Option(None, "--push", help="Also open a pull request adding the bundle to this Hub "
                                        "dataset repo."),

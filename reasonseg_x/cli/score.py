@@ -24,7 +24,7 @@ def score(
                                             "output_*.json files."),
     split: Optional[str] = typer.Option(None, "--split", "-s", help="Split to score (default: the source's test split)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="star | visionreasoner (segzero) | lisa | gres "
-                                           "[default: a run folder's, else star].", show_default=False),
+                                           "(default: a run folder's, else star).", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Folder for metrics.json, per_sample.jsonl, report.md, chart.png, worst.png."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the scores in --out even though they belong "
@@ -143,6 +143,8 @@ def compare(
                 raise InvalidInputError(f"cannot write the comparison: {exc.strerror or exc}", str(out)) from None
         if not quiet:
             print_comparison(result)
+            if out is not None:
+                typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

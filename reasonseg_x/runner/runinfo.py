@@ -21,6 +21,7 @@ from typing import Any
 from reasonseg_x._version import __version__
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.json_input import loads_user_json, require_regular_file
+from reasonseg_x.redaction import scrub_urls
 from reasonseg_x.runner.store import write_text_atomic
 
 __all__ = ["RUN_FILE", "RunIdentity", "read_run_info", "write_run_info", "check_identity", "environment", "utc_now"]
@@ -85,7 +86,9 @@ def read_run_info(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def write_run_info(directory: str | os.PathLike[str], info: dict[str, Any]) -> None:
-    write_text_atomic(Path(directory) / RUN_FILE, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
+    """Write ``run.json``; no URL in it keeps its ``user:password@`` (an endpoint's ``base_url``)."""
+    info = scrub_urls(json.loads(json.dumps(info, default=str)))
+    write_text_atomic(Path(directory) / RUN_FILE, json.dumps(info, indent=2, sort_keys=False) + "\n")
 
 
 def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | os.PathLike[str], *,
@@ -97,8 +100,9 @@ def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | 
     where = str(Path(directory) / RUN_FILE)
     old = RunIdentity.from_json(existing["identity"], where)
     diffs = []
+    now = scrub_urls(new.to_json())  # as write_run_info recorded it
     for key, before in old.to_json().items():
-        after = new.to_json()[key]
+        after = now[key]
         if before != after:
             diffs.append(f"{key}: {before!r} -> {after!r}")
     old_spec = (existing.get("data") or {}).get("spec")

@@ -8,8 +8,6 @@ forbids any other origin and any script but its own, by hash).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import re
 from importlib import resources
@@ -85,12 +83,11 @@ def _count(source: Any, split: str) -> int | None:
 
 def render_page(data: dict[str, Any]) -> str:
     """The self-contained HTML page for ``data``; its script is allowed by hash, nothing else runs."""
-    from reasonseg_x._html import html_text, script_json
+    from reasonseg_x._html import html_text, script_hash, script_json
 
     script = _template("viewer.js")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     values = {"TITLE": html_text(str(data.get("title", "Cases"))), "STYLE": _template("viewer.css"),
-              "SCRIPT": script, "SCRIPT_HASH": f"sha256-{digest}", "DATA": script_json(data)}
+              "SCRIPT": script, "SCRIPT_HASH": script_hash(script), "DATA": script_json(data)}
     # one pass: a substituted value (a run name, an answer) is never scanned for placeholders again
     return re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values.get(m.group(1), m.group(0)), _template("index.html"))
 
