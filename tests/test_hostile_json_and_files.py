@@ -172,3 +172,12 @@ def test_a_run_json_that_is_a_fifo_is_refused(tmp_path):
     run.mkdir()
     os.mkfifo(run / "run.json")
     _one_line_error(_invoke("eval", "-m", "oracle", "-o", str(run), "-q", "-n", "2"), "run.json", "FIFO")
+
+
+@pytest.mark.timeout(30)
+def test_a_run_folder_whose_predictions_file_is_a_fifo_is_refused(tmp_path):
+    run = tmp_path / "run"
+    assert _invoke("eval", "-m", "oracle", "-o", str(run), "-q", "-n", "2").exit_code == 0
+    (run / "predictions.jsonl").unlink()
+    os.mkfifo(run / "predictions.jsonl")
+    _one_line_error(_invoke("eval", "-m", "oracle", "-o", str(run), "-q", "-n", "2"), "predictions.jsonl", "FIFO")

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from reasonseg_x.atomic import fsync_dir, remove_stale_temporaries, write_text_atomic, writing
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.json_input import loads_user_json
+from reasonseg_x.json_input import loads_user_json, require_regular_file
 from reasonseg_x.predictions import Prediction, prediction_to_json
 
 __all__ = ["PredictionStore", "StoredLines", "first_error", "holds_predictions", "read_stored_lines", "serialize", "write_text_atomic",
@@ -49,6 +49,8 @@ def holds_predictions(path: str | os.PathLike[str]) -> bool:
     """Whether a predictions file has at least one complete line (a torn first line is nothing),
     without reading it all."""
     try:
+        if not Path(path).is_file():  # absent, or a FIFO that would block: read_stored_lines says which
+            return False
         with Path(path).open("rb") as handle:
             return b"\n" in handle.read(1 << 20) or handle.read(1) != b""
     except FileNotFoundError:
@@ -65,7 +67,7 @@ def read_stored_lines(path: str | os.PathLike[str]) -> StoredLines:
     out = StoredLines(path)
     if not path.exists():
         return out
-    data = path.read_bytes()
+    data = require_regular_file(path, "the predictions file").read_bytes()
     offset = 0
     line_no = 0
     total = len(data)
