@@ -169,3 +169,50 @@ def test_the_cycle_finder_sees_function_level_imports(tmp_path: Path) -> None:
             test_no_import_cycles_between_modules("loop")
     finally:
         PACKAGE = saved
+
+
+RECORD = PACKAGE / "runner" / "record.py"
+_FILE_CALLS = {"read_text", "read_bytes", "open", "write_text", "write_bytes", "unlink", "exists", "is_file"}
+
+
+def _is_run_file(node: ast.AST) -> bool:
+    """``"run.json"``, ``RUN_FILE`` or ``record.RUN_FILE``."""
+    return ((isinstance(node, ast.Constant) and node.value == "run.json")
+            or (isinstance(node, ast.Name) and node.id == "RUN_FILE")
+            or (isinstance(node, ast.Attribute) and node.attr == "RUN_FILE"))
+
+
+def _run_json_touches(path: Path) -> list[str]:
+    """Where a module spells the file name ``run.json`` as code, or opens, reads, writes or probes a
+    path ending in it (``folder / RUN_FILE``) instead of asking the run record."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value == "run.json" and id(node) not in docstrings:
+            found.append(f"line {node.lineno}: the literal 'run.json'")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            target = func.value if isinstance(func, ast.Attribute) and func.attr in _FILE_CALLS else None
+            if target is not None and isinstance(target, ast.BinOp) and _is_run_file(target.right):
+                found.append(f"line {node.lineno}: .{func.attr}() on a run.json path")
+            if isinstance(func, ast.Name) and func.id == "open" and node.args and isinstance(node.args[0], ast.BinOp) \
+                    and _is_run_file(node.args[0].right):
+                found.append(f"line {node.lineno}: open() of a run.json path")
+    return found
+
+
+def test_only_the_run_record_touches_run_json() -> None:
+    """One reader and writer of run.json (runner/record.py): every command agrees on what a run was."""
+    bad = [f"{path.relative_to(PACKAGE.parent)} {where}" for path in _files("") if path != RECORD
+           for where in _run_json_touches(path)]
+    assert bad == []
+
+
+def test_run_json_rule_sees_a_reader(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text('"""Reads run.json."""\nimport json\nRUN = "run.json"\n'
+                      "def f(d):\n    return json.loads((d / RUN_FILE).read_text())\n", encoding="utf-8")
+    assert [w.split(":")[0] for w in _run_json_touches(module)] == ["line 3", "line 5"]

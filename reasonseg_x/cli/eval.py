@@ -156,29 +156,16 @@ def _stop_if_nothing_predicted(result: Any, out_dir: Path, predictions: Path) ->
 
 def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None, bound: Any = None) -> None:
     """Each rank runs its shard into OUT/shard-<rank>-of-<world>; rank 0 merges after a barrier."""
-    from reasonseg_x.runner.distributed import barrier, require_visible, setup, teardown
-    from reasonseg_x.runner.evaluate import run_eval
-    from reasonseg_x.runner.merge import merge_runs
+    from reasonseg_x.runner.distributed import run_distributed
     from reasonseg_x.runner.progress import make_progress_factory
-    from reasonseg_x.runner.shards import shard_dirname
 
-    use_torch = setup(env)
-    try:
-        config.num_shards, config.shard_id, config.score = env.world_size, env.rank, False
-        progress = make_progress_factory(quiet=quiet or not env.is_main)
-        outcome = run_eval(config, progress=progress, source=source, bound=bound)
-        _summarise(outcome, prefix=f"[rank {env.rank}/{env.world_size}] ")
-        shard_dirs = [Path(config.out) / shard_dirname(i, env.world_size) for i in range(env.world_size)]
-        barrier(env, shard_dirs, use_torch=use_torch)
-        if env.is_main:
-            require_visible(shard_dirs)
-            merged = merge_runs(shard_dirs, config.out, source=outcome.source, protocol=config.protocol,
-                                strict=config.strict, seed=config.seed, fresh=config.fresh)
-            _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
-            _stop_if_nothing_predicted(merged.result, merged.out_dir, merged.predictions_path)
-            _print_result(merged.result, merged.out_dir)
-    finally:
-        teardown()
+    merged = run_distributed(config, env, progress=make_progress_factory(quiet=quiet or not env.is_main),
+                             source=source, bound=bound,
+                             on_shard=lambda outcome: _summarise(outcome, prefix=f"[rank {env.rank}/{env.world_size}] "))
+    if merged is not None:
+        _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
+        _stop_if_nothing_predicted(merged.result, merged.out_dir, merged.predictions_path)
+        _print_result(merged.result, merged.out_dir)
 
 
 def _summarise(outcome: Any, prefix: str = "") -> None:
@@ -214,7 +201,9 @@ def _print_result(result: Any, out_dir: Path, *, table: bool = True) -> None:
 
     if table:
         print_table(result)
-    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "worst.png", "run.json")
+    from reasonseg_x.runner.record import RUN_FILE
+
+    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "worst.png", RUN_FILE)
              if (Path(out_dir) / n).exists()]
     _stderr(f"wrote {Path(out_dir) / 'metrics.json'}, {', '.join(names)}")
 

@@ -45,7 +45,8 @@ def score(
         from reasonseg_x.evaluators.reference_outputs import looks_like_reference_outputs, score_reference_outputs
 
         from reasonseg_x.runner.evaluate import holding_run_folder
-        from reasonseg_x.runner.recorded import check_scores_target, recorded_run
+        from reasonseg_x.runner.record import open_run_data, recorded_run
+        from reasonseg_x.runner.recorded import check_scores_target
 
         run = recorded_run(predictions)
         if run is not None:
@@ -57,12 +58,13 @@ def score(
         if out is not None:  # a running eval's folder is refused: its predictions are still being written
             held.enter_context(holding_run_folder(out))
         source = None
-        if data is not None:
+        if run is not None and data is not None:  # the samples the run covers, read as the run read them
+            source, split = open_run_data(run, data=data, split=split, skip_invalid=skip_invalid,
+                                          open_taxonomy=open_taxonomy)
+        elif data is not None:
             from reasonseg_x.data.resolve import open_source
 
             source = open_source(data, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
-            if run is not None and run.partial() and data == run.data:
-                source, split = _run_subset(source, split, run)
         reference = looks_like_reference_outputs(predictions)
         if reference:
             result = score_reference_outputs(predictions, protocol=protocol, source=source, split=split,
@@ -99,20 +101,6 @@ def _run_options(run, data: Optional[str], split: Optional[str],
     return (choose_option("--data", data, run.data, None, run=run.folder),
             choose_option("--split", split, run.split, None, run=run.folder),
             choose_option("--protocol", protocol, run.protocol, None, run=run.folder))
-
-
-def _run_subset(source, split: Optional[str], run):
-    """The samples a ``--limit`` or sharded run covered (scored like `eval` scored them), and the split."""
-    from reasonseg_x.runner.evaluate import select_ids
-    from reasonseg_x.runner.shards import Shard
-    from reasonseg_x.runner.subset import SubsetSource, subset_label
-
-    split = source.resolve_split(split)
-    shard = Shard(run.shard_index, run.shard_count)
-    n_split, _, ids = select_ids(source, split, run.limit, shard)
-    if n_split == len(ids):
-        return source, split
-    return SubsetSource(source, split, ids, label=subset_label(run.limit, shard)), split
 
 
 def compare(

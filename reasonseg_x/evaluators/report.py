@@ -46,17 +46,25 @@ def group_title(section: str, key: str, *, short: bool = False) -> str:
     return key
 
 
+def group_rows(metrics: dict[str, Any], *, short: bool = False) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(section, key, title, group metrics) of every row the tables print: overall (section and key
+    empty), then each grouping present (a single source is left out: its row would repeat Overall)."""
+    rows: list[tuple[str, str, str, dict[str, Any]]] = [("", "", "Overall", metrics["overall"])]
+    for section, _ in _GROUP_SECTIONS:
+        groups = metrics.get(section) or {}
+        if section == "by_source" and len(groups) < 2:
+            continue
+        rows += [(section, key, group_title(section, key, short=short), group) for key, group in groups.items()]
+    return rows
+
+
 def group_sections(metrics: dict[str, Any], *, short: bool = False) -> list[list[tuple[str, dict[str, Any]]]]:
     """Rows grouped as the tables show them: overall, then one block per grouping present (also
     fits a comparison, which has the same sections)."""
-    blocks = [[("Overall", metrics["overall"])]]
-    for section, _ in _GROUP_SECTIONS:
-        rows = [(group_title(section, key, short=short), group) for key, group in (metrics.get(section) or {}).items()]
-        if section == "by_source" and len(rows) < 2:  # one source: its row would repeat Overall
-            continue
-        if rows:
-            blocks.append(rows)
-    return blocks
+    blocks: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for section, _, title, group in group_rows(metrics, short=short):
+        blocks.setdefault(section, []).append((title, group))
+    return list(blocks.values())
 
 
 def table_rows(metrics: dict[str, Any], *, short: bool = False) -> list[tuple[str, dict[str, Any]]]:
