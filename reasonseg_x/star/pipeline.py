@@ -334,10 +334,8 @@ class VlmSamPipeline:
 
     def _generation_batches(self, ready: Sequence[tuple[int, Query, Any]]):  # noqa: ANN202 - an iterator
         """(members of ``ready``, their answers, generation seconds) per generation batch."""
-        from reasonseg_x.star.answer.prompts import build_prompt
-
         if self.engine is not None:
-            prompts = [build_prompt(q.text, self.style) for _, q, _ in ready]
+            prompts = [self.prompt_for(q.text) for _, q, _ in ready]
             seeds = [_stable_seed(self.seed, q.id) for _, q, _ in ready]
             for batch in self.engine.generate_batches([img for _, _, img in ready], prompts, seeds=seeds,
                                                       logits_processor_factory=self.logits_processor,
@@ -354,11 +352,9 @@ class VlmSamPipeline:
         """Every query of the batch in flight at once (an endpoint's backend bounds the requests);
         each is parsed, segmented and voted as soon as its answers arrive, so SAM works while the
         server generates. A request that failed for good is that query's ``error``."""
-        from reasonseg_x.star.answer.prompts import build_prompt
-
         sampling = self.tts > 1
         stream = self.vlm.generate_stream(
-            [image for _, _, image in ready], [build_prompt(q.text, self.style) for _, q, _ in ready],
+            [image for _, _, image in ready], [self.prompt_for(q.text) for _, q, _ in ready],
             n=self.tts, do_sample=sampling, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
             seeds=[_stable_seed(self.seed, q.id) if sampling else None for _, q, _ in ready],
             max_new_tokens=self.max_new_tokens)
@@ -389,10 +385,14 @@ class VlmSamPipeline:
             info["sampling_warning"] = self.sampling_note
         return {**info, **reported}
 
-    def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
+    def prompt_for(self, query_text: str) -> str:
+        """The instruction sent with one query's image (a zero-shot model overrides it with its own format's)."""
         from reasonseg_x.star.answer.prompts import build_prompt
 
-        prompts = [build_prompt(q.text, self.style) for q in queries]
+        return build_prompt(query_text, self.style)
+
+    def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
+        prompts = [self.prompt_for(q.text) for q in queries]
         processor = self.logits_processor() if self.logits_processor is not None else None
         started = time.perf_counter()
         kwargs = self._sampling_kwargs()
