@@ -41,6 +41,7 @@ __all__ = [
     "read_predictions",
     "read_png_folder",
     "HARNESS_KEY",
+    "harness_line",
     "harness_origin",
 ]
 
@@ -52,7 +53,7 @@ RUN_PREDICTIONS = "predictions.jsonl"
 HARNESS_KEY = "predictions"
 
 
-def _harness_line(obj: Any) -> Any:
+def harness_line(obj: Any) -> Any:
     """The predictions line inside an lmms-eval per-sample log line, else ``obj`` unchanged."""
     if isinstance(obj, dict) and "doc_id" in obj and isinstance(obj.get(HARNESS_KEY), dict):
         return obj[HARNESS_KEY]
@@ -70,7 +71,7 @@ def harness_origin(path: str | Path) -> dict[str, str] | None:
             obj = _loads(text or "")
         except (ValueError, RecursionError):
             return None
-        line = _harness_line(obj)
+        line = harness_line(obj)
         meta = line.get("meta") if line is not obj and isinstance(line, dict) else None
         if not isinstance(meta, dict):
             return None
@@ -271,7 +272,7 @@ class PredictionSet:
 
     def _add(self, obj: Any, where: str, skip_invalid: bool) -> None:
         self.counts["lines"] += 1
-        obj = _harness_line(obj)
+        obj = harness_line(obj)
         readable_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj.get("id") else None
         try:
             pred = prediction_from_json(obj, where)

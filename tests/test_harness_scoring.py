@@ -77,6 +77,14 @@ def test_aggregate_and_score_agree_per_reasoning_type(tmp_path):
         assert aggregate(records, "giou", kind) == block["giou"]
         assert aggregate(records, "ciou", kind) == block["ciou"]
     assert np.isnan(aggregate(records, "giou", "no_such_type"))
+    # the same log is a submission as it is (the bundle holds the plain predictions lines)
+    from reasonseg_x.leaderboard.manifest import manifest_from_source
+    from reasonseg_x.leaderboard.submission import build_submission
+
+    _, info = build_submission(log, manifest_from_source(open_source("mini"), "test"), model_name="m",
+                               out=tmp_path / "bundle")
+    bundled = [json.loads(x) for x in (tmp_path / "bundle" / "predictions.jsonl").read_text().splitlines()]
+    assert len(bundled) == 48 and all("doc_id" not in line for line in bundled)
 
 
 def test_harness_origin_names_the_data(tmp_path):
