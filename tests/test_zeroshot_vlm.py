@@ -92,3 +92,22 @@ def test_unknown_format_fails_before_loading(tmp_path):
         "-o", str(tmp_path / "x"), "--quiet"])
     assert result.exit_code != 0
     assert "unknown answer format 'nope'" in result.output
+
+
+def test_the_harness_segments_with_a_sam_when_asked():
+    """REASONSEG_X_SEGMENTER names any SAM (here the tiny SAM 2 folder); without the image the
+    sample is an ``error``, not a crash."""
+    from _star_tiny import random_image
+
+    from reasonseg_x.tasks.harness import PREDICTION_KEY, HarnessSettings, score_answer
+
+    target = np.zeros((40, 84), bool)
+    target[10:20, 10:30] = True
+    truth = {"id": "a", "target": rle.encode(target), "ignore": None, "reasoning_type": "commonsense"}
+    opts = HarnessSettings(segmenter=str(tiny_checkpoints().sam2), segmenter_device="cpu")
+    text = '<answer>[{"bbox_2d": [100, 210, 290, 399], "point_2d": [150, 300]}]</answer>'
+    line = score_answer(text, truth, image=random_image(84, 40), opts=opts)[PREDICTION_KEY]
+    assert line["status"] == "ok" and line["mask"]["size"] == [40, 84] and line["meta"]["segmenter"] == opts.segmenter
+    failed = score_answer(text, truth, image=None, opts=opts)
+    assert failed[PREDICTION_KEY]["status"] == "error" and "needs the image" in failed[PREDICTION_KEY]["meta"]["error"]
+    assert failed["gIoU"]["status"] == "error" and failed["gIoU"]["U"] == 200
