@@ -112,3 +112,40 @@ def test_lmms_eval_numbers_equal_reasonseg_x_score_per_reasoning_type(tmp_path, 
     # the log is a predictions file as it is: each line's prediction carries the format and the data
     first = json.loads(samples.read_text().splitlines()[0])
     assert first["predictions"]["meta"]["format"] == "star" and first["predictions"]["meta"]["data"] == "mini"
+
+
+def test_the_entry_point_payload_registers_the_chat_model():
+    """pyproject's ``lmms_eval.models`` entry point: lmms-eval's registry resolves the chat class."""
+    from lmms_eval.models.registry_v2 import ModelRegistryV2
+
+    from reasonseg_x.models import lmms_eval_manifests
+
+    registry = ModelRegistryV2()
+    for manifest in registry._coerce_payload_to_manifests(lmms_eval_manifests):
+        registry.register_manifest(manifest)
+    cls = registry.get_model_class("reasonseg_x_replay")
+    assert cls.__name__ == "ReplayAnswers" and cls.is_simple is False
+    tomllib = pytest.importorskip("tomllib")
+    entry = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["lmms_eval.models"]
+    assert entry == {"reasonseg_x": "reasonseg_x.models:lmms_eval_manifests"}
+
+
+def test_every_task_and_group_is_indexed_and_names_a_catalogued_split():
+    import yaml
+    from lmms_eval.tasks import TaskManager
+
+    from reasonseg_x._resources import shipped_file
+
+    tasks_dir = REPO / "reasonseg_x" / "tasks"
+    manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
+    files = sorted(tasks_dir.glob("reasonseg_x_*.yaml"))
+    names = {p.stem for p in files}
+    assert names | {"reasonseg_x", "reasonseg_x_related", "reasonseg_x_refcoco"} == set(manager.all_tasks)
+    catalog = yaml.safe_load(shipped_file("annotations", "catalog.yaml").read_text())
+    for path in files:
+        text = path.read_text()
+        spec = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("dataset_path:"))
+        split = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("test_split:"))
+        assert spec == "mini" or split in catalog[spec]["splits"], path.name
+        typed = "gIoU_compositional" in text
+        assert typed == (spec in ("mini", "reasonseg-x")), path.name  # per-type metrics where the types exist
