@@ -34,6 +34,10 @@ def test_registry_lists_the_four_families_and_star():
         assert "where is it" in fmt.build_prompt("where is it")
     assert format_for_model("qwen2.5").name == "qwen2.5-native"
     assert format_for_model("qwen3").name == "qwen3-native"
+    from reasonseg_x.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="no default answer format for model family 'qwen2'"):
+        format_for_model("qwen2")
 
 
 def test_unknown_format_is_a_clear_error():

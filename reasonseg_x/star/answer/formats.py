@@ -27,8 +27,8 @@ from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.star.answer.parser import MAX_ANSWER_CHARS, AnswerObject, ParsedAnswer, parse_answer
 from reasonseg_x.star.answer.tolerant_json import load_tolerant
 
-__all__ = ["AnswerFormat", "SYNTAXES", "FRAMES", "answer_formats", "get_format", "format_for_model",
-           "read_answer"]
+__all__ = ["AnswerFormat", "SYNTAXES", "FRAMES", "NATIVE_FORMATS", "answer_formats", "get_format",
+           "format_for_model", "read_answer"]
 
 SYNTAXES = ("answer-json", "json", "internvl-box", "box-list")
 FRAMES = ("pixels", "grid1000", "model")
@@ -248,6 +248,15 @@ def get_format(name: str) -> AnswerFormat:
         raise InvalidInputError(f"unknown answer format {name!r}; known: {', '.join(formats)}", "format") from None
 
 
+#: the format ``-a format=auto`` picks for a checkpoint family
+NATIVE_FORMATS = {"qwen2.5": "qwen2.5-native", "qwen3": "qwen3-native"}
+
+
 def format_for_model(model_family: str | None) -> AnswerFormat:
-    """The default format of a checkpoint family (``qwen2.5`` -> Qwen2.5-VL's own, ``qwen3`` -> Qwen3-VL's)."""
-    return get_format({"qwen3": "qwen3-native"}.get(str(model_family), "qwen2.5-native"))
+    """The default format of a checkpoint family (``qwen2.5`` -> Qwen2.5-VL's own, ``qwen3`` -> Qwen3-VL's);
+    another family has no default: the error asks for ``-a format=``."""
+    try:
+        return get_format(NATIVE_FORMATS[str(model_family)])
+    except KeyError:
+        raise InvalidInputError(f"no default answer format for model family {model_family!r}; pass -a format= one "
+                                f"of {', '.join(answer_formats())}", "format") from None
