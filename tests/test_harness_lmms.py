@@ -114,6 +114,15 @@ def test_lmms_eval_numbers_equal_reasonseg_x_score_per_reasoning_type(tmp_path, 
     assert first["predictions"]["meta"]["format"] == "star" and first["predictions"]["meta"]["data"] == "mini"
 
 
+@pytest.fixture(autouse=True)
+def _pil_settings_restored(monkeypatch):
+    """Importing lmms_eval.tasks turns on PIL's LOAD_TRUNCATED_IMAGES process-wide; other test
+    modules check that truncated images are reported, so it is put back after each test here."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", ImageFile.LOAD_TRUNCATED_IMAGES)
+
+
 def test_the_entry_point_payload_registers_the_chat_model():
     """pyproject's ``lmms_eval.models`` entry point: lmms-eval's registry resolves the chat class."""
     from lmms_eval.models.registry_v2 import ModelRegistryV2

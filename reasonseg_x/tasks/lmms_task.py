@@ -62,10 +62,18 @@ class ReasonSegXTask(ConfigurableMessagesTask):
 
         from reasonseg_x.data.datasets_api import load_dataset
 
+        from PIL import ImageFile
+
         kwargs = dict(dataset_kwargs or {})
         split = self.config.test_split
-        ds = load_dataset(str(self.DATASET_PATH), split, skip_invalid=bool(kwargs.get("skip_invalid")),
-                          open_taxonomy=bool(kwargs.get("open_taxonomy")))
+        # importing lmms_eval.tasks turns on PIL's LOAD_TRUNCATED_IMAGES for the whole process; our
+        # loaders report a truncated image as an error naming the row, so it is off while they read
+        truncated, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            ds = load_dataset(str(self.DATASET_PATH), split, skip_invalid=bool(kwargs.get("skip_invalid")),
+                              open_taxonomy=bool(kwargs.get("open_taxonomy")))
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = truncated
         labels = {}
         for name in _LABELS:
             feature = ds.features[name]
