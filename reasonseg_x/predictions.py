@@ -12,7 +12,9 @@ The reader trusts nothing: every problem (malformed JSON, NaN, wrong types, RLE 
 sum to ``h * w``, absurd sizes, conflicting duplicates) raises :class:`InvalidInputError` naming
 ``file:line``, or, under ``skip_invalid``, is recorded in :attr:`PredictionSet.problems` and the
 sample (when its id is readable) is scored as a failure counted ``invalid``. Nothing is dropped
-silently. Also reads a folder of PNG masks named ``<id>.png`` (nonzero = foreground).
+silently. Also reads a folder of PNG masks named ``<id>.png`` (nonzero = foreground), and the
+per-sample log of lmms-eval (``--log_samples``) written by our tasks (``reasonseg_x/tasks/``): each of
+its lines holds a predictions line under :data:`HARNESS_KEY`, read as if it stood alone.
 """
 
 from __future__ import annotations
@@ -38,12 +40,43 @@ __all__ = [
     "iter_prediction_lines",
     "read_predictions",
     "read_png_folder",
+    "HARNESS_KEY",
+    "harness_line",
+    "harness_origin",
 ]
 
 STATUSES = ("ok", "no_target", "parse_error", "error")
 FAILURE_STATUSES = ("parse_error", "error")
 #: the predictions file inside a run folder written by ``reasonseg-x eval``
 RUN_PREDICTIONS = "predictions.jsonl"
+#: the key of an lmms-eval per-sample log line (our tasks' ``process_results``) holding a predictions line
+HARNESS_KEY = "predictions"
+
+
+def harness_line(obj: Any) -> Any:
+    """The predictions line inside an lmms-eval per-sample log line, else ``obj`` unchanged."""
+    if isinstance(obj, dict) and "doc_id" in obj and isinstance(obj.get(HARNESS_KEY), dict):
+        return obj[HARNESS_KEY]
+    return obj
+
+
+def harness_origin(path: str | Path) -> dict[str, str] | None:
+    """``{"data", "split", "protocol"}`` recorded by our lmms-eval tasks in the first line of their
+    per-sample log (so ``score -p LOG.jsonl`` needs no ``--data``); None for any other file."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    for _, text in iter_prediction_lines(p, allow_torn_tail=True):
+        try:
+            obj = _loads(text or "")
+        except (ValueError, RecursionError):
+            return None
+        line = harness_line(obj)
+        meta = line.get("meta") if line is not obj and isinstance(line, dict) else None
+        if not isinstance(meta, dict):
+            return None
+        return {k: meta[k] for k in ("data", "split", "protocol") if isinstance(meta.get(k), str)}
+    return None
 
 
 @dataclass(frozen=True)
@@ -255,6 +288,7 @@ class PredictionSet:
 
     def _add(self, obj: Any, where: str, skip_invalid: bool) -> None:
         self.counts["lines"] += 1
+        obj = harness_line(obj)
         readable_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj.get("id") else None
         try:
             pred = prediction_from_json(obj, where)

@@ -52,6 +52,11 @@ def score(
         if run is not None:
             data, split, protocol = _run_options(run, data, split, protocol)
             open_taxonomy = open_taxonomy or run.open_taxonomy
+        elif data is None:  # an lmms-eval per-sample log of our tasks records its data (docs/harness.md)
+            from reasonseg_x.predictions import harness_origin
+
+            origin = harness_origin(predictions) or {}
+            data, split, protocol = origin.get("data"), split or origin.get("split"), protocol or origin.get("protocol")
         protocol = protocol or "star"
         if out is not None and not overwrite:
             check_scores_target(out, run.predictions if run is not None else predictions)
