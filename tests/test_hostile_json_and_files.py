@@ -181,3 +181,19 @@ def test_a_run_folder_whose_predictions_file_is_a_fifo_is_refused(tmp_path):
     (run / "predictions.jsonl").unlink()
     os.mkfifo(run / "predictions.jsonl")
     _one_line_error(_invoke("eval", "-m", "oracle", "-o", str(run), "-q", "-n", "2"), "predictions.jsonl", "FIFO")
+
+
+@pytest.mark.timeout(60)
+def test_replay_answers_file_bounds_nesting_and_refuses_a_fifo(tmp_path):
+    pytest.importorskip("lmms_eval")
+    from reasonseg_x.errors import InvalidInputError
+    from reasonseg_x.models.reasonseg_x_replay import read_answers
+
+    deep = tmp_path / "answers.jsonl"
+    deep.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": ' + _deep() + "}\n")
+    with pytest.raises(InvalidInputError, match=r"answers.jsonl:2: .*nested deeper"):
+        read_answers(deep)
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInputError, match="FIFO"):
+        read_answers(fifo)
