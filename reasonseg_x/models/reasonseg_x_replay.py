@@ -10,13 +10,13 @@ It asks each document for its messages, as a real chat model would, and checks t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from lmms_eval.api.model import lmms
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json, require_regular_file
 
 __all__ = ["ReplayAnswers", "ReplayAnswersSimple", "read_answers"]
 
@@ -26,14 +26,14 @@ def read_answers(path: str | Path) -> dict[str, str]:
     out: dict[str, str] = {}
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = require_regular_file(p, "the answers file").read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise InvalidInputError(f"cannot read the answers: {exc.strerror or exc}", str(p)) from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads_user_json(line, None)
         except ValueError as exc:
             raise InvalidInputError(f"malformed JSON: {exc}", f"{p}:{number}") from None
         text = obj.get("text", obj.get("raw_text")) if isinstance(obj, dict) else None
