@@ -40,6 +40,27 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     return folder, samples
 
 
+#: the sample answered by a tts run whose first sampled answer the vote rejected (unreadable) and whose
+#: second cluster lost the vote; its text, and where the outvoted object's box lies
+TTS_VOTE = 10
+REJECTED_TEXT = "<think>unreadable first answer</think>"
+DROPPED_BOX = [10.0, 300.0, 120.0, 345.0]
+
+
+def _voted_meta(box: list[float]) -> dict:
+    shifted = [box[0] + 4, box[1] + 4, box[2] - 4, box[3] - 4]
+    return {"vote": {"decision": "clusters", "k": 1, "clusters": [{"votes": 2, "ratio": 0.67, "kept": True},
+                                                                  {"votes": 1, "ratio": 0.33, "kept": False}]},
+            "candidates": [
+                {"status": "parse_error", "objects": [], "raw_text": REJECTED_TEXT, "kept": False,
+                 "error": "no <answer> block"},
+                {"status": "ok", "kept": True, "cluster": "0", "raw_text": "second answer (kept)",
+                 "objects": [{"label": "items", "bbox": shifted, "points": [], "score": 0.7, "cluster": 0}]},
+                {"status": "ok", "kept": True, "cluster": "0,1", "raw_text": "third answer (kept)",
+                 "objects": [{"label": "items", "bbox": box, "points": [], "score": 0.9, "cluster": 0},
+                             {"label": "stray", "bbox": DROPPED_BOX, "points": [], "score": 0.5, "cluster": 1}]}]}
+
+
 def _predictions(samples: list, *, perfect: bool) -> list[dict]:
     """A: every status (ok, degraded masks with boxes and points; no_target; parse_error with hostile
     text; error; missing; one tts answer set); B: the ground truth."""
@@ -65,8 +86,11 @@ def _predictions(samples: list, *, perfect: bool) -> list[dict]:
                 meta["candidates"] = [{"status": "ok", "objects": [{"label": "bar", "bbox": [1, 1, 9, 9], "points": [[4, 4]]}],
                                        "raw_text": HOSTILE_TEXT, "cluster": 0, "kept": True},
                                       {"status": "parse_error", "objects": [], "raw_text": "garbage", "cluster": None}]
+            raw = f"answer {i}"
+            if i == TTS_VOTE:
+                meta, raw = _voted_meta(_bbox(target)), REJECTED_TEXT
             lines.append({"id": s.id, "mask": masks.encode(target & keep[:, None]), "status": "ok",
-                          "raw_text": f"answer {i}", "meta": meta})
+                          "raw_text": raw, "meta": meta})
     return lines
 
 
@@ -99,11 +123,12 @@ def test_files_stay_inside_the_folder_and_are_named_by_hash(built: dict) -> None
     root = built["single"].parent
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     n = len(built["samples"])
-    assert len(files) == 1 + 2 * n
-    assert all(re.fullmatch(r"(thumbs/[0-9a-f]{24}\.a\.jpg|full/[0-9a-f]{24}\.a\.jpg|index\.html)", f) for f in files)
+    assert len(files) == 2 + 2 * n + 1  # page, marker, pictures, the on-demand view of outvoted boxes
+    assert all(re.fullmatch(r"(thumbs/[0-9a-f]{24}\.a\.jpg|full/[0-9a-f]{24}\.a(\.all)?\.jpg|index\.html|"
+                            r"viewer\.json)", f) for f in files)
     assert not list(root.parent.glob("escape*")) and not (root.parent.parent / "escape").exists()
     pair_root = built["pair"].parent
-    assert len(list((pair_root / "thumbs").iterdir())) == 2 * n and len(list((pair_root / "full").iterdir())) == 2 * n
+    assert len(list((pair_root / "thumbs").iterdir())) == 2 * n and len(list((pair_root / "full").iterdir())) == 2 * n + 1
 
 
 def test_untrusted_text_is_data_not_markup(built: dict) -> None:
