@@ -211,6 +211,9 @@ class _Dom(HTMLParser):
         self.bad_images = 0
         self.pre: list[str] = []
         self._in_pre = False
+        self.answers: list[dict[str, str]] = []
+        self.full: list[dict[str, str]] = []
+        self.ids: dict[str, dict[str, str]] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -225,6 +228,12 @@ class _Dom(HTMLParser):
         elif tag == "pre":
             self._in_pre = True
             self.pre.append("")
+        if tag == "li" and "data-verdict" in a:
+            self.answers.append(a)
+        if tag == "img" and "full" in a.get("class", "").split():
+            self.full.append(a)
+        if a.get("id"):
+            self.ids[a["id"]] = a
 
     def handle_data(self, data: str) -> None:
         if self._in_pre:
@@ -409,3 +418,95 @@ def test_a_score_out_folder_finds_its_predictions(built: dict, dataset: tuple[Pa
     assert result.exit_code == 0, result.output
     data = _data(tmp_path / "v" / "index.html")
     assert len(data["cases"]) == len(samples) and all(c["runs"][0]["iou"] == 1.0 for c in data["cases"])
+
+
+# --- a viewer that does not mislead ------------------------------------------------------------
+
+
+def _tts_case(built: dict) -> dict:
+    sample_id = built["samples"][TTS_VOTE].id
+    return next(c for c in _data(built["single"])["cases"] if c["id"] == sample_id)
+
+
+def test_tts_answers_the_vote_kept_come_first_and_rejected_ones_are_marked(built: dict, tmp_path: Path) -> None:
+    """The first sampled answer was unreadable and the vote rejected it: the page leads with the answers
+    it kept, marks the rejected one, and shows no "raw answer" that is candidate 0."""
+    case = _tts_case(built)
+    answers = case["runs"][0]["answers"]
+    assert [(a["n"], a["verdict"]) for a in answers] == [(2, "kept"), (3, "kept"), (1, "rejected")]
+    dom = _dom(tmp_path, built["single"].as_uri() + "#" + quote(case["id"], safe=""))
+    assert dom.body.get("data-open") == case["id"]
+    assert [(a["data-n"], a["data-verdict"]) for a in dom.answers] == [("2", "kept"), ("3", "kept"), ("1", "rejected")]
+    assert dom.pre[0] == "second answer (kept)" and dom.pre.index(REJECTED_TEXT) == 2  # last, and only there
+    assert dom.pre.count(REJECTED_TEXT) == 1
+
+
+def test_boxes_that_lost_the_vote_are_drawn_only_on_demand(built: dict, tmp_path: Path) -> None:
+    """One box per kept cluster in the thumbnail and the full view; the outvoted object's box and the
+    kept cluster's duplicate only in the on-demand view (dashed), which the page's checkbox shows."""
+    from PIL import Image
+
+    case = _tts_case(built)
+    run = case["runs"][0]
+    assert len(run["boxes"]) == 1 and DROPPED_BOX in run["dropped_boxes"] and len(run["dropped_boxes"]) == 2
+    root = built["single"].parent
+    x1, y1, x2, _ = (int(v) for v in DROPPED_BOX)
+
+    def top_edge(name: str) -> np.ndarray:  # the dropped box's top stroke, where the dashes would be
+        with Image.open(root / name) as img:
+            return np.asarray(img.convert("RGB")).astype(int)[y1, x1 + 2:x2 - 2]
+
+    plain, every = top_edge(f"full/{case['key']}.a.jpg"), top_edge(f"full/{case['key']}.a.all.jpg")
+    yellow = (plain[:, 0] > 200) & (plain[:, 1] > 190) & (plain[:, 2] < 90)
+    assert not yellow.any()  # not drawn as a box that made the mask
+    changed = np.abs(every - plain).max(axis=1) > 60
+    assert changed.mean() > 0.4 and (every[changed].min(axis=1) > 200).any() and (every.max(axis=1) < 60).any()
+    script = ("document.querySelector('input.show-all').click();"
+              "document.body.setAttribute('data-src', document.querySelector('img.full').getAttribute('src'));")
+    page = with_script(built["single"], "toggle.html", script, drop_csp=True)
+    dom = _dom(tmp_path, page.as_uri() + "#" + quote(case["id"], safe=""))
+    assert dom.full[0]["data-view"] == "all" and dom.body["data-src"] == f"full/{case['key']}.a.all.jpg"
+    plain_dom = _dom(tmp_path, built["single"].as_uri() + "#" + quote(case["id"], safe=""))
+    assert plain_dom.full[0]["src"] == f"full/{case['key']}.a.jpg" and plain_dom.full[0]["data-view"] == "kept"
+
+
+def test_filters_that_match_nothing_say_so(built: dict, tmp_path: Path) -> None:
+    script = ('var s = document.getElementById("f-search"); s.value = "no sample says this"; '
+              's.dispatchEvent(new Event("input"));'
+              'var m = document.getElementById("no-match");'
+              'document.body.setAttribute("data-message", m ? m.textContent : "");'
+              'm.querySelector("button").click();')
+    dom = _dom(tmp_path, with_script(built["single"], "nomatch.html", script, drop_csp=True).as_uri())
+    assert dom.body["data-message"].startswith("No sample matches these filters")
+    assert dom.body["data-visible"] == str(len(built["samples"])) and "no-match" not in dom.ids  # cleared
+    assert dom.ids["f-search"].get("value", "") == ""
+
+
+def test_show_refuses_to_replace_another_runs_viewer(built: dict, dataset: tuple[Path, list], tmp_path: Path) -> None:
+    """`show --out` into a folder holding another run's viewer (or other files) is refused, as every
+    other command refuses, unless --overwrite; the same run's viewer is rebuilt in place."""
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+
+    folder, _ = dataset
+    runner = CliRunner()
+    view = tmp_path / "view"
+    a, b = built["tmp"] / "a.jsonl", built["tmp"] / "b.jsonl"
+    common = ["--data", str(folder), "-q", "-j", "1"]
+    assert runner.invoke(app, ["show", str(a), "--out", str(view), *common]).exit_code == 0
+    stale = view / "thumbs" / ("f" * 24 + ".a.jpg")
+    stale.write_bytes(b"old")
+    assert runner.invoke(app, ["show", str(a), "--out", str(view), *common]).exit_code == 0  # same run: rebuilt
+    assert not stale.exists()  # no picture outlives its page
+    refused = runner.invoke(app, ["show", str(b), "--out", str(view), *common])
+    assert refused.exit_code == 2 and "--overwrite" in refused.output and "viewer of other runs" in refused.output
+    assert _data(view / "index.html")["runs"][0]["name"] == "a"  # untouched
+    replaced = runner.invoke(app, ["show", str(b), "--out", str(view), *common, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert _data(view / "index.html")["runs"][0]["name"] == "b"
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep me")
+    refused = runner.invoke(app, ["show", str(a), "--out", str(other), *common])
+    assert refused.exit_code == 2 and "other files" in refused.output and (other / "mine.txt").read_text() == "keep me"
