@@ -227,7 +227,7 @@ def mask_of(rle: dict[str, Any] | None, height: int, width: int) -> np.ndarray |
 
     if [int(v) for v in rle.get("size", [])] != [height, width]:
         rle = masks.resize_nearest(rle, height, width)
-    return masks.decode(rle)
+    return masks.decode(rle, c_order=False)  # drawing samples it to the picture: no C-ordered copy
 
 
 @dataclass(frozen=True)
