@@ -187,7 +187,7 @@
     var kept = r.answers.filter(function (a) { return a.verdict === "kept"; }).length;
     wrap.appendChild(el("h4", "", r.answers.length + " sampled answers, " + kept + " kept by the vote" +
                                   (kept ? " (shown first)" : "")));
-    var list = el("ol");
+    var list = el("ul");  // each item carries its own sample number: no list numbers beside them
     r.answers.forEach(function (a) {
       var verdict = /^[a-z]+$/.test(a.verdict || "") ? a.verdict : "unknown";
       var item = el("li", "answer v-" + verdict);
@@ -218,9 +218,10 @@
     img.setAttribute("alt", "sample " + c.id + " with overlays");
     img.setAttribute("src", "full/" + c.key + "." + letter + ".jpg");  // loaded only now
     img.setAttribute("data-view", "kept");
+    var label = null;
     if (r.dropped_boxes || r.dropped_points) {
       // what did not make the mask is drawn only on demand, dashed
-      var label = el("label", "all-toggle");
+      label = el("label", "all-toggle");
       var box = el("input");
       box.setAttribute("type", "checkbox");
       box.className = "show-all";
@@ -232,9 +233,9 @@
         img.setAttribute("src", "full/" + c.key + "." + letter + (box.checked ? ".all" : "") + ".jpg");
         img.setAttribute("data-view", box.checked ? "all" : "kept");
       });
-      col.appendChild(label);
     }
     col.appendChild(img);
+    if (label) { col.appendChild(label); }  // below the picture: two runs' pictures stay level
   }
 
   function runBlock(c, r, k) {
