@@ -510,3 +510,37 @@ def test_show_refuses_to_replace_another_runs_viewer(built: dict, dataset: tuple
     (other / "mine.txt").write_text("keep me")
     refused = runner.invoke(app, ["show", str(a), "--out", str(other), *common])
     assert refused.exit_code == 2 and "other files" in refused.output and (other / "mine.txt").read_text() == "keep me"
+
+
+def test_answer_verdicts_follow_the_vote() -> None:
+    """Kept first; a no-object majority keeps the empty answers; without a recorded vote nothing is
+    called kept or outvoted; a segmenter's scored mask candidates are no answers."""
+    from reasonseg_x.viewer.cases import _answers
+
+    no_object = {"decision": "no-object majority"}
+    got = _answers([{"status": "ok", "objects": [{"bbox": [1, 2, 3, 4]}], "kept": False},
+                    {"status": "no_target", "objects": [], "kept": False},
+                    {"status": "parse_error", "objects": [], "kept": False}], no_object)
+    assert [(a["n"], a["verdict"]) for a in got] == [(2, "kept"), (1, "outvoted"), (3, "rejected")]
+    plain = _answers([{"status": "ok", "objects": []}, {"status": "parse_error", "objects": []}], None)
+    assert [a["verdict"] for a in plain] == ["unknown", "rejected"]
+    assert _answers([{"score": 0.9}, {"score": 0.5}], None) is None
+
+
+def test_raw_text_of_a_tts_run_without_kept_texts_is_its_first_answers(dataset: tuple[Path, list],
+                                                                       tmp_path: Path) -> None:
+    """When the run kept no sampled texts, its raw_text (the first answer's) is shown with that answer,
+    marked as the vote judged it, not as "the raw answer"."""
+    from reasonseg_x.viewer.build import build_viewer
+
+    folder, samples = dataset
+    meta = _voted_meta([1.0, 1.0, 9.0, 9.0])
+    for cand in meta["candidates"]:
+        cand.pop("raw_text")
+    line = {"id": samples[5].id, "mask": None, "status": "no_target", "raw_text": REJECTED_TEXT, "meta": meta}
+    page = build_viewer(_write(tmp_path / "p.jsonl", [line]), tmp_path / "v", data=str(folder), workers=1,
+                        progress=False)
+    case = next(c for c in _data(page)["cases"] if c["id"] == samples[5].id)
+    answers = case["runs"][0]["answers"]
+    assert [(a["n"], a["verdict"], a.get("raw")) for a in answers] == [(2, "kept", None), (3, "kept", None),
+                                                                       (1, "rejected", REJECTED_TEXT)]

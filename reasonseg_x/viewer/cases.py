@@ -181,8 +181,9 @@ def _verdict(cand: dict[str, Any], objects: int, vote: Any) -> str:
 def _answers(candidates: Any, vote: Any = None) -> list[dict[str, Any]] | None:
     """The sampled answers of a tts run (number, status, object count, raw text, vote cluster and
     verdict), those the vote kept first: the page must not lead with an answer the vote threw out."""
-    if not isinstance(candidates, list) or not candidates:
-        return None
+    if not isinstance(candidates, list) or not any(isinstance(c, dict) and {"status", "objects", "raw_text"} & set(c)
+                                                   for c in candidates):
+        return None  # none, or not answers (a segmenter's mask candidates: scores only)
     out = []
     for number, cand in enumerate(candidates, start=1):
         if not isinstance(cand, dict):
@@ -223,6 +224,10 @@ def run_entry(run: RunView, sample_id: str) -> dict[str, Any]:
     answers = _answers(meta.get("candidates"), meta.get("vote"))
     if answers and len(answers) > 1:
         entry["answers"] = answers
+        if raw is not None and not any("raw" in a for a in answers):  # texts not kept: raw_text is the first's
+            for answer in answers:
+                if answer["n"] == 1:
+                    answer["raw"] = raw
     from reasonseg_x.render import split_geometry
 
     geometry = split_geometry(meta)
