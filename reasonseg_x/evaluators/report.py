@@ -300,11 +300,9 @@ GRID_KEY = "reasonseg-x-grid"
 GRID_STYLE = "2"
 
 
-def _grid_digest(rows: dict[str, list[Any]], source: Any, split: str, predictions: Any, wanted: set[str],
-                 k: int, tile: int) -> tuple[str, dict[str, str]]:
-    """A digest of everything the grid would show (the rows' records; each shown sample's picture bytes,
-    masks, query and prediction) and the shown samples' queries. One pass over the shown samples
-    only: no picture is decoded."""
+def _grid_digest(rows: dict[str, list[Any]], samples: list[Any], predictions: Any, k: int, tile: int) -> str:
+    """A digest of everything the grid would show: the rows' records and each shown sample's picture
+    bytes, masks, query and prediction (no picture is decoded)."""
     import hashlib
     import json
 
@@ -314,9 +312,7 @@ def _grid_digest(rows: dict[str, list[Any]], source: Any, split: str, prediction
     digest = hashlib.sha256(f"{GRID_STYLE}\0{__version__}\0{k}\0{tile}\n".encode("utf-8"))
     for key, members in rows.items():
         digest.update(json.dumps([key, [[r.id, repr(float(r.iou)), r.status] for r in members]]).encode("utf-8"))
-    queries: dict[str, str] = {}
-    for sample in source.samples_of(split, wanted):
-        queries[sample.id] = sample.query
+    for sample in samples:
         try:
             picture = hashlib.sha256(sample.image.read_bytes()).hexdigest()
         except Exception:  # noqa: BLE001 - drawn as a grey tile; the digest says so
@@ -326,7 +322,7 @@ def _grid_digest(rows: dict[str, list[Any]], source: Any, split: str, prediction
                                            answer_geometry(pred.meta or {})]
         digest.update(json.dumps([sample.id, sample.query, sample.width, sample.height, sample.target,
                                   sample.ignore, picture, shown], default=str).encode("utf-8"))
-    return digest.hexdigest(), queries
+    return digest.hexdigest()
 
 
 def _drawn_digest(path: Path) -> str | None:
@@ -341,15 +337,15 @@ def _drawn_digest(path: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _grid_tiles(source: Any, split: str, predictions: Any, wanted: set[str], tile: int) -> dict[str, Any]:
-    """The tiles of the ``wanted`` samples: only their pictures are read, each decoded at about tile
-    size (JPEG draft, whole-factor reduce), so the grid costs little next to scoring."""
+def _grid_tiles(samples: list[Any], predictions: Any, tile: int) -> dict[str, Any]:
+    """The tiles of the shown ``samples``, each picture decoded at about tile size (JPEG draft,
+    whole-factor reduce), so the grid costs little next to scoring."""
     from PIL import Image
 
     from reasonseg_x.render import compose, decode_picture, mask_of, split_geometry
 
     tiles: dict[str, Image.Image] = {}
-    for sample in source.samples_of(split, wanted):
+    for sample in samples:
         pred = predictions.get(sample.id) if predictions is not None else None
         geometry = split_geometry(pred.meta or {}) if pred is not None else None
         try:
@@ -372,9 +368,10 @@ def draw_worst_grid(records: Any, source: Any, split: str, predictions: Any, pat
     boxes and points that made the mask), each captioned with its IoU, status, id and query. None when
     no sample has a reasoning type.
 
-    Reads only the pictures it draws, at tile size; an unreadable picture is a grey tile. A ``path``
-    already drawn for the same content (a repeated ``score``: its digest is kept in the PNG) is
-    left as it is, so a warm score pays for reading the shown samples only.
+    Reads only the samples it shows (once; at most ``k`` per type are held) and decodes their pictures
+    at tile size; an unreadable picture is a grey tile. A ``path`` already drawn for the same content
+    (a repeated ``score``: its digest is kept in the PNG) is left as it is, so a warm score pays for
+    reading the shown samples only.
     """
     from PIL import Image, ImageDraw
     from PIL.PngImagePlugin import PngInfo
@@ -384,10 +381,12 @@ def draw_worst_grid(records: Any, source: Any, split: str, predictions: Any, pat
         return None
     wanted = {r.id for members in rows.values() for r in members}
     out = Path(path)
-    digest, queries = _grid_digest(rows, source, split, predictions, wanted, k, tile)
+    samples = list(source.samples_of(split, wanted))
+    digest = _grid_digest(rows, samples, predictions, k, tile)
     if _drawn_digest(out) == digest:
         return out
-    tiles = _grid_tiles(source, split, predictions, wanted, tile)
+    tiles = _grid_tiles(samples, predictions, tile)
+    queries = {sample.id: sample.query for sample in samples}
     font, small = _font(14), _font(12)
     label_w, line_h, pad = 150, 15, 8
     caption_h = 2 * line_h + WORST_QUERY_LINES * line_h + 6
