@@ -253,6 +253,11 @@
     col.appendChild(dl);
     if (r.answers) {
       col.appendChild(answersBlock(r));
+      var listed = r.answers.some(function (a) { return a.raw === r.raw; });
+      if (r.raw !== undefined && !listed) {  // a raw_text that is none of the sampled answers: shown after them
+        col.appendChild(el("h4", "", "raw_text of the prediction"));
+        col.appendChild(el("pre", "raw", r.raw));
+      }
     } else {
       col.appendChild(el("h4", "", "raw answer"));
       col.appendChild(el("pre", "raw", r.raw !== undefined ? r.raw : "(none recorded)"));
