@@ -185,10 +185,10 @@ def decode_picture(raw: bytes, width: int, height: int, max_side: int) -> Image.
     wanted = fit_size(width, height, max_side)
     if img.format == "JPEG":
         img.draft("RGB", wanted)
+    img = img if img.mode == "RGB" else img.convert("RGB")  # before reduce, which refuses palette images
     factor = min(img.width // max(wanted[0], 1), img.height // max(wanted[1], 1))
     if factor >= 2:
         img = img.reduce(factor)
-    img = img if img.mode == "RGB" else img.convert("RGB")
     if img.size != (width, height):
         img = img.resize(fit_size(width, height, max_side), Image.Resampling.BILINEAR)
     return img

@@ -178,3 +178,17 @@ def test_only_what_made_the_mask_is_drawn_by_default() -> None:
     assert (every[11, 11:32] == BOX_COLOUR).all(axis=1).all()  # the kept box stays on top, solid
     # a single answer's own boxes are what it drew
     assert split_geometry({"boxes": [[1, 2, 3, 4]], "candidates": _tts_meta()["candidates"]}).dropped_boxes == []
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("RGB", "JPEG"), ("CMYK", "JPEG"), ("P", "PNG"), ("1", "PNG"),
+                                           ("I;16", "PNG"), ("RGBA", "PNG")])
+def test_pictures_are_decoded_at_the_size_they_are_shown(mode: str, fmt: str) -> None:
+    """A 1000 x 800 picture for a 200-pixel tile comes out RGB at 200 x 160, whatever its mode."""
+    import io
+
+    from reasonseg_x.render import decode_picture
+
+    buffer = io.BytesIO()
+    Image.new(mode, (1000, 800)).save(buffer, format=fmt)
+    picture = decode_picture(buffer.getvalue(), 1000, 800, 200)
+    assert picture.mode == "RGB" and picture.size == (200, 160)
