@@ -324,7 +324,7 @@ def run_schedule(predictor: Any, queries: list[Any], batch: int) -> tuple[dict[s
     if engine is not None:
         result.update(prepare_s=round(engine.stats["prepare_s"], 3))
         result.update(decode_batches=int(engine.stats["batches"]), rows=int(engine.stats["rows"]),
-                      prefill_rows=int(engine.stats["prefill_rows"]), compile_fallback=engine._compile_failed)
+                      prefill_rows=int(engine.stats["prefill_rows"]), compile_fallback=engine.compile_fallback)
     return result, outputs
 
 

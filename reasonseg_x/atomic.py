@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TMP_MARK", "atomic_path", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
+__all__ = ["TMP_MARK", "atomic_path", "atomic_folder", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
            "remove_stale_temporaries", "fsync_dir"]
 
 #: every temporary is named ``.<target name><TMP_MARK><pid>-<token>``
@@ -61,6 +62,34 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh empty folder beside ``path``; on a clean exit it takes the place of ``path``.
+
+    For writers of a whole folder (``star export``): an exception deletes the temporary folder and
+    leaves ``path`` (absent, or an old folder) as it was. The old folder is renamed aside before
+    the new one is renamed in and deleted after, so a kill between the two renames leaves it
+    whole under ``.<name>.tmp-...``.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}{TMP_MARK}old-{os.getpid()}-{secrets.token_hex(4)}")
+        os.replace(target, old)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "RLE",
     "MAX_SIDE",
     "encode",
+    "from_polygons",
     "decode",
     "area",
     "areas",
@@ -104,6 +105,13 @@ def merge(rles: Iterable[RLE], *, intersect: bool = False) -> RLE:
     if len(coco) == 1:
         return _from_coco(coco[0])
     return _from_coco(_coco.merge(coco, intersect=int(intersect)))
+
+
+def from_polygons(polygons: Sequence[Sequence[float]], height: int, width: int) -> RLE:
+    """The COCO rasterisation of flat ``[x0, y0, x1, y1, ...]`` polygons (``frPyObjects``), merged."""
+    rles = _coco.frPyObjects([list(p) for p in polygons], int(height), int(width))
+    merged = _coco.merge(rles) if len(rles) > 1 else rles[0]
+    return {"size": [int(height), int(width)], "counts": _from_coco(merged)["counts"]}
 
 
 def intersection_area(*rles: RLE) -> int:

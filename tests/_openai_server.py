@@ -6,7 +6,11 @@ data URL decodes to the expected frame, ``n``, sampling parameters, model name) 
 violations in ``problems`` (a server thread cannot fail a test itself), and plays queued faults:
 ``"429"``, ``"500"``, ``"sleep:SECONDS"``, ``"malformed"``, ``"short"`` (one choice whatever ``n``),
 ``"empty"`` (empty ``content``), ``"drop"`` (close the connection without a reply), ``"400"``,
-``"ok"`` (no fault: keeps the queue aligned with the requests).
+``"ok"`` (no fault: keeps the queue aligned with the requests), and hostile ones: ``"echo"`` (the
+answers and the reported model name carry ``echo_key`` as written, reversed, URL-encoded and in
+base64), ``"redirect"`` (307 to ``redirect_to``, another server), ``"redirect-here"`` (307 to this
+server under ``/alt``), ``"gzip"`` (the reply gzip-encoded), ``"bad-gzip"`` (a body that does not inflate), ``"bomb"`` (a gzip body that inflates to ``bomb_mib`` MiB) and ``"huge"``
+(one answer of ``huge_chars`` characters).
 
 Importable by subprocesses and by ``benchmarks/bench_openai_client.py``.
 """
@@ -14,15 +18,20 @@ Importable by subprocesses and by ``benchmarks/bench_openai_client.py``.
 from __future__ import annotations
 
 import base64
+import functools
+import gzip
 import io
 import json
 import threading
 import time
+import urllib.parse
 import zlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from reasonseg_x.star.generation.backend import Answers, Sampling, TextGenerator
 
 #: answers in 840-frame pixels (Qwen2.5-VL style), chosen per prompt and seed by ``scripted_answer``
 SCRIPT = (
@@ -42,16 +51,28 @@ def scripted_answer(prompt: str, seed: int | None) -> str:
     return SCRIPT[(zlib.crc32(prompt.encode("utf-8")) + (seed or 0)) % len(SCRIPT)]
 
 
-class ScriptedVLM:
-    """The in-process counterpart of the server: ``VLM.generate`` with the same scripted answers."""
+class ScriptedVLM(TextGenerator):
+    """The in-process counterpart of the server: a generation backend with the same scripted answers."""
 
+    schedule = "scripted"
+    overlap_sam = False
     device = "cpu"
     family = "qwen2.5"
-    info: dict[str, Any] = {"backend": "scripted"}
 
-    def generate(self, images: Sequence[Any], prompts: Sequence[str], *, n: int = 1, seed: int | None = None,
-                 **_: Any) -> list[list[str]]:
-        return [[scripted_answer(p, None if seed is None else seed + k) for k in range(n)] for p in prompts]
+    def answers(self, images: Sequence[Any], prompts: Sequence[str], sampling: Sampling,
+                seeds: Sequence[int | None], logits_processor: Any = None) -> Iterator[Answers]:
+        for row, (prompt, seed) in enumerate(zip(prompts, seeds)):
+            yield Answers([row], [[scripted_answer(prompt, None if seed is None else seed + k)
+                                   for k in range(sampling.n)]], 0.0)
+
+    def generation_config(self) -> dict[str, Any]:
+        return {}
+
+    def default_batch_size(self, tts: int, batch_size: int | None) -> int:
+        return batch_size or 4
+
+    def run_info(self) -> dict[str, Any]:
+        return {"backend": "scripted"}
 
 
 def ScriptedInProcessStar(tts: int = 1, segmenter: str = "box", seed: int = 42) -> Any:  # noqa: N802 - a factory
@@ -94,6 +115,19 @@ class _Handler(BaseHTTPRequestHandler):
         fault = owner.next_fault()
         fault = None if fault == "ok" else fault
         owner.authorizations.add(self.headers.get("Authorization") or "")
+        owner.paths.append(self.path)
+        if fault == "redirect":
+            self._send(307, b"", {"Location": owner.redirect_to.rstrip("/") + "/chat/completions"})
+            return
+        if fault == "redirect-here":
+            self._send(307, b"", {"Location": "/alt" + self.path})
+            return
+        if fault == "bad-gzip":
+            self._send(200, b"\x1f\x8b\x08\x00 not gzip at all", {"Content-Encoding": "gzip"})
+            return
+        if fault == "bomb":
+            self._send(200, _bomb(owner.bomb_mib), {"Content-Encoding": "gzip"})
+            return
         if fault == "drop":
             self.close_connection = True
             self.connection.shutdown(2)
@@ -118,10 +152,31 @@ class _Handler(BaseHTTPRequestHandler):
             texts = texts[:1]
         if fault == "empty":
             texts = ["" for _ in texts]
-        reply = {"id": "chatcmpl-test", "object": "chat.completion", "model": owner.reported_model,
+        model = owner.reported_model
+        if fault == "echo":
+            key = owner.echo_key
+            echo = (f" key {key} reversed {key[::-1]} url {urllib.parse.quote(key, safe='')} "
+                    f"b64 {base64.b64encode(f'Bearer {key}'.encode()).decode()}")
+            texts, model = [t + echo for t in texts], f"{model}+{key}"
+        if fault == "huge":
+            texts = [t + " " + "x" * owner.huge_chars for t in texts]
+        reply = {"id": "chatcmpl-test", "object": "chat.completion", "model": model,
                  "choices": [{"index": k, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
                              for k, t in enumerate(texts)]}
+        if fault == "gzip":
+            self._send(200, gzip.compress(json.dumps(reply).encode()), {"Content-Encoding": "gzip"})
+            return
         self._send(200, json.dumps(reply).encode())
+
+
+@functools.lru_cache(maxsize=2)
+def _bomb(mib: int) -> bytes:
+    """A gzip body of ``mib`` MiB of blanks (about 1000 times smaller on the wire)."""
+    block, out = b" " * 2**20, io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as gz:
+        for _ in range(mib):
+            gz.write(block)
+    return out.getvalue()
 
 
 class _Server(ThreadingHTTPServer):
@@ -137,7 +192,8 @@ class ScriptedOpenAIServer:
                  faults: Sequence[str] = (), honour_n: bool = True, port: int = 0, check_images: bool = True,
                  answer: Callable[[str, int | None], str] = scripted_answer, echo_key: str = "",
                  models: Sequence[str] = (SERVED_MODEL,), reported_model: str = "org/served-star-7b",
-                 root: str | None = None) -> None:
+                 root: str | None = None, redirect_to: str = "", bomb_mib: int = 64,
+                 huge_chars: int = 10 * 2**20) -> None:
         self.expect = dict(expect or {})
         self.frame = frame
         self.faults: deque[str] = deque(faults)
@@ -148,6 +204,10 @@ class ScriptedOpenAIServer:
         self.models = list(models)
         self.reported_model = reported_model
         self.root = root  # the folder or repo vLLM lists as the served model's "root"
+        self.redirect_to = redirect_to  # the /v1 base of another server, for the "redirect" fault
+        self.bomb_mib = bomb_mib
+        self.huge_chars = huge_chars
+        self.paths: list[str] = []  # the path of every chat request, in arrival order
         self.requests: list[dict[str, Any]] = []
         self.problems: list[str] = []
         self.authorizations: set[str] = set()

@@ -119,6 +119,23 @@ class FlakyPredictor:
         return [Output(mask=hash_mask(q)) for q in queries]
 
 
+class ListedFailures:
+    """Raises on the ids listed (one a line) in ``fail_file`` at the time of the call, otherwise the
+    hash mask: edit the file between runs to see ``--retry-errors`` recover some of them."""
+
+    needs_ground_truth: ClassVar[bool] = False
+
+    def __init__(self, fail_file: str = "") -> None:
+        self.fail_file = fail_file
+
+    def predict(self, queries: Sequence[Query]) -> list[Output]:
+        failing = set(Path(self.fail_file).read_text(encoding="utf-8").split()) if self.fail_file else set()
+        bad = [q.id for q in queries if q.id in failing]
+        if bad:
+            raise ValueError(f"cannot handle {bad[0]}")
+        return [Output(mask=hash_mask(q)) for q in queries]
+
+
 class OOMPredictor:
     """Out of memory whenever a batch is larger than ``max_batch`` (``kind``: memory|torch|runtime)."""
 
@@ -186,9 +203,9 @@ def run_fake_eval_killed(out: str, point: str, nth: int = 1) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "run.json":
-        from reasonseg_x.runner import runinfo
+        from reasonseg_x.runner import record
 
-        real, calls = runinfo.write_text_atomic, []
+        real, calls = record.write_text_atomic, []
 
         def torn_write(path: Any, text: str) -> None:
             calls.append(path)
@@ -197,7 +214,7 @@ def run_fake_eval_killed(out: str, point: str, nth: int = 1) -> None:
                 die()
             real(path, text)
 
-        runinfo.write_text_atomic = torn_write
+        record.write_text_atomic = torn_write
     elif point == "metrics":
         from reasonseg_x.evaluators import api
 

@@ -4,6 +4,7 @@
 - ``tts`` never imports torch; ``data`` never imports ``evaluators``;
 - no layer imports ``cli``;
 - no module inside the package takes a name from ``reasonseg_x/__init__.py`` (only submodules);
+- no import cycles between the modules of ``star/``, ``predictors/`` and ``runner/``;
 - the scoring path starts without torch, transformers or datasets in ``sys.modules``.
 """
 
@@ -100,3 +101,118 @@ def test_root_rule_sees_a_root_name(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("from reasonseg_x import __version__, masks\n", encoding="utf-8")
     assert _root_names_taken(module) == ["__version__"]
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The modules of ``known`` that ``path`` imports anywhere (module level, inside functions, under
+    TYPE_CHECKING), relative imports resolved, ``from package import module`` counted as the module."""
+    here = _module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            candidates = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(name for name in candidates if name in known and name != here)
+    return found
+
+
+@pytest.mark.parametrize("folder", ["star", "predictors", "runner"])
+def test_no_import_cycles_between_modules(folder: str) -> None:
+    """No two modules import each other, directly or around a longer loop (function-level imports
+    included: a deferred import hides a cycle, it does not remove it). docs/architecture.md"""
+    files = {_module_name(p): p for p in _files(folder)}
+    graph = {name: _imported_modules(path, set(files)) for name, path in files.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    assert cycles == [], "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_sees_function_level_imports(tmp_path: Path) -> None:
+    pkg = tmp_path / "reasonseg_x" / "loop"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from reasonseg_x.loop import b\n")
+    (pkg / "b.py").write_text("def f():\n    from . import a\n")
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path / "reasonseg_x"
+    try:
+        with pytest.raises(AssertionError, match="reasonseg_x.loop.a -> reasonseg_x.loop.b -> reasonseg_x.loop.a"):
+            test_no_import_cycles_between_modules("loop")
+    finally:
+        PACKAGE = saved
+
+
+RECORD = PACKAGE / "runner" / "record.py"
+_FILE_CALLS = {"read_text", "read_bytes", "open", "write_text", "write_bytes", "unlink", "exists", "is_file"}
+
+
+def _is_run_file(node: ast.AST) -> bool:
+    """``"run.json"``, ``RUN_FILE`` or ``record.RUN_FILE``."""
+    return ((isinstance(node, ast.Constant) and node.value == "run.json")
+            or (isinstance(node, ast.Name) and node.id == "RUN_FILE")
+            or (isinstance(node, ast.Attribute) and node.attr == "RUN_FILE"))
+
+
+def _run_json_touches(path: Path) -> list[str]:
+    """Where a module spells the file name ``run.json`` as code, or opens, reads, writes or probes a
+    path ending in it (``folder / RUN_FILE``) instead of asking the run record."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value == "run.json" and id(node) not in docstrings:
+            found.append(f"line {node.lineno}: the literal 'run.json'")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            target = func.value if isinstance(func, ast.Attribute) and func.attr in _FILE_CALLS else None
+            if target is not None and isinstance(target, ast.BinOp) and _is_run_file(target.right):
+                found.append(f"line {node.lineno}: .{func.attr}() on a run.json path")
+            if isinstance(func, ast.Name) and func.id == "open" and node.args and isinstance(node.args[0], ast.BinOp) \
+                    and _is_run_file(node.args[0].right):
+                found.append(f"line {node.lineno}: open() of a run.json path")
+    return found
+
+
+def test_only_the_run_record_touches_run_json() -> None:
+    """One reader and writer of run.json (runner/record.py): every command agrees on what a run was."""
+    bad = [f"{path.relative_to(PACKAGE.parent)} {where}" for path in _files("") if path != RECORD
+           for where in _run_json_touches(path)]
+    assert bad == []
+
+
+def test_run_json_rule_sees_a_reader(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text('"""Reads run.json."""\nimport json\nRUN = "run.json"\n'
+                      "def f(d):\n    return json.loads((d / RUN_FILE).read_text())\n", encoding="utf-8")
+    assert [w.split(":")[0] for w in _run_json_touches(module)] == ["line 3", "line 5"]

@@ -34,3 +34,23 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("x")
     assert remove_stale_temporaries(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_atomic_folder_swaps_in_a_complete_folder_and_keeps_the_old_one_on_failure(tmp_path):
+    from reasonseg_x.atomic import atomic_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_folder(out) as staging:
+            assert staging.parent == tmp_path and staging != out
+            (staging / "half.txt").write_text("half")
+            raise RuntimeError("the load failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (out / "old.txt").read_text() == "old"
+    with atomic_folder(out) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and [p.name for p in out.iterdir()] == ["new.txt"]
+    with atomic_folder(tmp_path / "fresh") as staging:
+        (staging / "a").write_text("a")
+    assert (tmp_path / "fresh" / "a").read_text() == "a"

@@ -108,3 +108,8 @@ def test_a_value_after_a_switch_is_explained():
     assert "--strict is a switch and takes no value" in " ".join(done.output.split())
     other = _cli("score", "-p", "x", "surplus")
     assert other.exit_code == 2 and "unexpected extra argument" in other.output
+
+
+def test_models_takes_a_name_in_other_case():
+    listed = _cli("models", "StAR")
+    assert listed.exit_code == 0 and "checkpoint: str = 'sj9909/StAR-7B'" in listed.output

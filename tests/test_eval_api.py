@@ -205,6 +205,36 @@ def test_contradictions_and_unlabelled_samples_are_told(tmp_path):
     assert read_records(tmp_path / "ps.jsonl", "star").records[0].mask_ignored
 
 
+def test_hostile_labels_and_reasons_are_shown_in_report_md_never_rendered():
+    """Open-taxonomy type names, source rows and reasons come from the data: report.md shows them
+    as written (rendered by a CommonMark+tables parser) and none becomes HTML, a link or a cell."""
+    from markdown_it import MarkdownIt
+
+    from reasonseg_x.data.source import SkippedRow
+    from reasonseg_x.evaluators.report import render_markdown
+
+    hostile = "<img src=x onerror=alert(1)>|*bold*[link](javascript:alert(2))"
+    source, arrays = make_case(4, p_empty=0.0)
+    source._samples[0] = source._samples[0].__class__(**{**source._samples[0].__dict__, "reasoning_type": hostile})
+    source.skipped.append(SkippedRow("rows`<script>alert(3)</script>", "bad <b>row</b>\n| x |"))
+    report = render_markdown(score_predictions(source, None, predictions_for(arrays), n_resamples=0).metrics)
+    html = MarkdownIt("commonmark").enable("table").render(report)
+    assert "<img" not in html and "<script" not in html and "<b>" not in html and "<a " not in html
+    assert "<em>" not in html and "<strong>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;|*bold*[link](javascript:alert(2))" in html  # shown as written
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in html and "bad &lt;b&gt;row&lt;/b&gt; | x |" in html
+    first_table = html.split("</table>")[0]
+    assert all(row.count("<td") == 6 for row in first_table.split("<tr>")[2:])  # no cell was split
+
+
+def test_markdown_escapes_keep_ordinary_names_readable():
+    from reasonseg_x._html import md_code, md_text
+
+    assert md_text("P/F function_purpose") == "P/F function_purpose"
+    assert md_text("_x_ a|b") == "\\_x\\_ a\\|b"
+    assert md_code("a``b") == "```a``b```" and md_code("`x") == "`` `x ``" and md_code("p") == "`p`"
+
+
 def test_hints_for_transposed_masks_and_stray_whitespace(tmp_path):
     source, arrays = make_case(3)
     target = arrays["s001"][0]

@@ -74,6 +74,7 @@ def test_compare_two_runs(tmp_path, memory_data):
     report = tmp_path / "cmp.md"
     result = runner.invoke(app, ["compare", str(out_a), str(out_b), "--out", str(report), "--bootstrap", "300"])
     assert result.exit_code == 0, result.output
+    assert f"wrote {report}" in result.output.replace("\n", "")  # says what it wrote, as score -o does
     text = report.read_text()
     assert "| Overall | 30 |" in text and "P/F function_purpose" in text
     as_json = tmp_path / "cmp.json"

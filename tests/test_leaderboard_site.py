@@ -260,7 +260,29 @@ def test_screenshot(site: tuple[str, Path], tmp_path: Path, artifacts: Path,
 
 
 def _with_script(page: Path, name: str, script: str) -> Path:
-    return with_script(page, name, script)
+    return with_script(page, name, script, drop_csp=True)  # the page's policy refuses an added script
+
+
+def test_the_policy_allows_only_the_pages_own_script(tmp_path: Path) -> None:
+    import re
+
+    from reasonseg_x._html import script_hash
+
+    html = render_site(_build_db(tmp_path), tmp_path / "site").read_text()
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', html).group(1)
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    assert "unsafe-inline" not in policy.split("script-src", 1)[1].split(";")[0]
+    assert len(scripts) == 1 and f"script-src '{script_hash(scripts[0])}'" in policy
+    assert "default-src 'none'" in policy and "base-uri 'none'" in policy and "form-action 'none'" in policy
+
+
+def test_in_chromium_the_board_runs_and_an_injected_script_does_not(site: tuple[str, Path], tmp_path: Path) -> None:
+    """The page's own script draws the table under its hash policy; a script added beside it (as an
+    injection would be) is refused, so it cannot mark the page."""
+    browser, page = site
+    dom = _dump(browser, tmp_path, with_script(page, "injected.html",
+                                               'document.body.setAttribute("data-injected", "ran");').as_uri())
+    assert len(dom.rows) == 12 and "data-injected" not in dom.attrs
 
 
 def test_clicking_headers_and_the_toggle(site: tuple[str, Path], tmp_path: Path) -> None:

@@ -169,6 +169,9 @@ def test_meta_parsing() -> None:
         parse_meta(["oops"])
     with pytest.raises(InvalidInputError, match="not a number"):
         parse_parameter_count("seven")
+    for nothing in ("0B", "0", "0.1", "0.0000000001B"):  # a model with no parameters sorts first: refused
+        with pytest.raises(InvalidInputError, match="not a positive number"):
+            parse_meta([f"params={nothing}"])
 
 
 def _star_run(folder: Path, **args: object) -> Path:
@@ -199,7 +202,7 @@ def test_metadata_comes_from_the_run_folder(tmp_path: Path) -> None:
 @given(st.integers(0, 10**12), st.sampled_from(["", "k", "M", "B"]))
 def test_parameter_count_scales(value: int, unit: str) -> None:
     scale = {"": 1, "k": 10**3, "M": 10**6, "B": 10**9}[unit]
-    if value * scale > 10**15:
+    if value * scale > 10**15 or value == 0:
         with pytest.raises(InvalidInputError):
             parse_parameter_count(f"{value}{unit}")
     else:
@@ -305,11 +308,42 @@ def _write_submission(tmp_path: Path, source: FakeSource, mutate) -> Path:  # ty
     (lambda d: d["meta"].update(note="a\x00b"), "control characters"),
     (lambda d: d.update(model_name="\ud800x"), "lone surrogates"),
     (lambda d: d.update(model_name="StAR-32B\u202e VM +"), "bidirectional-override"),
+    (lambda d: d.update(model_name="Ora\u200bcle"), r"invisible character \(U\+200B ZERO WIDTH SPACE.*'Oracle'"),
+    (lambda d: d.update(model_name="Oracle\u2060"), "invisible character"),  # word joiner
+    (lambda d: d.update(model_name="\ufeffOracle"), "invisible character"),  # byte-order mark
+    (lambda d: d.update(model_name="Ora\u00adcle"), "invisible character"),  # soft hyphen
+    (lambda d: d.update(model_name="Oracle\u00a0"), "invisible character"),  # no-break space
+    (lambda d: d.update(model_name="\u3164"), "invisible character"),  # Hangul filler, a "letter"
+    (lambda d: d.update(base_model="Qwen\u200d2.5"), "'base_model' contains an invisible"),
+    (lambda d: d["meta"].update(note="a\u200bb"), "'meta.note' contains an invisible"),
+    (lambda d: d.update(model_name="\u041eracle"), r"mixes letters.*Cyrillic 'О'"),  # Cyrillic O
+    (lambda d: d.update(model_name="StAR-\u03bf"), "mixes letters"),  # Greek omicron
+    (lambda d: d.update(model_name="\uff33tAR"), "lookalike character.*write it as 'StAR'"),  # full-width S
 ])
 def test_wrong_types_in_submission_json_are_refused(tmp_path: Path, source: FakeSource, mutate, match: str) -> None:
     folder = _write_submission(tmp_path, source, mutate)
     with pytest.raises(UnsafeBundleError, match=match):
         open_bundle(folder, tmp_path / "work")
+
+
+@pytest.mark.parametrize("name", ["Oracle", "StAR-32B (tts=32)", "Qwen2.5-VL 7B", "ГигаЧат", "通义千问 Qwen",
+                                  "Café-Seg", "naïve"])
+def test_ordinary_names_in_any_one_script_are_accepted(name: str) -> None:
+    from reasonseg_x.leaderboard.safety import name_problem
+
+    assert name_problem(name) is None
+
+
+def test_submit_refuses_an_invisible_character_in_the_model_name(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+
+    run = tmp_path / "run"
+    assert CliRunner().invoke(app, ["eval", "-m", "oracle", "-n", "4", "-q", "-o", str(run)]).exit_code == 0
+    done = CliRunner().invoke(app, ["submit", str(run / "predictions.jsonl"), "--model-name", "Ora\u200bcle",
+                                    "--out", str(tmp_path / "bundle")])
+    assert done.exit_code == 2 and "invisible character" in done.output and not (tmp_path / "bundle").exists()
 
 
 def test_submission_json_must_be_an_object_and_bounded(tmp_path: Path, source: FakeSource) -> None:

@@ -426,3 +426,175 @@ def test_answers_are_segmented_as_they_arrive_not_after_the_last_request():
     assert [o.status for o in outputs] == ["ok"] * 12 and took >= 1.5
     early = [t - started for t in segmenter.times if t - started < 1.4]
     assert len(early) >= 10, f"only {len(early)} of 12 queries were segmented before the slow reply came"
+
+
+# ----------------------------------------------------------------------------- secrets and hostile servers
+
+def _key_forms(key: str) -> list[str]:
+    """The key as written and the obvious encodings the "echo" fault sends (docs/serving.md)."""
+    import base64
+    import urllib.parse
+
+    return [key, key[::-1], urllib.parse.quote(key, safe=""), base64.b64encode(f"Bearer {key}".encode()).decode()[8:]]
+
+
+def _no_key_form_in(folder: Path, key: str = KEY) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for form in _key_forms(key):
+                assert form.encode() not in data, f"the API key ({form}) was written to {path}"
+
+
+def test_a_key_the_server_echoes_in_answers_is_masked_in_every_obvious_form():
+    with ScriptedOpenAIServer(faults=["echo"], echo_key=KEY) as server:
+        vlm = _vlm(server, api_key=KEY)
+        try:
+            [[answer]] = vlm.generate([_image()], ["q"])
+            info = vlm.run_info()
+        finally:
+            vlm.close()
+    assert server.problems == [] and answer.startswith(scripted_answer("q", None))
+    assert not any(form in answer for form in _key_forms(KEY)) and answer.count("***") == 4
+    assert not any(form in json.dumps(info) for form in _key_forms(KEY)) and info["reported_models"] == [
+        "org/served-star-7b+***"]
+
+
+def test_a_short_key_is_masked_as_written_and_its_encodings_left_alone():
+    from reasonseg_x.redaction import Redactor, secret_variants
+
+    assert secret_variants("EMPTY") == ["EMPTY"]  # vLLM's customary placeholder key
+    assert Redactor(["EMPTY"])("key EMPTY, ytpme YTPME") == "key ***, ytpme YTPME"
+    assert Redactor([None, ""])("untouched") == "untouched"
+
+
+def test_an_echoed_key_reaches_neither_predictions_nor_the_viewer_nor_a_bundle(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+    from reasonseg_x.viewer import build_viewer
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with ScriptedOpenAIServer(faults=["echo"] * 48, echo_key=KEY) as server:  # all of mini: a bundle needs it
+        result = run_eval(EvalConfig(model="star", out=tmp_path / "run", model_args={
+            "backend": "openai", "base_url": server.url, "segmenter": "box", "tts": 2}))  # tts keeps raw_text
+    assert result.stats.predicted == 48 and not server.faults
+    rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    texts = [c["raw_text"] for row in rows for c in row["meta"]["candidates"]]
+    assert len(texts) == 96 and all(" key *** reversed *** url *** b64 " in text for text in texts)
+    build_viewer(tmp_path / "run", tmp_path / "viewer")
+    bundle = CliRunner().invoke(app, ["submit", str(tmp_path / "run" / "predictions.jsonl"), "--model-name", "echo",
+                                      "--out", str(tmp_path / "bundle")])
+    assert bundle.exit_code == 0, bundle.output
+    assert (tmp_path / "viewer" / "index.html").is_file() and (tmp_path / "bundle" / "predictions.jsonl").is_file()
+    _no_key_form_in(tmp_path)
+
+
+def test_credentials_in_base_url_are_sent_but_never_recorded_or_printed(tmp_path):
+    import base64
+
+    with ScriptedOpenAIServer(faults=["400"], echo_key="pa55word-xyz") as server:
+        url = server.url.replace("http://", "http://alice:pa55word-xyz@")
+        result = run_eval(EvalConfig(model="star", out=tmp_path / "run", limit=2, model_args={
+            "backend": "openai", "base_url": url, "segmenter": "box", "max_concurrency": 1}))
+        proc = subprocess.run([sys.executable, "-m", "reasonseg_x.cli", "eval", "--model", "star", "-a", "backend=openai",
+                               "-a", f"base_url={url.replace(str(server.port), str(_free_port()))}", "-a",
+                               "segmenter=box", "-a", "max_attempts=1", "--data", "mini", "--out", str(tmp_path / "x")],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_DIR), str(TESTS_DIR)])},
+                              capture_output=True, text=True, timeout=100, cwd=tmp_path)
+    assert server.authorizations == {"Basic " + base64.b64encode(b"alice:pa55word-xyz").decode()}
+    assert result.stats.predicted == 2 and result.stats.statuses == {"error": 1, "ok": 1}
+    recorded = "".join(p.read_text() for p in (tmp_path / "run").iterdir() if p.suffix in (".json", ".jsonl"))
+    assert "pa55word" not in recorded and "alice" not in recorded
+    assert f"http://127.0.0.1:{server.port}/v1" in recorded and "scripted 400 (key ***)" in recorded
+    assert proc.returncode != 0 and "served_model" in proc.stderr
+    assert "pa55word" not in proc.stdout + proc.stderr and "alice" not in proc.stdout + proc.stderr
+
+
+def test_userinfo_is_stripped_from_urls_and_from_messages_that_quote_them():
+    from reasonseg_x.redaction import scrub_urls, strip_userinfo
+
+    assert strip_userinfo("http://u:p@host:8000/v1") == "http://host:8000/v1"
+    assert strip_userinfo("https://u:p@ss@host/v1?a=b@c") == "https://host/v1?a=b@c"
+    assert strip_userinfo("see http://a:b@h/v1 and mail a@b") == "see http://h/v1 and mail a@b"
+    assert scrub_urls({"x": ["ftp://me@h", 3], "y": None}) == {"x": ["ftp://h", 3], "y": None}
+
+
+def test_a_redirect_to_another_origin_is_not_followed():
+    from reasonseg_x.star.generation.openai_client import RequestFailed
+
+    with ScriptedOpenAIServer() as elsewhere, ScriptedOpenAIServer(faults=["redirect"],
+                                                                   redirect_to=elsewhere.url) as server:
+        vlm = _vlm(server, api_key=KEY)
+        try:
+            [(_, failure, _)] = list(vlm.generate_stream([_image()], ["q"]))
+            info = vlm.run_info()
+        finally:
+            vlm.close()
+    assert isinstance(failure, RequestFailed) and "another origin" in str(failure)
+    assert elsewhere.url in str(failure) and elsewhere.requests == [] and elsewhere.paths == []
+    assert info["attempts"] == 2 and info["failed"] == 1  # the model list, then one try: not retried
+
+
+def test_a_redirect_within_the_endpoint_is_followed():
+    with ScriptedOpenAIServer(faults=["redirect-here"]) as server:
+        vlm = _vlm(server)
+        try:
+            assert vlm.generate([_image()], ["q"]) == [[scripted_answer("q", None)]]
+        finally:
+            vlm.close()
+    assert server.paths == ["/v1/chat/completions", "/alt/v1/chat/completions"] and server.problems == []
+
+
+def test_a_gzip_encoded_reply_is_read_and_one_that_does_not_inflate_is_retried():
+    with ScriptedOpenAIServer(faults=["gzip", "bad-gzip"]) as server:
+        vlm = _vlm(server, max_concurrency=1)
+        try:
+            assert vlm.generate([_image()], ["q"]) == [[scripted_answer("q", None)]]
+            assert vlm.run_info()["retries"] == 0
+            assert vlm.generate([_image()], ["r"]) == [[scripted_answer("r", None)]]
+            assert vlm.run_info()["retry_reasons"] == {"malformed": 1}
+        finally:
+            vlm.close()
+
+
+def test_a_gzip_bomb_is_given_up_at_the_bound_without_inflating_it():
+    import tracemalloc
+
+    from _openai_server import _bomb
+
+    from reasonseg_x.star.generation.openai_client import MAX_REPLY_BYTES, RequestFailed
+
+    assert len(_bomb(96)) < 2**20  # built before the count starts
+    with ScriptedOpenAIServer(faults=["bomb"], bomb_mib=96) as server:
+        vlm = _vlm(server)
+        try:
+            tracemalloc.start()
+            try:
+                [(_, failure, _)] = list(vlm.generate_stream([_image()], ["q"]))
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            info = vlm.run_info()
+        finally:
+            vlm.close()
+    assert isinstance(failure, RequestFailed) and "larger than 32 MiB" in str(failure)
+    assert peak < MAX_REPLY_BYTES + 16 * 2**20, f"{peak / 2**20:.0f} MiB held for a 96 MiB bomb"
+    assert info["attempts"] == 2 and info["failed"] == 1
+
+
+def test_an_answer_past_the_limit_is_cut_with_a_marker_and_counted():
+    from reasonseg_x.star.generation.openai_backend import ANSWER_LIMIT_FLOOR, answer_limit
+
+    assert answer_limit(1024) == ANSWER_LIMIT_FLOOR == 65536 and answer_limit(16384) == 16 * 16384
+    with ScriptedOpenAIServer(faults=["huge", "ok"], huge_chars=3_000_000) as server:
+        vlm = _vlm(server, max_concurrency=1)
+        try:
+            [[cut], [whole]] = [vlm.generate([_image()], [p]) [0] for p in ("q", "r")]
+            info = vlm.run_info()
+        finally:
+            vlm.close()
+    assert cut.startswith(scripted_answer("q", None)) and len(cut) < ANSWER_LIMIT_FLOOR + 100
+    assert cut.endswith(f" [... {len(scripted_answer('q', None)) + 1 + 3_000_000 - ANSWER_LIMIT_FLOOR} "
+                        "characters cut by reasonseg-x]")
+    assert whole == scripted_answer("r", None) and info["truncated_answers"] == 1

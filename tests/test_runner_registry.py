@@ -248,3 +248,81 @@ def test_models_listing_is_one_line_per_model_then_its_arguments(monkeypatch):
 def test_a_pinned_value_is_named_when_set():
     with pytest.raises(InvalidInputError, match=r"model 'segzero' fixes tts=1; it cannot be set \(got '32'\)"):
         bind_arguments("segzero", {"tts": "32"})
+
+
+# --- one binder for -a strings and Python keywords -------------------------------------------------
+
+STAR_STRINGS = {"tts": "4", "temperature": "0.7", "top_k": "none", "keep_answers": "false", "seed": "7",
+                "backend": "hf", "checkpoint": "some/ckpt"}
+STAR_VALUES = {"tts": 4, "temperature": 0.7, "top_k": None, "keep_answers": False, "seed": 7, "backend": "hf",
+               "checkpoint": "some/ckpt"}
+
+
+def test_model_arg_strings_and_keywords_bind_to_the_same_options():
+    """`-a tts=4` and `tts=4` give the same bound arguments and the same Options the constructor
+    builds (the catalog's defaults filled in either way)."""
+    from reasonseg_x.predictors.catalog import catalog_options
+    from reasonseg_x.star.predictor import StarPredictor
+
+    from_strings, from_values = bind_arguments("star", STAR_STRINGS), bind_arguments("star", STAR_VALUES)
+    assert from_strings.args == from_values.args
+    options = from_strings.options()
+    assert options == from_values.options() == catalog_options("star", StarPredictor.Options, STAR_VALUES)
+    assert options == catalog_options("star", StarPredictor.Options, STAR_STRINGS)
+    assert options.tts == 4 and options.keep_answers is False and options.style == "star"  # the catalog's default
+
+
+@pytest.mark.parametrize("value", ["segzero", "star"])
+def test_a_pinned_value_is_refused_by_both_binders(value):
+    """Seg-Zero pins style=segzero: setting it is refused as `-a` and as a keyword, even to the
+    pinned value itself, with one message."""
+    from reasonseg_x.baselines.segzero import SegZeroPredictor
+    from reasonseg_x.predictors.catalog import catalog_options
+
+    with pytest.raises(InvalidInputError) as by_string:
+        bind_arguments("segzero", {"style": value})
+    with pytest.raises(InvalidInputError) as by_keyword:
+        catalog_options("segzero", SegZeroPredictor.Options, {"style": value})
+    assert str(by_string.value) == str(by_keyword.value)
+    assert f"model 'segzero' fixes style='segzero'; it cannot be set (got {value!r})" in str(by_string.value)
+
+
+def test_gt_box_sam_takes_the_catalogs_defaults(monkeypatch):
+    """gt-box-sam's constructor binds through the catalog like every built-in: a default the catalog
+    sets reaches its options."""
+    pytest.importorskip("torch")
+    from dataclasses import replace
+
+    from reasonseg_x.baselines.gt_box_sam import GtBoxSamPredictor
+    from reasonseg_x.predictors import catalog
+    from reasonseg_x.star.segment import segmenters
+
+    entries = tuple(replace(e, defaults={"point": "inside", "per_component": True}) if e.name == "gt-box-sam" else e
+                    for e in catalog.builtin_models())
+    monkeypatch.setattr(catalog, "builtin_models", lambda: entries)
+    monkeypatch.setattr(segmenters, "load_segmenter", lambda *a, **k: "a segmenter")
+    predictor = GtBoxSamPredictor(device="cpu")
+    assert predictor.point == "inside" and predictor.per_component is True
+    assert GtBoxSamPredictor(device="cpu", point="none").point == "none"
+    assert bind_arguments("gt-box-sam", {"point": "center"}).options().per_component is True
+
+
+def test_a_mistyped_model_arg_suggests_the_close_name():
+    with pytest.raises(InvalidInputError, match=r"no argument 'temprature' \(did you mean 'temperature'\?\)"):
+        bind_arguments("star", {"temprature": "0.7"})
+    from reasonseg_x.predictors.catalog import catalog_options
+    from reasonseg_x.star.predictor import StarPredictor
+
+    with pytest.raises(InvalidInputError, match=r"did you mean 'max_new_tokens'"):
+        catalog_options("star", StarPredictor.Options, {"max_new_token": 12})
+
+
+def test_model_names_in_other_case():
+    """A name that matches one model ignoring case is that model (recorded canonically); a name
+    that matches none gets the case-blind closest suggestion."""
+    assert bind_arguments("StAR").name == "star" and bind_arguments("ORACLE").spec.name == "oracle"
+    assert bind_arguments("Predictions:/tmp/p.jsonl").args["path"] == "/tmp/p.jsonl"
+    with pytest.raises(InvalidInputError, match="Did you mean 'star'"):
+        bind_arguments("STARR")
+    assert registry.canonical_name("Star", ["star", "STAR"]) is None  # ambiguous: never guessed
+    assert registry.canonical_name("STAR", ["star", "STAR"]) == "STAR"

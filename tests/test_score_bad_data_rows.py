@@ -26,9 +26,13 @@ def test_score_skip_invalid_skips_bad_data_rows_like_eval(tmp_path):
     run = CliRunner().invoke(app, ["eval", "-m", "oracle", "-d", str(data), "-o", str(tmp_path / "run"),
                                    "--skip-invalid", "-q"])
     assert run.exit_code == 0, run.output
-    stopped = CliRunner().invoke(app, ["score", "-p", str(tmp_path / "run" / "predictions.jsonl"), "-d", str(data),
-                                       "-q"])
+    bare = tmp_path / "p.jsonl"  # predictions outside their run folder: nothing says the rows were skipped
+    bare.write_bytes((tmp_path / "run" / "predictions.jsonl").read_bytes())
+    stopped = CliRunner().invoke(app, ["score", "-p", str(bare), "-d", str(data), "-q"])
     assert stopped.exit_code == 2 and "enc.json" in stopped.output
+    as_run = CliRunner().invoke(app, ["score", "-p", str(tmp_path / "run"), "-q", "-o", str(tmp_path / "again")])
+    assert as_run.exit_code == 0, as_run.output  # the run folder reads its data as the run did
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text())["overall"]["n"] == 4
     done = CliRunner().invoke(app, ["score", "-p", str(tmp_path / "run" / "predictions.jsonl"), "-d", str(data),
                                     "--skip-invalid", "-o", str(tmp_path / "scores")])
     assert done.exit_code == 0, done.output

@@ -70,3 +70,26 @@ def test_eval_gt_box_sam_upper_bound(tmp_path):
     out, lines = _eval(tmp_path, "-m", "gt-box-sam", "-a", f"segmenter={ckpt.sam2}", "-a", "device=cpu")
     assert len(lines) == 6 and {line["status"] for line in lines} <= {"ok", "no_target"}
     assert json.loads((out / "metrics.json").read_text())["overall"]["n"] == 6
+
+
+def test_star_tiny_checkpoint_prints_an_eval_command_that_runs_on_mini(tmp_path):
+    """`reasonseg-x star tiny-checkpoint` (the documented dry run before GPU hours): the command it
+    prints runs the whole star pipeline on two mini samples."""
+    import shlex
+
+    from reasonseg_x.cli import app
+
+    runner = typer_testing.CliRunner()
+    made = runner.invoke(app, ["star", "tiny-checkpoint", "--out", str(tmp_path / "tiny")])
+    assert made.exit_code == 0, made.output + repr(made.exception)
+    [command] = [line.strip() for line in made.output.splitlines() if line.strip().startswith("reasonseg-x eval")]
+    argv = shlex.split(command)
+    assert argv[:4] == ["reasonseg-x", "eval", "--model", "star"] and "--limit" in argv and "mini" in argv
+    ran = runner.invoke(app, [*argv[1:], "--quiet"])
+    assert ran.exit_code == 0, ran.output + repr(ran.exception)
+    out = tmp_path / "tiny" / "run"
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and {line["status"] for line in lines} == {"parse_error"}  # random weights
+    assert json.loads((out / "metrics.json").read_text())["overall"]["n"] == 2
+    again = runner.invoke(app, ["star", "tiny-checkpoint", "--out", str(tmp_path / "tiny")])
+    assert again.exit_code == 2 and "not empty" in again.output

@@ -100,3 +100,56 @@ def test_export_onto_a_file_is_a_clear_error(tmp_path):
                                       "--out", str(target)])
     assert result.exit_code == 2 and "--out must be a folder" in result.output
     assert target.read_text() == "keep me"
+
+
+def test_a_failed_export_leaves_the_old_out_untouched(tmp_path, monkeypatch):
+    """The export is written beside --out and swapped in at the end: a load that fails (here the
+    model load itself) leaves the old folder's files as they were, and no temporary behind."""
+    from reasonseg_x.cli import app
+    from reasonseg_x.star import vlm
+
+    out = tmp_path / "served"
+    out.mkdir()
+    (out / "config.json").write_text("the old export")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full while loading")
+
+    monkeypatch.setattr(vlm, "load_vlm", broken)
+    result = CliRunner().invoke(app, ["star", "export", "--checkpoint", str(tiny_checkpoints().lora_old),
+                                      "--out", str(out), "--overwrite"])
+    assert result.exit_code != 0
+    assert (out / "config.json").read_text() == "the old export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]
+
+
+def test_export_replaces_an_old_out_only_when_complete(tmp_path):
+    from reasonseg_x.star.export import export_checkpoint
+
+    out = tmp_path / "adapter"
+    out.mkdir()
+    (out / "stale.txt").write_text("from an older export")
+    export_checkpoint(str(tiny_checkpoints().lora_old), out, form="adapter", overwrite=True)
+    names = {p.name for p in out.iterdir()}
+    assert "stale.txt" not in names and "adapter_model.safetensors" in names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "parent"])
+def test_export_onto_the_checkpoint_is_refused(tmp_path, where):
+    """--out equal to the checkpoint, inside it, or a folder holding it would delete what the
+    export reads: refused with the folder named, and the checkpoint left whole."""
+    import shutil
+
+    from reasonseg_x.cli import app
+
+    holder = tmp_path / "holder"
+    checkpoint = holder / "ckpt"
+    shutil.copytree(tiny_checkpoints().lora_old, checkpoint)
+    before = sorted(p.name for p in checkpoint.iterdir())
+    out = {"same": checkpoint, "inside": checkpoint / "merged", "parent": holder}[where]
+    result = CliRunner().invoke(app, ["star", "export", "--checkpoint", str(checkpoint), "--out", str(out),
+                                      "--overwrite"])
+    assert result.exit_code == 2, result.output
+    assert "checkpoint folder" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in checkpoint.iterdir()) == before

@@ -176,7 +176,7 @@ def test_compiled_decoding_gives_the_eager_tokens(vlm):
     eager = FastGenerator(vlm, max_batch_rows=4).generate(images, prompts, **kwargs)
     compiled = FastGenerator(vlm, max_batch_rows=4, compile=True)
     assert compiled.generate(images, prompts, **kwargs) == eager
-    assert compiled._compile_failed is None  # it really ran compiled, no fallback
+    assert compiled.compile_fallback is None  # it really ran compiled, no fallback
     greedy = FastGenerator(vlm).generate(images, prompts, max_new_tokens=6)
     assert compiled.generate(images, prompts, max_new_tokens=6) == greedy
 

@@ -247,7 +247,7 @@ def test_published_repo_layout_loads_adapter_and_processor(ckpt, tmp_path):
 
 
 def test_hub_ids_may_name_a_folder_inside_a_repo():
-    from reasonseg_x.star.vlm import _hub_parts
+    from reasonseg_x.star.vlm import hub_parts
 
-    assert _hub_parts("sj9909/StAR-7B") == ("sj9909/StAR-7B", "")
-    assert _hub_parts("sj9909/StAR-7B/lora_adapter") == ("sj9909/StAR-7B", "lora_adapter")
+    assert hub_parts("sj9909/StAR-7B") == ("sj9909/StAR-7B", "")
+    assert hub_parts("sj9909/StAR-7B/lora_adapter") == ("sj9909/StAR-7B", "lora_adapter")

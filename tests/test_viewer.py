@@ -147,7 +147,8 @@ def test_untrusted_text_is_data_not_markup(built: dict) -> None:
 def test_summary_has_per_type_deltas(built: dict) -> None:
     data = _data(built["pair"])
     rows = {r["key"]: r for r in data["summary"]}
-    assert rows[""]["n"] == len(built["samples"]) and len(rows) == 5
+    assert rows[""]["n"] == len(built["samples"]) and len(rows) == 7  # overall, 4 types, 2 query kinds
+    assert {"query_kind:long", "query_kind:short"} <= set(rows)
     for row in rows.values():
         assert row["runs"][1]["giou"] == 100.0 and row["runs"][0]["giou"] < 100.0
 

@@ -80,15 +80,17 @@ class GtBoxSamPredictor:
     needs_ground_truth: ClassVar[bool] = True
 
     Options: ClassVar[type[GtBoxSamOptions]] = GtBoxSamOptions
+    #: the entry of baselines/models.yaml whose defaults and pins apply
+    catalog_name: ClassVar[str] = "gt-box-sam"
 
     def __init__(self, segmenter: str | None = None, **options: Any) -> None:
-        from reasonseg_x.predictors.arguments import build_options
+        from reasonseg_x.predictors.catalog import catalog_options
         from reasonseg_x.star.device import resolve_device, resolve_dtype
         from reasonseg_x.star.segment.segmenters import load_segmenter
 
         if segmenter is not None:
             options["segmenter"] = segmenter
-        opts = build_options(GtBoxSamOptions, options, model="gt-box-sam")
+        opts = catalog_options(self.catalog_name, self.Options, options)
         self.point = opts.point
         self.per_component = opts.per_component
         resolved = resolve_device(opts.device)

@@ -126,28 +126,15 @@ def _eval_single(config: Any, *, quiet: bool, source: Any = None, bound: Any = N
 
 def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None, bound: Any = None) -> None:
     """Each rank runs its shard into OUT/shard-<rank>-of-<world>; rank 0 merges after a barrier."""
-    from reasonseg_x.runner.distributed import barrier, require_visible, setup, teardown
-    from reasonseg_x.runner.evaluate import run_eval
-    from reasonseg_x.runner.merge import merge_runs
+    from reasonseg_x.runner.distributed import run_distributed
     from reasonseg_x.runner.progress import make_progress_factory
-    from reasonseg_x.runner.shards import shard_dirname
 
-    use_torch = setup(env)
-    try:
-        config.num_shards, config.shard_id, config.score = env.world_size, env.rank, False
-        progress = make_progress_factory(quiet=quiet or not env.is_main)
-        outcome = run_eval(config, progress=progress, source=source, bound=bound)
-        _summarise(outcome, prefix=f"[rank {env.rank}/{env.world_size}] ")
-        shard_dirs = [Path(config.out) / shard_dirname(i, env.world_size) for i in range(env.world_size)]
-        barrier(env, shard_dirs, use_torch=use_torch)
-        if env.is_main:
-            require_visible(shard_dirs)
-            merged = merge_runs(shard_dirs, config.out, source=outcome.source, protocol=config.protocol,
-                                strict=config.strict, seed=config.seed, fresh=config.fresh)
-            _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
-            _print_result(merged.result, merged.out_dir)
-    finally:
-        teardown()
+    merged = run_distributed(config, env, progress=make_progress_factory(quiet=quiet or not env.is_main),
+                             source=source, bound=bound,
+                             on_shard=lambda outcome: _summarise(outcome, prefix=f"[rank {env.rank}/{env.world_size}] "))
+    if merged is not None:
+        _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
+        _print_result(merged.result, merged.out_dir)
 
 
 def _summarise(outcome: Any, prefix: str = "") -> None:
@@ -182,7 +169,9 @@ def _print_result(result: Any, out_dir: Path, *, table: bool = True) -> None:
 
     if table:
         print_table(result)
-    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "worst.png", "run.json")
+    from reasonseg_x.runner.record import RUN_FILE
+
+    names = [n for n in ("per_sample.jsonl", "report.md", "chart.png", "worst.png", RUN_FILE)
              if (Path(out_dir) / n).exists()]
     _stderr(f"wrote {Path(out_dir) / 'metrics.json'}, {', '.join(names)}")
 
@@ -191,14 +180,14 @@ def merge_command(
     dirs: List[Path] = typer.Argument(..., metavar="DIR...", help="Shard run folders, or the folder holding "
                                       "their shard-<i>-of-<k>/ subfolders."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the merged predictions and scores "
-                                       "[default: the shards' parent folder].", show_default=False),
+                                       "(default: the shards' parent folder).", show_default=False),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Data source (default: the one in run.json)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="Scoring protocol (default: the runs')."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Bootstrap seed (default: the runs')."),
     strict: bool = typer.Option(False, "--strict", help="A missing prediction is an error."),
     fresh: bool = typer.Option(False, "--fresh", help="Replace a merge of a different run in --out."),
     open_taxonomy: bool = typer.Option(False, "--open-taxonomy", help="Accept unknown reasoning types "
-                                       "[default: as the shards were run]."),
+                                       "(default: as the shards were run)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Merge shard outputs (checking identity, overlaps and coverage), then score."""
@@ -222,11 +211,12 @@ def models_command(
     with user_errors():
         from dataclasses import asdict
 
-        from reasonseg_x.predictors.registry import list_predictors, unknown_model
+        from reasonseg_x.predictors.registry import canonical_name, list_predictors, unknown_model
 
         specs = list_predictors()
         if name is not None:
-            chosen = [s for s in specs if s.name == name.partition(":")[0]]
+            wanted = canonical_name(name.partition(":")[0], [s.name for s in specs])
+            chosen = [s for s in specs if s.name == wanted]
             if not chosen:
                 raise unknown_model(name, [s.name for s in specs])
             specs = chosen
@@ -311,10 +301,11 @@ class _EvalCommand(TyperCommand):
         name = ctx.meta.get("reasonseg_x.model")
         if not name:
             return
-        from reasonseg_x.predictors.registry import list_predictors, unknown_model
+        from reasonseg_x.predictors.registry import canonical_name, list_predictors, unknown_model
 
         specs = list_predictors()
-        chosen = [s for s in specs if s.name == name.partition(":")[0]]
+        wanted = canonical_name(name.partition(":")[0], [s.name for s in specs])
+        chosen = [s for s in specs if s.name == wanted]
         if not chosen:
             typer.echo(f"\n--model {name}: {unknown_model(name, [s.name for s in specs])}")
             return

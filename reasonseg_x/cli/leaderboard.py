@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
@@ -25,12 +25,19 @@ def _open_source(spec: str) -> Source:
     return open_source(spec)
 
 
-def _author_manifest(spec: str, split: str | None) -> Manifest:
-    """The manifest an author validates against; when the data cannot be reached, point at ``--manifest``."""
+def _author_manifest(spec: str, split: str | None, run: Any = None) -> Manifest:
+    """The manifest an author validates against (for a run folder on its own data: the samples the run
+    covers); when the data cannot be reached, point at ``--manifest``."""
     from reasonseg_x.errors import SourceNotFoundError
     from reasonseg_x.leaderboard.manifest import manifest_from_source
+    from reasonseg_x.leaderboard.runmeta import manifest_of_run
 
     try:
+        if run is not None and spec == run.data:
+            if run.partial():
+                typer.echo(f"note: {run.folder} covers part of the split ({run.coverage.label()}); the bundle holds "
+                           "those samples only, and a leaderboard of the whole split will refuse it", err=True)
+            return manifest_of_run(run, split)
         return manifest_from_source(_open_source(spec), split)
     except SourceNotFoundError as exc:
         raise SourceNotFoundError(f"{exc}\nhint: without the data, validate against the split's published "
@@ -64,7 +71,7 @@ def submit(
                                         "else the source's default split, or the manifest's)."),
     model_name: str = typer.Option(..., "--model-name", help="Name shown on the leaderboard."),
     data: Optional[str] = typer.Option(None, "--data", help="Data source spec whose split the predictions answer "
-                                       "[default: the run's (run.json), else reasonseg-x].", show_default=False),
+                                       "(default: the run's run.json, else reasonseg-x).", show_default=False),
     manifest: Optional[Path] = typer.Option(None, "--manifest", help="Validate against this manifest JSON instead of "
                                             "opening the data (no masks needed)."),
     meta: Optional[list[str]] = typer.Option(None, "--meta", help="KEY=VALUE: base_model, parameter_count (7B), tts "
@@ -72,7 +79,7 @@ def submit(
                                              "Defaults come from the run.json of `reasonseg-x eval` beside "
                                              "PREDICTIONS (model, checkpoint, base model, tts settings)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="Protocol the results are meant for "
-                                           "[default: the run's, else star].", show_default=False),
+                                           "(default: the run's, else star).", show_default=False),
     out: Path = typer.Option(..., "--out", help="Bundle to write: a new folder, or a .tar.gz / .tgz file."),
     push: Optional[str] = typer.Option(None, "--push", help="Also open a pull request adding the bundle to this Hub "
                                        "dataset repo."),
@@ -81,10 +88,11 @@ def submit(
     with user_errors():
         from reasonseg_x.errors import InvalidInputError
         from reasonseg_x.leaderboard.manifest import read_manifest
-        from reasonseg_x.leaderboard.runmeta import RUN_FILE, meta_from_run, merge_meta
+        from reasonseg_x.leaderboard.runmeta import meta_from_run, merge_meta
         from reasonseg_x.leaderboard.submission import build_submission, parse_meta
 
-        from reasonseg_x.runner.recorded import choose_option, recorded_run
+        from reasonseg_x.runner.record import recorded_run
+        from reasonseg_x.runner.recorded import choose_option
 
         fields = parse_meta(meta)
         run = recorded_run(predictions)
@@ -97,7 +105,7 @@ def submit(
         from_run = meta_from_run(predictions)
         if from_run:
             fields = merge_meta(from_run, fields)
-            typer.echo(f"metadata from {predictions.parent / RUN_FILE} (--meta overrides it): "
+            typer.echo(f"metadata from {run.path if run is not None else predictions.parent} (--meta overrides it): "
                        + ", ".join(f"{k}={v}" for k, v in _flat(fields).items()))
         proto = _canonical_protocol(protocol)
         if manifest is not None:
@@ -106,7 +114,7 @@ def submit(
                 raise InvalidInputError(f"--split {split!r} differs from the manifest's split {man.split!r}",
                                         str(manifest))
         else:
-            man = _author_manifest(data, split)
+            man = _author_manifest(data, split, run)
         path, info = build_submission(predictions, man, model_name=model_name, out=out, protocol=proto, meta=fields)
         typer.echo(f"bundle written: {path} ({info.dataset.n} predictions of {man.data}:{man.split}, "
                    f"fingerprint {man.fingerprint})")

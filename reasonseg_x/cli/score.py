@@ -23,7 +23,7 @@ def score(
                                             "output_*.json files."),
     split: Optional[str] = typer.Option(None, "--split", "-s", help="Split to score (default: the source's test split)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="star | visionreasoner (segzero) | lisa | gres "
-                                           "[default: a run folder's, else star].", show_default=False),
+                                           "(default: a run folder's, else star).", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="Folder for metrics.json, per_sample.jsonl, report.md, chart.png, worst.png."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the scores in --out even though they belong "
@@ -43,7 +43,8 @@ def score(
     with user_errors():
         from reasonseg_x.evaluators.reference_outputs import looks_like_reference_outputs, score_reference_outputs
 
-        from reasonseg_x.runner.recorded import check_scores_target, recorded_run
+        from reasonseg_x.runner.record import open_run_data, recorded_run
+        from reasonseg_x.runner.recorded import check_scores_target
 
         run = recorded_run(predictions)
         if run is not None:
@@ -53,12 +54,13 @@ def score(
         if out is not None and not overwrite:
             check_scores_target(out, run.predictions if run is not None else predictions)
         source = None
-        if data is not None:
+        if run is not None and data is not None:  # the samples the run covers, read as the run read them
+            source, split = open_run_data(run, data=data, split=split, skip_invalid=skip_invalid,
+                                          open_taxonomy=open_taxonomy)
+        elif data is not None:
             from reasonseg_x.data.resolve import open_source
 
             source = open_source(data, skip_invalid=skip_invalid, open_taxonomy=open_taxonomy)
-            if run is not None and run.partial() and data == run.data:
-                source, split = _run_subset(source, split, run)
         reference = looks_like_reference_outputs(predictions)
         if reference:
             result = score_reference_outputs(predictions, protocol=protocol, source=source, split=split,
@@ -101,20 +103,6 @@ def _run_options(run, data: Optional[str], split: Optional[str],
             choose_option("--protocol", protocol, run.protocol, None, run=run.folder))
 
 
-def _run_subset(source, split: Optional[str], run):
-    """The samples a ``--limit`` or sharded run covered (scored like `eval` scored them), and the split."""
-    from reasonseg_x.runner.evaluate import select_ids
-    from reasonseg_x.runner.shards import Shard
-    from reasonseg_x.runner.subset import SubsetSource, subset_label
-
-    split = source.resolve_split(split)
-    shard = Shard(run.shard_index, run.shard_count)
-    n_split, _, ids = select_ids(source, split, run.limit, shard)
-    if n_split == len(ids):
-        return source, split
-    return SubsetSource(source, split, ids, label=subset_label(run.limit, shard)), split
-
-
 def compare(
     run_a: Path = typer.Argument(..., help="Scored run folder A (baseline)."),
     run_b: Path = typer.Argument(..., help="Scored run folder B (the challenger); deltas are B - A."),
@@ -143,6 +131,8 @@ def compare(
                 raise InvalidInputError(f"cannot write the comparison: {exc.strerror or exc}", str(out)) from None
         if not quiet:
             print_comparison(result)
+            if out is not None:
+                typer.echo(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

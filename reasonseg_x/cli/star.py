@@ -9,7 +9,8 @@ import typer
 
 from reasonseg_x.cli._common import user_errors
 
-star_app = typer.Typer(help="StAR checkpoints: export for serving engines.", no_args_is_help=True)
+star_app = typer.Typer(help="StAR checkpoints: export for serving engines, or a tiny random one to try the "
+                            "pipeline.", no_args_is_help=True)
 
 
 @star_app.command("export")
@@ -39,6 +40,43 @@ def export_command(
                        "--max-lora-rank 64")
         else:
             typer.echo(f"serve it: vllm serve {result.out} --served-model-name star")
+
+
+@star_app.command("tiny-checkpoint")
+def tiny_checkpoint_command(
+    out: Path = typer.Option(..., "--out", "-o", help="New folder for the tiny model, adapter and SAM 2."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
+) -> None:
+    """Write a tiny random StAR (Qwen2.5-VL + LoRA + SAM 2, a few MB) and print the eval command that
+    runs it: the whole --model star pipeline in seconds on a CPU, before spending GPU hours. Its
+    answers are random, so every sample is a parse error and the scores are zero."""
+    with user_errors():
+        import shlex
+
+        from reasonseg_x.errors import InvalidInputError
+        from reasonseg_x.output_paths import prepare_folder
+        from reasonseg_x.star.device import import_torch
+        from reasonseg_x.star.tiny import build_tiny_star
+
+        import_torch()  # the one-line "install the models extra" error on a core install
+        if out.is_dir() and any(out.iterdir()):
+            raise InvalidInputError("the folder is not empty; choose a new --out", str(out))
+        folder = prepare_folder(out, "--out")
+        import warnings
+
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a few MB: no bars, no deprecation chatter
+        hf_logging.set_verbosity_error()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tiny = build_tiny_star(folder, seed=seed)
+        command = ["reasonseg-x", "eval", *tiny.eval_args(), "--data", "mini", "--limit", "2",
+                   "--out", str(tiny.root / "run")]
+        typer.echo(f"wrote a tiny random StAR to {tiny.root}: {tiny.base.name}/ (base VLM), "
+                   f"{tiny.adapter.name}/ (LoRA adapter), {tiny.sam2.name}/ (SAM 2)")
+        typer.echo("run it (drop --limit for the whole split):")
+        typer.echo("  " + shlex.join(command))
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from reasonseg_x import masks
 from reasonseg_x.data.arrow_io import iter_batches, read_schema
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
 from reasonseg_x.data.source import Source, check_unique_ids
@@ -54,12 +55,7 @@ def _polygons(value: Any, where: str) -> list[list[float]]:
 
 def polygon_target(value: Any, height: int, width: int, where: str) -> dict[str, Any]:
     """The COCO rasterisation (pycocotools ``frPyObjects`` + merge) of the polygon(s) as our RLE."""
-    from pycocotools import mask as coco
-
-    rles = coco.frPyObjects(_polygons(value, where), height, width)
-    merged = coco.merge(rles) if len(rles) > 1 else rles[0]
-    counts = merged["counts"]
-    return {"size": [int(height), int(width)], "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return masks.from_polygons(_polygons(value, where), height, width)
 
 
 class LmmsRefcocoSource(Source):

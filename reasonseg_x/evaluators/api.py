@@ -70,11 +70,9 @@ def score_records(source: Source, split: str | None, predictions: Any, *, protoc
         truths.append(gt)
         if ids is not None and gt.id not in ids:
             continue
-        pred = preds.by_id.get(gt.id)
-        status = "invalid" if pred is None and gt.id in preds.invalid_ids else None
-        if pred is None and status is None:
+        if gt.id not in preds.by_id and gt.id not in preds.invalid_ids:
             missing.append(gt.id)
-        evaluator.add(gt, pred, status=status, where=preds.location(gt.id))
+        evaluator.add_from(gt, preds)
     records = evaluator.records
     problems = [*preds.problems, *evaluator.problems]
     if seen and isinstance(predictions, (str, Path)) and not preds.counts.get("lines"):

@@ -123,12 +123,13 @@ def _arrow(a: float, b: float) -> str:
 
 
 def render_comparison_markdown(result: dict[str, Any]) -> str:
+    from reasonseg_x._html import md_code, md_text
     from reasonseg_x.evaluators.report import table_rows
 
     level = int(round(100 * result["bootstrap"]["level"]))
-    lines = [f"# Paired comparison ({result['protocol']} protocol)", "",
-             f"- A: `{result['run_a']}`", f"- B: `{result['run_b']}`",
-             f"- data fingerprint `{(result.get('data') or {}).get('fingerprint', '')}`; deltas are B - A in points; "
+    lines = [f"# Paired comparison ({md_text(result['protocol'])} protocol)", "",
+             f"- A: {md_code(result['run_a'])}", f"- B: {md_code(result['run_b'])}",
+             f"- data fingerprint {md_code((result.get('data') or {}).get('fingerprint', ''))}; deltas are B - A in points; "
              f"{result['bootstrap']['n_resamples']} paired resamples, seed {result['bootstrap']['seed']}",
              f"- failures and empty answers: A {_failures(result.get('counts_a') or {})}; "
              f"B {_failures(result.get('counts_b') or {})}", "",
@@ -136,7 +137,7 @@ def render_comparison_markdown(result: dict[str, Any]) -> str:
              f"{level}% CI | p |",
              "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|"]
     for title, g in table_rows(result):
-        lines.append(f"| {title} | {g['n']} | {100 * g['giou_a']:.1f} | {100 * g['giou_b']:.1f} | "
+        lines.append(f"| {md_text(title)} | {g['n']} | {100 * g['giou_a']:.1f} | {100 * g['giou_b']:.1f} | "
                      f"{_signed(g['delta_giou'])} | {_ci(g['delta_giou_ci'])} | {_p(g['p_giou'])} | "
                      f"{100 * g['ciou_a']:.1f} | {100 * g['ciou_b']:.1f} | {_signed(g['delta_ciou'])} | "
                      f"{_ci(g['delta_ciou_ci'])} | {_p(g['p_ciou'])} |")

@@ -4,10 +4,11 @@ Its only state is the list of per-sample records (in the spirit of torchmetrics'
 and detectron2's process/evaluate split): :meth:`Evaluator.update` scores each pair on RLE at
 once, :meth:`Evaluator.compute` aggregates, and :meth:`Evaluator.merge` concatenates the records
 of evaluators that saw disjoint samples (distributed gathering). ``reasonseg-x score``, the
-runner and the leaderboard host all score through this class, so there is one scoring path.
+runner, the case viewer and the leaderboard host all score through this class, so there is one
+scoring path.
 
     ev = Evaluator(protocol="star")
-    for gts, preds in batches:        # GroundTruth or {"id", "target", "ignore", "groups"} ...
+    for gts, preds in batches:        # GroundTruth, Sample, a row of load_dataset(...) or a mapping ...
         ev.update(gts, preds)         # ... against Prediction, RLE, bool array or None (missing)
     metrics = ev.compute()
 """
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from reasonseg_x._version import __version__
-from reasonseg_x.data.record import GROUP_KEYS, GroundTruth
+from reasonseg_x.data.record import GROUP_KEYS, GroundTruth, Sample
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.evaluators.aggregate import aggregate
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
@@ -30,7 +31,7 @@ from reasonseg_x.evaluators.protocols import Protocol, get_protocol
 from reasonseg_x.evaluators.records import RecordSet, SampleRecord, merge_records
 from reasonseg_x.evaluators.sample import prepare_truth, score_sample
 from reasonseg_x.masks import encode, is_rle, validate_rle
-from reasonseg_x.predictions import Prediction, PredictionProblem, prediction_from_json
+from reasonseg_x.predictions import Prediction, PredictionProblem, PredictionSet, prediction_from_json
 from reasonseg_x.taxonomy import Taxonomy
 
 __all__ = ["Evaluator", "build_metrics"]
@@ -166,6 +167,13 @@ class Evaluator:
         self.add_record(record)
         return record
 
+    def add_from(self, gt: GroundTruth, predictions: PredictionSet) -> SampleRecord:
+        """Score ``gt`` against its line of a predictions file: absent is ``missing``, a line that could
+        not be read ``invalid`` (what ``score``, ``eval`` and the viewer all do)."""
+        pred = predictions.by_id.get(gt.id)
+        status = "invalid" if pred is None and gt.id in predictions.invalid_ids else None
+        return self.add(gt, pred, status=status, where=predictions.location(gt.id))
+
     def add_record(self, record: SampleRecord) -> None:
         """Keep a record scored elsewhere (reference outputs hold only I and U, no masks)."""
         if record.id in self._ids:
@@ -176,14 +184,19 @@ class Evaluator:
     def update(self, ground_truths: Any, predictions: Any) -> None:
         """Score one pair or a batch.
 
-        ``ground_truths``: a :class:`GroundTruth`, a mapping ``{"id", "target", "ignore"?, "groups"?
-        or "reasoning_type"/"query_kind"/"source"?}`` (masks as RLE or 2-D arrays), or a sequence of
-        them. ``predictions``: for each ground truth, in the same order, a :class:`Prediction`, an
-        RLE, a 2-D array, a predictions-file object ``{"id", "mask", "status"}`` or ``None``
-        (missing); for a batch also a mapping ``id -> prediction`` (absent ids are missing) or a
-        3-D array stacking the masks. A batch with a bad pair raises and adds nothing.
+        ``ground_truths``: a :class:`GroundTruth`, a :class:`Sample` (what ``open_source(...)``
+        yields), a row of ``load_dataset(...)`` (class-label ints are mapped back to names through
+        the dataset's features when the dataset itself is passed, else through the shipped
+        taxonomy, as the export wrote them), a mapping ``{"id", "target", "ignore"?, "groups"? or
+        "reasoning_type"/"query_kind"/"source"?}`` (masks as RLE or 2-D arrays), or a sequence (or
+        a ``datasets.Dataset``) of them. ``predictions``: for each ground truth, in the same order,
+        a :class:`Prediction`, an RLE, a 2-D array, a predictions-file object ``{"id", "mask",
+        "status"}`` or ``None`` (missing); for a batch also a mapping ``id -> prediction`` (absent
+        ids are missing) or a 3-D array stacking the masks. A batch with a bad pair raises and adds
+        nothing.
         """
-        if isinstance(ground_truths, (GroundTruth, Mapping)):
+        names = _label_names(getattr(ground_truths, "features", None))
+        if isinstance(ground_truths, (GroundTruth, Sample, Mapping)):
             pairs = [(ground_truths, predictions)]
         else:
             gts = list(ground_truths)
@@ -203,7 +216,7 @@ class Evaluator:
         kept, listed = len(self._records), len(self.problems)
         try:
             for n, (raw_gt, raw_pred) in enumerate(pairs):
-                gt = self._ground_truth(raw_gt, f"ground truth [{n}]")
+                gt = self._ground_truth(raw_gt, f"ground truth [{n}]", names)
                 where = f"prediction [{n}] (id {gt.id!r})"
                 self.add(gt, self._prediction(raw_pred, gt, where), where=where)
         except BaseException:  # a batch counts whole or not at all: a retry must not meet half of it
@@ -238,17 +251,21 @@ class Evaluator:
 
     @staticmethod
     def _gt_id(obj: Any, n: int) -> str:
-        sample_id = obj.id if isinstance(obj, GroundTruth) else obj.get("id") if isinstance(obj, Mapping) else None
+        sample_id = (obj.id if isinstance(obj, (GroundTruth, Sample)) else obj.get("id") if isinstance(obj, Mapping)
+                     else None)
         if not isinstance(sample_id, str) or not sample_id:
             raise InvalidInputError(f"a ground truth needs a non-empty string 'id', got {sample_id!r}",
                                     f"ground truth [{n}]")
         return sample_id
 
-    def _ground_truth(self, obj: Any, where: str) -> GroundTruth:
+    def _ground_truth(self, obj: Any, where: str, names: Mapping[str, Sequence[str]]) -> GroundTruth:
         if isinstance(obj, GroundTruth):
             return obj
+        if isinstance(obj, Sample):
+            return obj.ground_truth()
         if not isinstance(obj, Mapping):
-            raise InvalidInputError(f"expected a GroundTruth or a mapping, got {type(obj).__name__}", where)
+            raise InvalidInputError(f"expected a GroundTruth, a Sample or a mapping (a load_dataset row), got "
+                                    f"{type(obj).__name__}", where)
         sample_id = self._gt_id(obj, 0)
         where = f"{where} (id {sample_id!r})"
         if "target" not in obj:
@@ -259,7 +276,7 @@ class Evaluator:
         groups = dict(obj.get("groups") or {})
         for key in GROUP_KEYS:
             if obj.get(key) is not None:
-                groups[key] = obj[key]
+                groups[key] = _label(obj[key], names.get(key), key, where)
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in groups.items()):
             raise InvalidInputError(f"groups must map names to strings, got {groups!r}", where)
         return GroundTruth(id=sample_id, height=size[0], width=size[1], target=target, ignore=ignore, groups=groups)
@@ -277,6 +294,30 @@ class Evaluator:
         if pred.id != gt.id:
             raise InvalidInputError(f"prediction id {pred.id!r} is paired with ground truth {gt.id!r}", where)
         return pred
+
+
+def _label_names(features: Any) -> dict[str, Sequence[str]]:
+    """Class-label names of the group columns: the dataset's features when given (a
+    ``datasets.Dataset`` has them), else the shipped taxonomy's ids, which is what
+    ``load_dataset`` and the compact export number (``data/compact.py``)."""
+    from reasonseg_x.taxonomy import query_kinds, reasoning_types
+
+    names: dict[str, Sequence[str]] = {"reasoning_type": reasoning_types().ids, "query_kind": query_kinds().ids}
+    if isinstance(features, Mapping):
+        for key in names:
+            given = getattr(features.get(key), "names", None)
+            if isinstance(given, (list, tuple)) and given:
+                names[key] = [str(n) for n in given]
+    return names
+
+
+def _label(value: Any, names: Sequence[str] | None, key: str, where: str) -> Any:
+    """A group label: a class-label int (a ``load_dataset`` row) becomes its name; strings stay."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and names is not None:
+        if not 0 <= int(value) < len(names):
+            raise InvalidInputError(f"{key} class index {int(value)} is out of range 0..{len(names) - 1}", where)
+        return names[int(value)]
+    return value
 
 
 def _mask(obj: Any, size: Sequence[int] | None, where: str) -> Any:

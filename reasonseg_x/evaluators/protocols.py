@@ -52,16 +52,8 @@ class Protocol:
     aliases: tuple[str, ...] = ()
     follows: str = ""
 
-    def sample_iou(self, intersection: np.ndarray, union: np.ndarray) -> np.ndarray:
-        """Per-sample IoU, vectorised (float64)."""
-        i = np.asarray(intersection, dtype=np.float64)
-        u = np.asarray(union, dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            iou = i / (u + self.iou_eps)
-        return np.where(u == 0, self.empty_union_iou, iou)
-
     def iou_of(self, intersection: int, union: int) -> float:
-        """Per-sample IoU of one sample; bit-identical to :meth:`sample_iou`."""
+        """Per-sample IoU of one sample."""
         if union == 0:
             return float(self.empty_union_iou)
         return float(intersection) / (float(union) + self.iou_eps)

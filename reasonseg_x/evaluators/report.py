@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from reasonseg_x._html import md_code, md_text
+
 __all__ = ["table_rows", "group_sections", "render_markdown", "print_table", "draw_chart", "pct", "group_title",
            "draw_worst_grid", "worst_ids"]
 
@@ -44,17 +46,25 @@ def group_title(section: str, key: str, *, short: bool = False) -> str:
     return key
 
 
+def group_rows(metrics: dict[str, Any], *, short: bool = False) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(section, key, title, group metrics) of every row the tables print: overall (section and key
+    empty), then each grouping present (a single source is left out: its row would repeat Overall)."""
+    rows: list[tuple[str, str, str, dict[str, Any]]] = [("", "", "Overall", metrics["overall"])]
+    for section, _ in _GROUP_SECTIONS:
+        groups = metrics.get(section) or {}
+        if section == "by_source" and len(groups) < 2:
+            continue
+        rows += [(section, key, group_title(section, key, short=short), group) for key, group in groups.items()]
+    return rows
+
+
 def group_sections(metrics: dict[str, Any], *, short: bool = False) -> list[list[tuple[str, dict[str, Any]]]]:
     """Rows grouped as the tables show them: overall, then one block per grouping present (also
     fits a comparison, which has the same sections)."""
-    blocks = [[("Overall", metrics["overall"])]]
-    for section, _ in _GROUP_SECTIONS:
-        rows = [(group_title(section, key, short=short), group) for key, group in (metrics.get(section) or {}).items()]
-        if section == "by_source" and len(rows) < 2:  # one source: its row would repeat Overall
-            continue
-        if rows:
-            blocks.append(rows)
-    return blocks
+    blocks: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for section, _, title, group in group_rows(metrics, short=short):
+        blocks.setdefault(section, []).append((title, group))
+    return list(blocks.values())
 
 
 def table_rows(metrics: dict[str, Any], *, short: bool = False) -> list[tuple[str, dict[str, Any]]]:
@@ -96,32 +106,36 @@ def _listed(metrics: dict[str, Any], limit: int | None = None) -> list[tuple[str
 
 def render_markdown(metrics: dict[str, Any], *, worst_grid: str | None = None) -> str:
     """The report.md of a run: provenance, the gIoU/cIoU table with 95% CIs, precision, counts, and
-    the worst-case grid when one was drawn (``worst_grid``: its file name beside report.md)."""
+    the worst-case grid when one was drawn (``worst_grid``: its file name beside report.md).
+
+    Every string from the data or the user (type and source names, paths, descriptions, problem
+    reasons) goes through :func:`md_text` or :func:`md_code`: shown as written, never as HTML."""
     data = metrics.get("data", {})
     boot = metrics.get("bootstrap", {})
     level = int(round(100 * boot.get("level", 0.95)))
-    lines = [f"# ReasonSeg-X evaluation ({metrics['protocol']} protocol)", ""]
-    lines.append(f"- data: `{data.get('spec', '')}` split `{data.get('split', '')}`, "
-                 f"fingerprint `{data.get('fingerprint', '')}`")
-    lines.append(f"- protocol `{metrics['protocol']}`: {metrics.get('protocol_description', '')}")
-    lines.append(f"- toolkit reasonseg-x {metrics.get('version', '')}; bootstrap {boot.get('n_resamples', 0)} "
+    protocol = metrics["protocol"]
+    lines = [f"# ReasonSeg-X evaluation ({md_text(protocol)} protocol)", ""]
+    lines.append(f"- data: {md_code(data.get('spec', ''))} split {md_code(data.get('split', ''))}, "
+                 f"fingerprint {md_code(data.get('fingerprint', ''))}")
+    lines.append(f"- protocol {md_code(protocol)}: {md_text(metrics.get('protocol_description', ''))}")
+    lines.append(f"- toolkit reasonseg-x {md_text(metrics.get('version', ''))}; bootstrap {boot.get('n_resamples', 0)} "
                  f"resamples, seed {boot.get('seed', 0)}, {level}% percentile intervals")
-    lines += [f"- note: {note}" for note in _notes(metrics)]
+    lines += [f"- note: {md_text(note)}" for note in _notes(metrics)]
     lines += ["", "Values in percent.", ""]
     lines.append(f"| group | n | gIoU | gIoU {level}% CI | cIoU | cIoU {level}% CI |")
     lines.append("|---|---:|---:|---|---:|---|")
     for title, g in table_rows(metrics):
-        lines.append(f"| {title} | {g['n']} | {pct(g['giou'])} | {_ci(g.get('giou_ci'))} | {pct(g['ciou'])} | "
+        lines.append(f"| {md_text(title)} | {g['n']} | {pct(g['giou'])} | {_ci(g.get('giou_ci'))} | {pct(g['ciou'])} | "
                      f"{_ci(g.get('ciou_ci'))} |")
     overall_prec = metrics["overall"].get("precision") or {}
     if overall_prec:
         thresholds = list(overall_prec)
         lines += ["", "## Precision at IoU thresholds", ""]
-        lines.append("| group | " + " | ".join(f"P@{t}" for t in thresholds) + " |")
+        lines.append("| group | " + " | ".join(f"P@{md_text(t)}" for t in thresholds) + " |")
         lines.append("|---|" + "---:|" * len(thresholds))
         for title, g in table_rows(metrics):
             prec = g.get("precision") or {}
-            lines.append(f"| {title} | " + " | ".join(pct(prec.get(t)) for t in thresholds) + " |")
+            lines.append(f"| {md_text(title)} | " + " | ".join(pct(prec.get(t)) for t in thresholds) + " |")
     if "gres" in metrics:
         g = metrics["gres"]
         lines += ["", "## No-target rows (GRES)", "",
@@ -131,10 +145,10 @@ def render_markdown(metrics: dict[str, Any], *, worst_grid: str | None = None) -
         lines += ["", "## Worst cases per reasoning type", "",
                   f"![the {WORST_K} lowest-IoU samples of each reasoning type]({worst_grid})", "",
                   "Every sample, with its answer: `reasonseg-x show RUN --out DIR` (a static viewer)."]
-    lines += ["", "## Counts", "", _counts_line(metrics.get("counts", {}))]
+    lines += ["", "## Counts", "", md_text(_counts_line(metrics.get("counts", {})))]
     for heading, entries, total in _listed(metrics):
         lines += ["", f"## {total} {heading}", ""]
-        lines += [f"- `{p['where']}`: {p['reason']}" for p in entries]
+        lines += [f"- {md_code(p['where'])}: {md_text(p['reason'])}" for p in entries]
         if total > len(entries):
             lines.append(f"- ... {total - len(entries)} more")
     return "\n".join(lines) + "\n"

@@ -28,9 +28,11 @@ from reasonseg_x.leaderboard.safety import (
     UnsafeBundleError,
     archive_kind,
     check_bundle_dir,
+    name_problem,
     read_bounded,
     safe_extract,
     safe_json_loads,
+    text_problem,
 )
 
 __all__ = [
@@ -59,8 +61,6 @@ _MAX_META = 64
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PROTOCOL = re.compile(r"^[a-z0-9_\-]{1,32}$")
 _SCALAR = (str, int, float, bool, type(None))
-#: lone UTF-16 surrogates (not storable as UTF-8) and the bidi embedding / override / isolate controls
-_UNSAFE_TEXT = re.compile("[\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,10 @@ class SubmissionInfo:
             check.fail(f"field 'format' must be {SUBMISSION_FORMAT!r}")
         if obj.get("format_version") != 1 or isinstance(obj.get("format_version"), bool):
             check.fail("field 'format_version' must be 1 (this toolkit reads version 1 bundles)")
-        model_name = check.text(obj.get("model_name"), "model_name", _MAX_NAME, required=True)
+        model_name = check.text(obj.get("model_name"), "model_name", _MAX_NAME, required=True, shown_as_name=True)
         if not model_name.strip():
             check.fail("field 'model_name' must not be blank")
-        base_model = check.text(obj.get("base_model"), "base_model", _MAX_TEXT)
+        base_model = check.text(obj.get("base_model"), "base_model", _MAX_TEXT, shown_as_name=True)
         params = obj.get("parameter_count")
         if params is not None:
             check.integer(params, "parameter_count", 0, 10**15)
@@ -178,7 +178,8 @@ class _Checker:
             self.fail(f"field {name!r} must be a {'JSON object' if expected is dict else expected.__name__}, "
                       f"got {type(value).__name__}")
 
-    def text(self, value: Any, name: str, limit: int, *, required: bool = False) -> Any:
+    def text(self, value: Any, name: str, limit: int, *, required: bool = False, shown_as_name: bool = False) -> Any:
+        """A string field; ``shown_as_name``: also refuse lookalike characters (:func:`name_problem`)."""
         if value is None and not required:
             return None
         if not isinstance(value, str):
@@ -187,9 +188,9 @@ class _Checker:
             self.fail(f"field {name!r} is longer than {limit} characters")
         if any(ord(c) < 32 and c not in "\t" for c in value):
             self.fail(f"field {name!r} contains control characters")
-        if _UNSAFE_TEXT.search(value):
-            self.fail(f"field {name!r} contains lone surrogates or bidirectional-override characters "
-                      "(they break storage or disguise a name on the board)")
+        problem = (name_problem if shown_as_name else text_problem)(value)
+        if problem:
+            self.fail(f"field {name!r} {problem}")
         return value
 
     def integer(self, value: Any, name: str, low: int, high: int) -> int:

@@ -1,23 +1,26 @@
-"""Submission metadata recovered from the ``run.json`` that ``reasonseg-x eval`` writes beside its
-predictions.
+"""What a submission takes from the run folder of ``reasonseg-x eval``: its metadata, and the samples
+it covers.
 
 Authors forget ``--meta tts=...``: a StAR run with 32 sampled answers submitted without it would
 be listed as a greedy model. When the predictions file sits in a run folder, the model, checkpoint,
-base model and test-time-scaling settings are taken from the run; ``--meta`` still wins.
+base model and test-time-scaling settings are taken from the run; ``--meta`` still wins. The
+predictions are validated against the manifest of the samples the run covers (its run record's
+rule), so the bundle holds the n and fingerprint of the run's metrics.json.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reasonseg_x.leaderboard.safety import Limits, read_bounded, safe_json_loads
+from reasonseg_x.runner.record import RunRecord, open_run_data, read_record
 
-__all__ = ["RUN_FILE", "meta_from_run", "merge_meta"]
+if TYPE_CHECKING:  # pragma: no cover
+    from reasonseg_x.leaderboard.manifest import Manifest
 
-RUN_FILE = "run.json"
-_MAX_RUN_BYTES = 4 * 2**20
+__all__ = ["meta_from_run", "merge_meta", "manifest_of_run"]
+
 #: sampling settings that describe a test-time-scaling run, copied into ``tts`` when present
 _TTS_SETTINGS = ("temperature", "top_p", "top_k", "seed", "cluster_agg_mode")
 
@@ -29,16 +32,9 @@ def _scalar(value: Any) -> bool:
 def meta_from_run(predictions: str | os.PathLike[str]) -> dict[str, Any]:
     """Fields for :func:`~reasonseg_x.leaderboard.submission.build_submission` from ``run.json``
     beside ``predictions`` (``{}`` when there is none or it is not a model run)."""
-    path = Path(predictions).parent / RUN_FILE
-    if not path.is_file():
-        return {}
-    try:
-        run = safe_json_loads(read_bounded(path, _MAX_RUN_BYTES), limits=Limits(max_json_depth=16),
-                              max_bytes=_MAX_RUN_BYTES, where=str(path))
-    except (ValueError, OSError):  # the runner's business, not a reason to refuse a submission
-        return {}
-    model = run.get("model") if isinstance(run, dict) else None
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or model["name"].startswith("predictions"):
+    record = read_record(Path(predictions).parent, lenient=True)  # a damaged one is the runner's business
+    model = record.model if record is not None else {}
+    if not isinstance(model.get("name"), str) or model["name"].startswith("predictions"):
         return {}
     args = model.get("args") if isinstance(model.get("args"), dict) else {}
     out: dict[str, Any] = {"meta": {"model": model["name"]}}
@@ -64,3 +60,11 @@ def merge_meta(from_run: dict[str, Any], given: dict[str, Any]) -> dict[str, Any
     elif "tts" in given or "tts" in from_run:
         out["tts"] = {**from_run.get("tts", {}), **given.get("tts", {})}
     return out
+
+
+def manifest_of_run(run: RunRecord, split: str | None = None) -> Manifest:
+    """The manifest of the samples ``run`` covers, its data read as the run read it."""
+    from reasonseg_x.leaderboard.manifest import manifest_from_source
+
+    source, chosen = open_run_data(run, split=split)
+    return manifest_from_source(source, chosen)

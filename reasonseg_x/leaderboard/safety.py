@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import tarfile
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -39,6 +40,8 @@ __all__ = [
     "check_bundle_dir",
     "safe_json_loads",
     "read_bounded",
+    "text_problem",
+    "name_problem",
 ]
 
 
@@ -82,6 +85,65 @@ ALLOWED_SUFFIXES = (".json", ".jsonl", ".md", ".txt")
 _CHUNK = 1 << 16
 #: what a truncated or corrupt archive raises while being read
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
+
+
+# --- text shown on the board ---------------------------------------------------------------
+
+#: lone UTF-16 surrogates (not storable as UTF-8) and the bidi embedding / override / isolate controls
+_BIDI = re.compile("[\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+#: letters drawn blank or nearly so that Unicode files as ordinary letters or marks (Hangul fillers,
+#: the braille blank, the combining grapheme joiner, variation selectors)
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f") | frozenset(map(chr, range(0xFE00, 0xFE10)))
+#: scripts whose letters pass for one another (Latin "o", Cyrillic "о", Greek "ο")
+_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _invisible(char: str) -> bool:
+    category = unicodedata.category(char)
+    return (category in ("Cf", "Co", "Cn", "Zl", "Zp") or (category == "Zs" and char != " ")
+            or char in _BLANK_LETTERS or 0xE0100 <= ord(char) <= 0xE01EF)
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed')}"
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored or shown as written, or None: lone surrogates, bidirectional
+    overrides (they reorder what follows) and invisible characters (zero-width space and joiners,
+    word joiner, byte-order mark, soft hyphen, format and private-use characters, blanks other than
+    the space), which make ``Ora\u200bcle`` show as "Oracle"."""
+    if _BIDI.search(value):
+        return "contains lone surrogates or bidirectional-override characters (they break storage or disguise a name)"
+    for position, char in enumerate(value):
+        if _invisible(char):
+            return (f"contains an invisible character ({_describe(char)}, position {position}): it would show "
+                    f"as {''.join(c for c in value if not _invisible(c))!r}")
+    return None
+
+
+def name_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a name on the board, or None: :func:`text_problem`, then lookalikes:
+    a name must be written in plain characters (equal to its NFKC form: no full-width, ligature or
+    superscript letters) and must not mix Latin, Cyrillic and Greek letters (``Оracle`` with a
+    Cyrillic "О"). A name wholly in one script that resembles another is not detected."""
+    problem = text_problem(value)
+    if problem:
+        return problem
+    plain = unicodedata.normalize("NFKC", value)
+    if plain != value:
+        odd = next(c for c in value if unicodedata.normalize("NFKC", c) != c)
+        return f"contains a lookalike character ({_describe(odd)}): write it as {plain!r}"
+    scripts: dict[str, str] = {}
+    for char in value:
+        if char.isalpha():
+            script = unicodedata.name(char, "").split(" ")[0]
+            if script in _LOOKALIKE_SCRIPTS:
+                scripts.setdefault(script, char)
+    if len(scripts) > 1:
+        mixed = ", ".join(f"{script.title()} {char!r}" for script, char in scripts.items())
+        return f"mixes letters of scripts that look alike ({mixed}): write it in one script"
+    return None
 
 
 # --- archives --------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The page embeds its data as JSON and draws the sortable table, the gIoU/cIoU toggle and the
 per-type chart (inline SVG) with vanilla JavaScript: no CDN, no server, it works from ``file://``.
 Model names come from strangers, so the data is embedded with ``<``, ``>`` and ``&`` escaped and
-the script only ever sets ``textContent``; a Content-Security-Policy forbids loading anything.
+the script only ever sets ``textContent``; a Content-Security-Policy forbids loading anything and
+runs only the page's own script (allowed by its hash, as in the case viewer).
 The URL hash (``#metric=ciou&sort=compositional&dir=asc``) sets the view, so a link (or a
 headless browser) can open the page already sorted.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 from reasonseg_x.atomic import write_text_atomic
 from reasonseg_x._html import html_text as _html_text
+from reasonseg_x._html import script_hash as _script_hash
 from reasonseg_x._html import script_json as _script_json
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.output_paths import prepare_folder
@@ -177,13 +179,16 @@ def _template(name: str) -> str:
 
 
 def render_html(data: dict[str, Any]) -> str:
-    """The self-contained page for ``data`` (from :func:`board_data`)."""
+    """The self-contained page for ``data`` (from :func:`board_data`); its script is allowed by
+    hash (as the case viewer's), so nothing injected beside it would run."""
+    script = _template("board.js")
     values = {
         "TITLE": _html_text(str(data.get("title", "Leaderboard"))),
         "GENERATED": _html_text(str(data.get("generated", ""))),
         "PROTOCOL": _html_text(str(data.get("protocol_text", ""))),
         "STYLE": _template("board.css"),
-        "SCRIPT": _template("board.js"),
+        "SCRIPT": script,
+        "SCRIPT_HASH": _script_hash(script),
         "DATA": _script_json(data),
     }
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), _template("index.html"))

@@ -239,6 +239,9 @@ def parse_parameter_count(text: str) -> int:
     value = float(match.group(1)) * _SCALE[match.group(2)]
     if not 0 <= value <= 10**15:
         raise InvalidInputError(f"parameter count {text!r} is out of range")
+    if round(value) < 1:  # "0B", "0.1": a model has parameters; 0 would sort first as the smallest model
+        raise InvalidInputError(f"parameter count {text!r} is not a positive number of parameters "
+                                "(e.g. 7B, 700M); leave --meta params out when it is unknown")
     return int(round(value))
 
 

@@ -14,6 +14,7 @@ string conversion, the predictor's own constructor) reads them from here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import os
 import types
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from reasonseg_x.errors import InvalidInputError
 
 __all__ = ["ARG_TYPES", "PredictorArg", "convert_value", "arguments_of", "options_arguments",
-           "signature_arguments", "build_options"]
+           "signature_arguments", "build_options", "bind_values", "unknown_argument", "pinned_argument"]
 
 #: argument types a spec may declare; values given as strings are converted to these
 ARG_TYPES = ("str", "int", "float", "bool", "path", "any")
@@ -204,22 +205,49 @@ def arguments_of(factory: Callable[..., Any], *, defaults: Mapping[str, Any] | N
     return tuple(signature_arguments(factory))
 
 
-def build_options(options: type, given: Mapping[str, Any], *, model: str,
-                  defaults: Mapping[str, Any] | None = None, pinned: Mapping[str, Any] | None = None) -> Any:
-    """An ``Options`` instance from keyword values (Python values or ``-a`` strings): unknown names,
-    values of the wrong type and changes to a pinned value are errors naming the model."""
-    pinned = dict(pinned or {})
-    args = {a.name: a for a in options_arguments(options, defaults=defaults)}
-    values: dict[str, Any] = {}
+def unknown_argument(model: str, key: str, known: Iterable[str]) -> InvalidInputError:
+    """The error for an argument ``model`` does not take, suggesting the closest known name."""
+    names = sorted(set(known))
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listing = ", ".join(names) if names else "none"
+    return InvalidInputError(f"model {model!r} has no argument {key!r}{hint}; known arguments: {listing}")
+
+
+def pinned_argument(model: str, key: str, pinned: Any, value: Any) -> InvalidInputError:
+    """The error for setting a value the model fixes (catalog ``pinned``), equal to it or not:
+    a pinned value is the model's, not an argument, whether it comes as ``-a`` or as a keyword."""
+    return InvalidInputError(f"model {model!r} fixes {key}={pinned!r}; it cannot be set (got {value!r})")
+
+
+def bind_values(args: Mapping[str, PredictorArg], given: Mapping[str, Any], *, model: str,
+                pinned: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(declared arguments converted to their types, undeclared ones as given): the one rule by
+    which ``-a NAME=VALUE`` strings and Python keywords are bound. A pinned name is refused."""
+    pinned = pinned or {}
+    bound: dict[str, Any] = {}
+    undeclared: dict[str, Any] = {}
     for key, value in given.items():
+        if key in pinned:
+            raise pinned_argument(model, key, pinned[key], value)
         arg = args.get(key)
         if arg is None:
-            known = ", ".join(sorted(set(args) - set(pinned)))
-            raise InvalidInputError(f"model {model!r} has no argument {key!r}; known arguments: {known}")
-        converted = convert_value(arg, value, model=model)
-        if key in pinned and converted != pinned[key]:
-            raise InvalidInputError(f"model {model!r} fixes {key}={pinned[key]!r}; it cannot be set to {value!r}")
-        values[key] = converted
+            undeclared[key] = value
+        else:
+            bound[key] = convert_value(arg, value, model=model)
+    return bound, undeclared
+
+
+def build_options(options: type, given: Mapping[str, Any], *, model: str,
+                  defaults: Mapping[str, Any] | None = None, pinned: Mapping[str, Any] | None = None) -> Any:
+    """An ``Options`` instance from keyword values (Python values or ``-a`` strings, bound by
+    :func:`bind_values`): unknown names, values of the wrong type and a pinned name are errors
+    naming the model."""
+    pinned = dict(pinned or {})
+    args = {a.name: a for a in options_arguments(options, defaults=defaults, pinned=pinned)}
+    values, undeclared = bind_values(args, given, model=model, pinned=pinned)
+    if undeclared:
+        raise unknown_argument(model, next(iter(undeclared)), args)
     merged = {**{k: v for k, v in (defaults or {}).items() if k in args}, **values, **pinned}
     missing = [a.name for a in args.values() if a.required and a.name not in merged]
     if missing:

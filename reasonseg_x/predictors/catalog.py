@@ -15,7 +15,7 @@ from typing import Any
 from reasonseg_x._resources import shipped_file
 from reasonseg_x.errors import InvalidInputError
 
-__all__ = ["CatalogEntry", "builtin_models", "catalog_entry"]
+__all__ = ["CatalogEntry", "builtin_models", "catalog_entry", "catalog_options"]
 
 _KEYS = {"name", "factory", "description", "extra", "defaults", "pinned", "path_arg"}
 
@@ -69,3 +69,13 @@ def catalog_entry(name: str) -> CatalogEntry:
         if entry.name == name:
             return entry
     raise KeyError(name)
+
+
+def catalog_options(name: str, options: type, given: Mapping[str, Any]) -> Any:
+    """The ``Options`` of the built-in model ``name`` from keyword values, with the catalog's
+    defaults and pins: how every built-in model's constructor binds its arguments (the registry
+    binds ``-a`` strings by the same rule, :func:`reasonseg_x.predictors.arguments.bind_values`)."""
+    from reasonseg_x.predictors.arguments import build_options
+
+    entry = catalog_entry(name)
+    return build_options(options, given, model=entry.name, defaults=entry.defaults, pinned=entry.pinned)

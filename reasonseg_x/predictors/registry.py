@@ -26,13 +26,20 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.predictors.arguments import PredictorArg, arguments_of, convert_value, signature_arguments
+from reasonseg_x.predictors.arguments import (
+    PredictorArg,
+    arguments_of,
+    bind_values,
+    convert_value,
+    signature_arguments,
+    unknown_argument,
+)
 from reasonseg_x.predictors.catalog import CatalogEntry, builtin_models
 
 __all__ = [
@@ -42,6 +49,7 @@ __all__ = [
     "BoundModel",
     "list_predictors",
     "get_spec",
+    "canonical_name",
     "bind_arguments",
     "load_predictor",
     "parse_model_args",
@@ -96,6 +104,21 @@ class BoundModel:
         """The arguments that make a run what it is: all but those declared ``identity=False``
         (an endpoint's address, its concurrency), so a run resumes on a moved server."""
         return {k: v for k, v in self.args.items() if getattr(self.spec.arg(k), "identity", True)}
+
+    def options(self) -> Any:
+        """The ``Options`` instance the factory builds from these arguments (None for a factory
+        without an ``Options`` class): a built-in model's with the catalog's defaults and pins."""
+        import dataclasses
+
+        from reasonseg_x.predictors.arguments import build_options
+        from reasonseg_x.predictors.catalog import catalog_options
+
+        options = getattr(_import_factory(self.spec), "Options", None)
+        if options is None or not dataclasses.is_dataclass(options):
+            return None
+        if self.spec.origin == "built-in":
+            return catalog_options(self.spec.name, options, self.args)
+        return build_options(options, self.args, model=self.name)
 
     def instantiate(self) -> Any:
         factory = _import_factory(self.spec)
@@ -191,10 +214,22 @@ def list_predictors(*, include_plugins: bool = True) -> list[PredictorSpec]:
     return specs
 
 
+def canonical_name(name: str, known: Iterable[str]) -> str | None:
+    """The known model name ``name`` spells: itself, else the one name equal to it ignoring case
+    (``StAR`` -> ``star``; the run records the canonical name), else None (two names that differ
+    only in case make ``name`` ambiguous: it is then suggested, never guessed)."""
+    names = list(known)
+    if name in names:
+        return name
+    folded = [n for n in names if n.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
 def get_spec(name: str) -> tuple[PredictorSpec, dict[str, str]]:
     """Resolve a model name to its spec plus the argument carried in the name (``predictions:PATH``).
 
-    Also accepts an importable ``package.module:Factory`` path.
+    Also accepts an importable ``package.module:Factory`` path, and a model name in other case
+    when only one name matches (:func:`canonical_name`).
     """
     name = name.strip()
     if not name:
@@ -203,6 +238,8 @@ def get_spec(name: str) -> tuple[PredictorSpec, dict[str, str]]:
     specs = {s.name: s for s in list_predictors(include_plugins=False)}
     if head not in specs:  # only look at plugins (importing their spec modules) when needed
         specs = {s.name: s for s in list_predictors(include_plugins=True)}
+    if head not in specs and not (sep and tail and _looks_like_import_path(head, tail)):
+        head = canonical_name(head, specs) or head
     if head in specs:  # a model name wins over an import path of the same spelling
         spec = specs[head]
         if spec.load_error:
@@ -222,10 +259,12 @@ def get_spec(name: str) -> tuple[PredictorSpec, dict[str, str]]:
 
 
 def unknown_model(name: str, known: Sequence[str] | Mapping[str, Any]) -> InvalidInputError:
-    """The error for a model name nobody registered, suggesting the closest known name."""
+    """The error for a model name nobody registered, suggesting the closest known name (compared
+    ignoring case, so ``STARR`` suggests ``star``)."""
     names = sorted(known)
-    close = difflib.get_close_matches(name.partition(":")[0], names, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    folded = {n.casefold(): n for n in names}
+    close = difflib.get_close_matches(name.partition(":")[0].casefold(), list(folded), n=1)
+    hint = f" Did you mean {folded[close[0]]!r}?" if close else ""
     return InvalidInputError(f"unknown model {name!r}.{hint} Known models: {', '.join(names)} "
                              "(or an importable 'package.module:Factory').")
 
@@ -295,17 +334,7 @@ def bind_arguments(name: str, args: Mapping[str, Any] | None = None) -> BoundMod
         if key in given and given[key] != value:
             raise InvalidInputError(f"model {name!r} sets {key}={value!r}; --model-arg {key}={given[key]!r} conflicts")
         given[key] = value
-    bound: dict[str, Any] = {}
-    undeclared = {}
-    for key, value in given.items():
-        arg = spec.arg(key)
-        if arg is None and key in spec.pinned:
-            raise InvalidInputError(f"model {spec.name!r} fixes {key}={spec.pinned[key]!r}; it cannot be set "
-                                    f"(got {value!r})")
-        if arg is None:
-            undeclared[key] = value
-        else:
-            bound[key] = convert_value(arg, value, model=spec.name)
+    bound, undeclared = bind_values({a.name: a for a in spec.args}, given, model=spec.name, pinned=spec.pinned)
     if undeclared:
         extra_args: dict[str, PredictorArg] = {}
         var_kw = False
@@ -322,9 +351,7 @@ def bind_arguments(name: str, args: Mapping[str, Any] | None = None) -> BoundMod
             elif var_kw:
                 bound[key] = value
             else:
-                known = sorted({a.name for a in spec.args} | set(extra_args))
-                listing = ", ".join(known) if known else "none"
-                raise InvalidInputError(f"model {spec.name!r} has no argument {key!r}; known arguments: {listing}")
+                raise unknown_argument(spec.name, key, {a.name for a in spec.args} | set(extra_args))
     missing = [a.name for a in spec.args if a.required and a.name not in bound]
     if missing:
         raise InvalidInputError(f"model {spec.name!r} needs argument(s) {', '.join(missing)} "

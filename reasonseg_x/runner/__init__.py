@@ -1,8 +1,9 @@
 """The eval runner: drives a predictor over a split and keeps the work safe.
 
 ``loop`` batches queries (OOM halving, per-sample error capture), ``store`` appends predictions
-crash-safely, ``runinfo`` records the run's identity and environment, ``shards`` splits samples,
-``merge`` joins shard outputs, ``distributed`` reads torchrun/accelerate environments, ``rundir``
+crash-safely, ``record`` is the only reader and writer of ``run.json`` and says which samples a run
+covers, ``runinfo`` describes the run's identity and environment, ``shards`` splits samples,
+``merge`` joins shard outputs, ``distributed`` runs torchrun/accelerate ranks, ``rundir``
 names the default run folder, and ``evaluate`` ties them together (``run_eval``). Heavy imports
 happen inside functions.
 """

@@ -1,4 +1,5 @@
-"""Multi-process launch: read the rank from torchrun / accelerate, wait for all ranks, clean up.
+"""Multi-process launch: read the rank from torchrun / accelerate, run this rank's shard, wait for all
+ranks, merge on rank 0, clean up (:func:`run_distributed`).
 
 Each rank evaluates its own shard into ``OUT/shard-<rank>-of-<world>/``; after a barrier rank 0
 merges the shards into ``OUT`` and scores. The barrier uses ``torch.distributed`` (gloo, with a
@@ -8,19 +9,24 @@ file-based wait on every shard's ``run.json`` saying ``complete``.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import ReasonSegXError
-from reasonseg_x.runner.runinfo import RUN_FILE
+from reasonseg_x.runner.record import is_run_folder, run_status
 
-__all__ = ["DistEnv", "detect", "setup", "barrier", "teardown", "wait_for_shards", "require_visible"]
+if TYPE_CHECKING:  # pragma: no cover
+    from reasonseg_x.runner.evaluate import EvalConfig, EvalOutcome
+    from reasonseg_x.runner.merge import MergeOutcome
+
+__all__ = ["DistEnv", "detect", "setup", "barrier", "teardown", "wait_for_shards", "require_visible",
+           "run_distributed"]
 
 #: seconds a rank may wait for the others at the barrier (a shard can take hours)
 DEFAULT_TIMEOUT_S = float(os.environ.get("REASONSEG_X_BARRIER_TIMEOUT", 48 * 3600))
@@ -109,7 +115,7 @@ def wait_for_shards(shard_dirs: Sequence[Path], *, timeout_s: float, poll_s: flo
     while pending:
         still = []
         for directory in pending:
-            status = _status(directory)
+            status = run_status(directory)
             if status == "failed":
                 raise ReasonSegXError(f"shard {directory} failed; see its run.json and that rank's log")
             if status != "complete":
@@ -123,19 +129,12 @@ def wait_for_shards(shard_dirs: Sequence[Path], *, timeout_s: float, poll_s: flo
 
 def require_visible(shard_dirs: Sequence[Path]) -> None:
     """After the barrier every shard has finished; if rank 0 cannot see one, the nodes do not share ``--out``."""
-    unseen = [d for d in shard_dirs if not (Path(d) / RUN_FILE).exists()]
+    unseen = [d for d in shard_dirs if not is_run_folder(d)]
     if unseen:
         raise ReasonSegXError(
             f"rank 0 cannot see {len(unseen)} of {len(shard_dirs)} finished shard folders (e.g. {unseen[0]}): with "
             "several nodes, --out must be on a filesystem every node shares. Otherwise copy the shard-*-of-* "
             "folders into one folder and run `reasonseg-x merge FOLDER --out FOLDER`")
-
-
-def _status(directory: Path) -> str | None:
-    try:
-        return json.loads((Path(directory) / RUN_FILE).read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def teardown() -> None:
@@ -148,3 +147,29 @@ def teardown() -> None:
             dist.destroy_process_group()
     except Exception:  # noqa: BLE001 - exiting anyway
         pass
+
+
+def run_distributed(config: EvalConfig, env: DistEnv, *, progress: Any = None, source: Any = None, bound: Any = None,
+                    on_shard: Callable[[EvalOutcome], None] | None = None) -> MergeOutcome | None:
+    """This rank's shard into ``OUT/shard-<rank>-of-<world>`` (unscored), then the barrier; rank 0
+    merges the shards into ``OUT`` and scores (returned), the other ranks return None.
+    ``on_shard`` hears each rank's own outcome before the wait."""
+    from reasonseg_x.runner.evaluate import run_eval
+    from reasonseg_x.runner.merge import merge_runs
+    from reasonseg_x.runner.shards import shard_dirname
+
+    use_torch = setup(env)
+    try:
+        config.num_shards, config.shard_id, config.score = env.world_size, env.rank, False
+        outcome = run_eval(config, progress=progress, source=source, bound=bound)
+        if on_shard is not None:
+            on_shard(outcome)
+        shard_dirs = [Path(str(config.out)) / shard_dirname(i, env.world_size) for i in range(env.world_size)]
+        barrier(env, shard_dirs, use_torch=use_torch)
+        if not env.is_main:
+            return None
+        require_visible(shard_dirs)
+        return merge_runs(shard_dirs, str(config.out), source=outcome.source, protocol=config.protocol,
+                          strict=config.strict, seed=config.seed, fresh=config.fresh)
+    finally:
+        teardown()

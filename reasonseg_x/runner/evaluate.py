@@ -11,7 +11,6 @@ Order of work, chosen so that nothing already paid for is lost or mixed:
 
 from __future__ import annotations
 
-import itertools
 import random
 import sys
 from collections.abc import Callable
@@ -26,14 +25,14 @@ from reasonseg_x.predictions import RUN_PREDICTIONS
 from reasonseg_x.predictors.registry import BoundModel, bind_arguments
 from reasonseg_x.runner.loop import LoopStats, predict_samples
 from reasonseg_x.runner.rundir import default_run_dir
-from reasonseg_x.runner.runinfo import (RunIdentity, Stopwatch, check_identity, environment, read_run_info,
-                                        utc_now, write_run_info)
-from reasonseg_x.runner.shards import Shard, select_shard
+from reasonseg_x.runner.record import Coverage, read_record, remove_record, skipped_detail, write_record
+from reasonseg_x.runner.runinfo import RunIdentity, Stopwatch, check_identity, environment, utc_now
+from reasonseg_x.runner.shards import Shard
 from reasonseg_x.runner.store import PredictionStore, holds_predictions, read_stored_lines, remove_stale_temporaries
-from reasonseg_x.runner.subset import SubsetSource, subset_label, take_ids
+from reasonseg_x.runner.subset import take_ids
 
-__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "select_ids",
-           "data_fingerprint", "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
+__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "data_fingerprint",
+           "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
 
 PREDICTIONS_FILE = RUN_PREDICTIONS  # the run folder's file, named once in reasonseg_x.predictions
 DEFAULT_BATCH_SIZE = 8
@@ -140,29 +139,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _clear_run(run_dir: Path) -> None:
-    for name in (PREDICTIONS_FILE, "run.json"):
-        (run_dir / name).unlink(missing_ok=True)
-
-
-def select_ids(source: Source, split: str, limit: int | None,
-               shard: Shard) -> tuple[int | None, list[str], list[str]]:
-    """(split size, the --limit prefix of the ids in source order, this shard's ids); refuses repeated ids.
-
-    With ``--limit N`` only the first N records are read (a huge split costs nothing more); the
-    split size is then None unless the split turned out smaller than N.
-    """
-    if limit is not None and limit < 1:
-        raise InvalidInputError(f"--limit must be >= 1, got {limit}")
-    records = source.ground_truth(split)
-    ids: list[str] = []
-    seen: set[str] = set()
-    for gt in records if limit is None else itertools.islice(records, limit):
-        if gt.id in seen:
-            raise InvalidInputError(f"split {split!r} of {source.spec!r} has the id {gt.id!r} twice; a run needs unique ids")
-        seen.add(gt.id)
-        ids.append(gt.id)
-    n_split = len(ids) if limit is None or len(ids) < limit else None
-    return n_split, ids, select_shard(ids, shard)
+    (run_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
+    remove_record(run_dir)
 
 
 def data_fingerprint(source: Source, split: str) -> str:
@@ -192,7 +170,7 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
     if source is None:
         source = open_data(config.data, skip_invalid=config.skip_invalid, open_taxonomy=config.open_taxonomy)
     split = source.resolve_split(config.split)
-    n_split, selected, mine = select_ids(source, split, config.limit, shard)
+    n_split, selected, mine = Coverage(config.limit, shard).select(source, split)
     fingerprint = data_fingerprint(source, split)
     identity = RunIdentity(bound.name, bound.identity_args, fingerprint, split, int(config.seed), shard.count, shard.index)
 
@@ -206,7 +184,8 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
         if config.fresh:
             _clear_run(run_dir)
         predictions_path = run_dir / PREDICTIONS_FILE
-        existing = read_run_info(run_dir)
+        record = read_record(run_dir)
+        existing = None if record is None else record.info
         if existing is None:
             if predictions_path.exists() and predictions_path.stat().st_size > 0:
                 raise InvalidInputError(f"{predictions_path} exists but {run_dir} has no run.json, so its origin is "
@@ -236,7 +215,7 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
         if retried:
             session["retried_errors"] = retried
         info["sessions"].append(session)
-        write_run_info(run_dir, info)
+        write_record(run_dir, info)
 
         remaining = [i for i in mine if i not in stored.lines]
         stats: LoopStats | None = None
@@ -252,29 +231,30 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
         if missing:
             info["status"] = "failed"
             info["error"] = f"{len(missing)} ids were never predicted (source yielded fewer samples than ids)"
-            write_run_info(run_dir, info)
+            write_record(run_dir, info)
             raise InvalidInputError(f"the source did not yield {len(missing)} of this run's samples "
                                     f"(e.g. {missing[0]!r}); its samples() and ground_truth() disagree")
         info["counts"] = _counts(final, len(mine))
         info.pop("not_written", None)
-        if declared or skipped:  # merge needs the ids: they are absent from the file on purpose
+        if declared or skipped:  # merge and score need the ids: they are absent from the file on purpose
             info["not_written"] = {"declared_missing": sorted(declared), "skipped_rows": sorted(skipped)}
+            if skipped:
+                info["not_written"]["skipped_where"] = skipped_detail(source.skipped)
             info["counts"].update(declared_missing=len(declared), skipped_rows=len(skipped))
         info["status"] = "complete"
         session["finished"] = utc_now()
         info["updated"] = session["finished"]
-        write_run_info(run_dir, info)
+        write_record(run_dir, info)
 
         outcome = EvalOutcome(run_dir, predictions_path, info, len(stored.lines), stats, source=source, split=split)
         if config.score:
             clock = Stopwatch()
-            scored = [i for i in mine if i not in set(skipped)] if skipped else mine
-            ids = None if len(scored) == n_split else scored
-            outcome.result = score_run(run_dir, source, split, ids=ids, protocol=config.protocol, strict=config.strict,
-                                       seed=config.seed, label=_label(config, shard, len(skipped)))
+            coverage = Coverage(config.limit, shard, frozenset(skipped))
+            outcome.result = score_run(run_dir, source, split, coverage, protocol=config.protocol,
+                                       strict=config.strict, seed=config.seed, selected=(n_split, mine))
             session["score_s"] = clock.seconds()
         session["total_s"] = total_clock.seconds()
-        write_run_info(run_dir, info)
+        write_record(run_dir, info)
     finally:
         lock.release()
     return outcome
@@ -292,10 +272,6 @@ def _limit_text(limit: int | None) -> str:
     return f"--limit {limit}" if limit is not None else "no --limit (the whole split)"
 
 
-def _label(config: EvalConfig, shard: Shard, skipped: int = 0) -> str:
-    return subset_label(config.limit, shard, skipped)
-
-
 def _start_info(existing: dict[str, Any] | None, identity: RunIdentity, bound: BoundModel, source: Source,
                 config: EvalConfig, split: str, n_selected: int, n_mine: int, shard: Shard) -> dict[str, Any]:
     info = dict(existing) if existing else {"kind": "eval", "created": utc_now(), "sessions": []}
@@ -305,6 +281,7 @@ def _start_info(existing: dict[str, Any] | None, identity: RunIdentity, bound: B
         "model": {"name": bound.name, "factory": bound.spec.factory, "args": bound.args, "origin": bound.spec.origin},
         "data": {"spec": source.spec or config.data, "split": split, "input_fingerprint": identity.fingerprint,
                  "limit": config.limit, "n_selected": n_selected, "open_taxonomy": config.open_taxonomy,
+                 "skip_invalid": config.skip_invalid,
                  "shard": {"index": shard.index, "count": shard.count, "n": n_mine,
                            "rule": "sorted ids, position j -> shard j % count"}},
         "protocol": config.protocol,
@@ -356,7 +333,7 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
             info["counts"] = _counts(read_stored_lines(store.path), total)
         except ReasonSegXError:
             pass
-        write_run_info(run_dir, info)
+        write_record(run_dir, info)
         raise
     finally:
         store.close()
@@ -374,16 +351,14 @@ def _record_predictor_info(session: dict[str, Any], predictor: Any) -> None:
         session["predictor"] = {"run_info_error": f"{type(exc).__name__}: {exc}"}
 
 
-def score_run(run_dir: Path, source: Source, split: str, *, ids: list[str] | None, protocol: str, strict: bool,
-              seed: int, label: str = "subset") -> Any:
-    """Score ``run_dir/predictions.jsonl`` exactly as ``reasonseg-x score`` would, writing its outputs there.
-
-    With ``ids`` the run is scored against that subset of the split (a ``--limit`` or a shard).
-    """
+def score_run(run_dir: Path, source: Source, split: str, coverage: Coverage, *, protocol: str, strict: bool,
+              seed: int, selected: tuple[int | None, list[str]] | None = None) -> Any:
+    """Score ``run_dir/predictions.jsonl`` on the samples ``coverage`` names, exactly as ``reasonseg-x
+    score -p RUN`` does, writing its outputs there (``selected``: see :meth:`Coverage.restrict`)."""
     from reasonseg_x.evaluators.api import score_predictions, write_outputs
     from reasonseg_x.predictions import read_predictions
 
-    scored: Source = SubsetSource(source, split, ids, label=label) if ids is not None else source
+    scored = coverage.restrict(source, split, selected=selected)
     predictions = read_predictions(Path(run_dir) / PREDICTIONS_FILE)
     result = score_predictions(scored, split, predictions, protocol=protocol, strict=strict, seed=seed)
     write_outputs(result, run_dir, source=scored)

@@ -9,7 +9,6 @@ the folders given (a folder holding ``shard-<i>-of-<k>/`` subfolders stands for 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ from typing import Any
 from reasonseg_x.data.source import Source
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.runner.evaluate import (PREDICTIONS_FILE, data_fingerprint, lock_run_dir, make_run_dir, open_data,
-                                         score_run, select_ids)
-from reasonseg_x.runner.runinfo import RUN_FILE, RunIdentity, environment, read_run_info, utc_now, write_run_info
+                                         score_run)
+from reasonseg_x.runner.record import Coverage, RunRecord, read_record, skipped_detail, write_record
+from reasonseg_x.runner.runinfo import RunIdentity, environment, utc_now
 from reasonseg_x.runner.shards import Shard, parse_shard_dirname, select_shard
 from reasonseg_x.runner.store import read_stored_lines, write_text_atomic
 
@@ -56,13 +56,9 @@ def expand_run_dirs(dirs: Sequence[str | os.PathLike[str]]) -> list[Path]:
         directory = Path(raw)
         if not directory.is_dir():
             raise InvalidInputError(f"no such run folder: {directory}")
-        info_path = directory / RUN_FILE
-        kind = None
-        if info_path.exists():
-            info = read_run_info(directory)
-            kind = info.get("kind") if info else None
+        record = read_record(directory)
         subdirs = _shard_subdirs(directory)
-        if info_path.exists() and (kind != "merged" or not subdirs):
+        if record is not None and (record.kind != "merged" or not subdirs):
             out.append(directory)
         elif subdirs:
             out.extend(subdirs)
@@ -93,8 +89,9 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
     run_dirs = expand_run_dirs(dirs)
     if not run_dirs:
         raise InvalidInputError("merge needs at least one run folder")
-    infos = [read_run_info(d) for d in run_dirs]
-    identities = [RunIdentity.from_json(i["identity"], str(d / RUN_FILE)) for d, i in zip(run_dirs, infos)]  # type: ignore[index]
+    records: list[RunRecord] = [read_record(d) for d in run_dirs]  # type: ignore[misc] # each has one (expand_run_dirs)
+    infos = [r.info for r in records]
+    identities = [RunIdentity.from_json(r.info["identity"], str(r.path)) for r in records]
     base = identities[0].unsharded()
     for directory, ident in zip(run_dirs, identities):
         if ident.unsharded() != base:
@@ -113,7 +110,7 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
             raise InvalidInputError(f"shard {ident.shard_id} of {num_shards} is given twice: {by_index[ident.shard_id]} "
                                     f"and {directory}")
         by_index[ident.shard_id] = directory
-        info_of[ident.shard_id] = info or {}
+        info_of[ident.shard_id] = info
     absent = [i for i in range(num_shards) if i not in by_index]
     if absent:
         parent = run_dirs[0].parent
@@ -123,32 +120,35 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
         raise InvalidInputError(f"{len(absent)} of {num_shards} shards are missing: {names}{more} (given: {given}). "
                                 f"Run them (eval ... --num-shards {num_shards} --shard-id {absent[0]}), then merge all "
                                 f"{num_shards}, or pass their parent folder")
-    limits = {json.dumps((i or {}).get("data", {}).get("limit")) for i in infos}
+    limits = {r.limit for r in records}
     if len(limits) != 1:
-        raise InvalidInputError(f"the shards were run with different --limit values: {sorted(limits)}")
-    limit = json.loads(limits.pop())
+        raise InvalidInputError(f"the shards were run with different --limit values: "
+                                f"{sorted(limits, key=lambda v: -1 if v is None else v)}")
+    limit = limits.pop()
 
-    first = infos[0] or {}
+    first = infos[0]
     if source is None:
         if open_taxonomy is None:  # as the shards were run
-            open_taxonomy = bool(first.get("data", {}).get("open_taxonomy", False))
-        source = open_data(data or first.get("data", {}).get("spec") or "mini", open_taxonomy=open_taxonomy)
+            open_taxonomy = records[0].open_taxonomy
+        source = open_data(data or records[0].data or "mini", open_taxonomy=open_taxonomy,
+                           skip_invalid=any(r.skip_invalid for r in records))
     split = source.resolve_split(base.split)
     fingerprint = data_fingerprint(source, split)
     if fingerprint != base.fingerprint:
-        ran_on = first.get("data", {}).get("spec")
+        ran_on = records[0].data
         raise InvalidInputError(f"the shards ran on data {ran_on!r} (fingerprint {base.fingerprint} in "
-                                f"{run_dirs[0] / RUN_FILE}) but {source.spec!r} has fingerprint {fingerprint}: "
+                                f"{records[0].path}) but {source.spec!r} has fingerprint {fingerprint}: "
                                 "pass the --data the shards used" + (" (it changed on disk since)" if
                                                                       ran_on == source.spec else ""))
-    n_split, selected, _ = select_ids(source, split, limit, Shard(0, 1))
+    _, selected, _ = Coverage(limit).select(source, split)
 
     owner: dict[str, Path] = {}
     lines: dict[str, str] = {}
     progress: list[dict[str, Any]] = []
     # ids a shard left out on purpose: the predictor had no prediction, or --skip-invalid dropped the row
-    not_written = {key: sorted({i for info in infos for i in ((info or {}).get("not_written") or {}).get(key, [])})
-                   for key in ("declared_missing", "skipped_rows")}
+    not_written: dict[str, Any] = {key: sorted({i for r in records for i in r.not_written[key]})
+                                   for key in ("declared_missing", "skipped_rows")}
+    skipped_where = [row for r in records for row in r.coverage.skipped_rows]
     absent_on_purpose = set(not_written["declared_missing"]) | set(not_written["skipped_rows"])
     for index in range(num_shards):
         directory = by_index[index]
@@ -182,15 +182,17 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
     try:
         if out_dir.resolve() in {d.resolve() for d in run_dirs}:
             raise InvalidInputError(f"--out {out_dir} is one of the shard folders; merge into their parent or a new folder")
-        existing = read_run_info(out_dir)
+        existing = read_record(out_dir)
         if existing is not None and not fresh:
-            old = RunIdentity.from_json(existing["identity"], str(out_dir / RUN_FILE))
+            old = RunIdentity.from_json(existing.info["identity"], str(existing.path))
             if old != base:
                 raise InvalidInputError(f"{out_dir} holds predictions of a different run ({old.model} on "
                                         f"{old.fingerprint} vs {base.model} on {base.fingerprint}); pass --fresh to "
                                         "replace them, or choose a new --out")
         predictions_path = out_dir / PREDICTIONS_FILE
         write_text_atomic(predictions_path, "".join(lines[i] + "\n" for i in selected if i in lines))
+        if skipped_where:
+            not_written["skipped_where"] = skipped_detail(skipped_where)
         run_info = {
             "kind": "merged",
             "status": "complete",
@@ -206,16 +208,13 @@ def merge_runs(dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
             "created": utc_now(),
             "updated": utc_now(),
         }
-        write_run_info(out_dir, run_info)
+        write_record(out_dir, run_info)
     finally:
         lock.release()
     outcome = MergeOutcome(out_dir, predictions_path, run_info, [by_index[i] for i in range(num_shards)],
                            source=source, split=split)
     if score:
-        skipped = set(not_written["skipped_rows"])
-        scored = [i for i in selected if i not in skipped]
-        ids = None if len(scored) == n_split else scored
-        outcome.result = score_run(out_dir, source, split, ids=ids, protocol=run_info["protocol"], strict=strict,
-                                   seed=base.seed if seed is None else seed,
-                                   label=f"first {limit}" if limit is not None else "subset")
+        coverage = read_record(out_dir).coverage  # type: ignore[union-attr] # the rule, read back as score reads it
+        outcome.result = score_run(out_dir, source, split, coverage, protocol=run_info["protocol"], strict=strict,
+                                   seed=base.seed if seed is None else seed)
     return outcome

@@ -1,4 +1,4 @@
-"""What a run folder's ``run.json`` records, for the commands that take a run folder (``score``, ``submit``).
+"""Defaults a command takes from a run folder's record (``runner/record.py``), for ``score`` and ``submit``.
 
 A user who ran ``eval -d mini -n 20`` and then types ``score -p runs/oracle-mini`` or ``submit
 runs/oracle-mini`` means that run's data, split and samples: asking them again is a trap (and a
@@ -14,74 +14,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictions import RUN_PREDICTIONS as PREDICTIONS_FILE
-from reasonseg_x.runner.runinfo import RUN_FILE
+from reasonseg_x.runner.record import RUN_FILE, is_run_folder
 
-__all__ = ["RecordedRun", "recorded_run", "choose_option", "check_scores_target"]
+__all__ = ["choose_option", "check_scores_target"]
 
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class RecordedRun:
-    """The parts of ``run.json`` that another command reuses."""
-
-    folder: Path
-    data: str | None
-    split: str | None
-    protocol: str | None
-    limit: int | None
-    shard_index: int
-    shard_count: int
-    open_taxonomy: bool
-
-    @property
-    def predictions(self) -> Path:
-        return self.folder / PREDICTIONS_FILE
-
-    def partial(self) -> bool:
-        """Whether the run covered only part of its split (``--limit`` or a shard)."""
-        return self.limit is not None or self.shard_count > 1
-
-
-def run_folder_of(path: str | Path) -> Path | None:
-    """The run folder ``path`` names: the folder itself, or the folder of its ``predictions.jsonl``."""
-    path = Path(path)
-    if path.is_dir() and (path / RUN_FILE).is_file():
-        return path
-    if path.name == PREDICTIONS_FILE and (path.parent / RUN_FILE).is_file():
-        return path.parent
-    return None
-
-
-def recorded_run(path: str | Path) -> RecordedRun | None:
-    """What the run at ``path`` (a run folder or its predictions file) recorded; None when it is not one."""
-    folder = run_folder_of(path)
-    if folder is None:
-        return None
-    try:
-        info = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):  # eval's business; here it only supplies defaults
-        return None
-    if not isinstance(info, dict):
-        return None
-    data = info.get("data") if isinstance(info.get("data"), dict) else {}
-    shard = data.get("shard") if isinstance(data.get("shard"), dict) else {}
-
-    def text(value: Any) -> str | None:
-        return value if isinstance(value, str) and value else None
-
-    limit = data.get("limit")
-    return RecordedRun(folder=folder, data=text(data.get("spec")), split=text(data.get("split")),
-                       protocol=text(info.get("protocol")),
-                       limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
-                       shard_index=int(shard.get("index", 0) or 0), shard_count=int(shard.get("count", 1) or 1),
-                       open_taxonomy=bool(data.get("open_taxonomy", False)))
 
 
 def _warn(message: str) -> None:
@@ -114,7 +56,7 @@ def check_scores_target(out: str | Path, predictions: str | Path | None) -> None
     """
     out = Path(out)
     hint = "pass --overwrite to replace them, or choose another --out"
-    if (out / RUN_FILE).is_file():
+    if is_run_folder(out):
         own = out / PREDICTIONS_FILE
         if predictions is None or not _same_file(predictions, own):
             raise InvalidInputError(f"{out} is the folder of another run: writing these scores there would pair its "

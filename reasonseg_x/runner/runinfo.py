@@ -1,14 +1,14 @@
-"""``run.json``: who produced a predictions file, from what, on what, and how long it took.
+"""What ``run.json`` says of a run: who produced a predictions file, from what, on what, and how long it took.
 
 The run's *identity* (model, typed model arguments, data fingerprint and split, seed, shard) is
 written before the first prediction. A later run into the same folder must have the same identity
-or it refuses: predictions of different models or data never mix silently.
+or it refuses: predictions of different models or data never mix silently. The file itself is read
+and written by ``runner/record.py`` only.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import platform
 import sys
@@ -20,11 +20,11 @@ from typing import Any
 
 from reasonseg_x._version import __version__
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.runner.store import write_text_atomic
+from reasonseg_x.redaction import scrub_urls
+from reasonseg_x.runner.record import RUN_FILE
 
-__all__ = ["RUN_FILE", "RunIdentity", "read_run_info", "write_run_info", "check_identity", "environment", "utc_now"]
+__all__ = ["RunIdentity", "check_identity", "environment", "utc_now", "Stopwatch"]
 
-RUN_FILE = "run.json"
 #: packages whose versions a run records (read from metadata: nothing is imported)
 _PACKAGES = ("numpy", "pycocotools", "pillow", "datasets", "pyarrow", "torch", "torchvision", "transformers",
              "peft", "accelerate", "sam2", "segment-anything", "vllm")
@@ -68,24 +68,6 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def read_run_info(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The parsed ``run.json`` of a run folder, or None when there is none."""
-    path = Path(directory) / RUN_FILE
-    if not path.exists():
-        return None
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"run.json is not valid JSON ({exc}); pass --fresh to start over", str(path)) from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("identity"), dict):
-        raise InvalidInputError("run.json has no 'identity' object", str(path))
-    return obj
-
-
-def write_run_info(directory: str | os.PathLike[str], info: dict[str, Any]) -> None:
-    write_text_atomic(Path(directory) / RUN_FILE, json.dumps(info, indent=2, sort_keys=False, default=str) + "\n")
-
-
 def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | os.PathLike[str], *,
                    data_spec: str | None = None) -> None:
     """Refuse to continue a run whose identity differs, naming every difference and the way out.
@@ -95,8 +77,9 @@ def check_identity(existing: dict[str, Any], new: RunIdentity, directory: str | 
     where = str(Path(directory) / RUN_FILE)
     old = RunIdentity.from_json(existing["identity"], where)
     diffs = []
+    now = scrub_urls(new.to_json())  # as write_record recorded it
     for key, before in old.to_json().items():
-        after = new.to_json()[key]
+        after = now[key]
         if before != after:
             diffs.append(f"{key}: {before!r} -> {after!r}")
     old_spec = (existing.get("data") or {}).get("spec")

@@ -1,12 +1,14 @@
 """The shared two-stage pipeline of StAR, VisionReasoner and Seg-Zero: a Qwen-VL answers boxes and
 points for an implicit query, SAM turns them into a mask.
 
-Generation (``generation`` option): ``fast`` (default with the transformers backend) runs
-:class:`reasonseg_x.star.generation.fast.FastGenerator`: one prefill per query, several queries' answer
-rows decoded together in length-sorted batches, and the SAM stage of each finished batch in a
-worker thread while the next one decodes; ``reference`` is the paper's schedule, one batched
-``generate`` per chunk (left padding; greedy batches of ``batch_size``, tts > 1 one query per call).
-Other backends (vLLM) take the reference flow with their own ``generate``.
+Generation goes through one interface,
+:class:`~reasonseg_x.star.generation.backend.GenerationBackend`: answers for a batch of queries,
+streamed as groups of them finish. With the transformers backend the ``generation`` option picks
+``fast`` (the default: :class:`~reasonseg_x.star.generation.fast.FastGenerator`, one prefill per
+query, several queries' answer rows decoded together in length-sorted batches, and the SAM stage
+of each finished batch in a worker thread while the next one decodes) or ``reference`` (the paper's
+schedule, :class:`~reasonseg_x.star.generation.reference.ReferenceGenerator`: one batched
+``generate`` per chunk). vLLM and an OpenAI-compatible endpoint are backends of their own.
 
 Then per query every answer is parsed (status ok / no_target / parse_error),
 mapped from the VLM frame to image pixels and clipped, and all object prompts of all answers are
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +32,7 @@ import numpy as np
 from reasonseg_x import masks as rle
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictors.protocol import Output, Query
+from reasonseg_x.star.generation.backend import GenerationBackend, Sampling
 from reasonseg_x.star.options import PipelineOptions
 
 __all__ = ["VlmSamPipeline", "answer_prompts", "PARSER_STYLES"]
@@ -75,16 +78,47 @@ def _stable_seed(seed: int, sample_id: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(sample_id.encode("utf-8"))) % (2 ** 31)
 
 
-def _degenerate_sampling(tts: int, top_k: int | None, vlm: Any) -> str | None:
+def _degenerate_sampling(tts: int, top_k: int | None, generation_config: Mapping[str, Any]) -> str | None:
     """Why N sampled answers would all be the greedy one, or None. Sampling inherits ``top_k`` from
     the checkpoint's generation config (as ``generate()`` does); Qwen2.5-VL-Instruct's sets 1."""
     if tts < 2 or top_k is not None:
         return None
-    inherited = ((getattr(vlm, "info", None) or {}).get("generation_config") or {}).get("top_k")
-    if inherited != 1:
+    if generation_config.get("top_k") != 1:
         return None
     return (f"tts={tts} samples with the checkpoint's generation config top_k=1: every answer is the greedy one "
             "and the vote sees one answer N times; pass -a top_k=N (e.g. 50) to sample")
+
+
+def _generation_backend(vlm: Any, opts: PipelineOptions) -> GenerationBackend:
+    """The backend that generates with ``vlm``: a loaded transformers VLM runs the fast engine
+    (``generation=fast``, where the installed transformers fits it, see
+    :mod:`reasonseg_x.star.compat`; else the reference schedule, and run.json says why) or the
+    reference schedule; anything else (vLLM, an endpoint, a caller's own) is a backend itself."""
+    from reasonseg_x.star.vlm import VLM
+
+    if not isinstance(vlm, VLM):
+        if not isinstance(vlm, GenerationBackend):
+            raise TypeError(f"vlm={type(vlm).__name__} is neither a loaded VLM nor a GenerationBackend "
+                            "(see reasonseg_x.star.generation.backend)")
+        return vlm
+    from reasonseg_x.star.generation.reference import ReferenceGenerator
+
+    if opts.generation == "reference":
+        return ReferenceGenerator(vlm, batch_size=opts.batch_size)
+    from reasonseg_x.star.compat import fast_engine_unsupported
+
+    reason = fast_engine_unsupported(vlm.model)
+    if reason is not None:
+        import warnings
+
+        warnings.warn(f"the fast generation engine does not fit the installed transformers ({reason}); "
+                      "running the reference schedule", UserWarning, stacklevel=3)
+        return ReferenceGenerator(vlm, batch_size=opts.batch_size, fallback=reason)
+    from reasonseg_x.star.generation.fast import FastGenerator
+
+    compiled = opts.compile == "on" or (opts.compile == "auto" and str(vlm.device).startswith("cuda"))
+    return FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=compiled,
+                         packed_vision_attention=opts.vision_attention == "packed")
 
 
 def _annotate_clusters(answers: list[dict[str, Any]], explain: dict[str, Any]) -> None:
@@ -194,7 +228,9 @@ class VlmSamPipeline:
 
     Its arguments are the fields of :class:`~reasonseg_x.star.options.PipelineOptions`; the model
     catalog entry named by ``catalog_name`` sets this model's defaults and pinned values. Besides
-    them the constructor takes loaded objects that callers share between predictors: ``vlm``, a
+    them the constructor takes loaded objects that callers share between predictors: ``vlm`` (a
+    loaded :class:`~reasonseg_x.star.vlm.VLM`, or any
+    :class:`~reasonseg_x.star.generation.backend.GenerationBackend`), a
     ``segmenter`` object in place of its name, and ``logits_processor`` (a factory called once per
     ``generate``; tests script answers with it).
     """
@@ -208,8 +244,7 @@ class VlmSamPipeline:
 
     def __init__(self, checkpoint: str | None = None, *, vlm: Any = None,
                  logits_processor: Callable[[], Any] | None = None, **options: Any) -> None:
-        from reasonseg_x.predictors.arguments import build_options
-        from reasonseg_x.predictors.catalog import catalog_entry
+        from reasonseg_x.predictors.catalog import catalog_options
         from reasonseg_x.star.answer.coords import COORDS_FAMILIES
         from reasonseg_x.tts import AGGREGATORS, get_aggregator, majority_vote
 
@@ -218,9 +253,7 @@ class VlmSamPipeline:
             options.pop("segmenter")
         if checkpoint is not None:
             options["checkpoint"] = checkpoint
-        entry = catalog_entry(self.catalog_name)
-        self.options = opts = build_options(self.Options, options, model=entry.name, defaults=entry.defaults,
-                                            pinned=entry.pinned)
+        self.options = opts = catalog_options(self.catalog_name, self.Options, options)
         self.tts = opts.tts
         self.style = opts.style
         self.aggregate = get_aggregator(opts.aggregator)
@@ -246,29 +279,23 @@ class VlmSamPipeline:
         if vlm is None and opts.backend == "vllm":
             from reasonseg_x.star.generation.vllm_backend import load_vllm
 
-            vlm = load_vllm(opts.checkpoint, base_model=opts.base_model, dtype=opts.dtype)
+            vlm = load_vllm(opts.checkpoint, base_model=opts.base_model, dtype=opts.dtype, batch_size=opts.batch_size)
         if vlm is None:
             from reasonseg_x.star.vlm import load_vlm
 
             vlm = load_vlm(opts.checkpoint, base_model=opts.base_model, device=opts.device, dtype=opts.dtype,
                            merge_lora=opts.merge_lora, attn_implementation=opts.attn_implementation)
+        #: what was loaded (or given): a transformers VLM, a vLLM engine, an endpoint client
         self.vlm = vlm
-        self.generation = opts.generation
-        #: the fast engine (transformers backend only; other backends batch and sample themselves)
-        self.engine: Any = None
-        if opts.generation == "fast" and opts.backend == "hf" and hasattr(vlm, "build_inputs"):
-            from reasonseg_x.star.generation.fast import FastGenerator
-
-            compiled = opts.compile == "on" or (opts.compile == "auto" and str(vlm.device).startswith("cuda"))
-            self.engine = FastGenerator(vlm, max_batch_rows=opts.max_batch_rows, compile=compiled,
-                                        packed_vision_attention=opts.vision_attention == "packed")
-        self.sampling_note = _degenerate_sampling(self.tts, self.top_k, vlm)
+        #: what generates the answers (docs/generation.md)
+        self.generator: GenerationBackend = _generation_backend(vlm, opts)
+        self.sampling_note = _degenerate_sampling(self.tts, self.top_k, self.generator.generation_config())
         if self.sampling_note:
             import warnings
 
             warnings.warn(self.sampling_note, UserWarning, stacklevel=2)
         #: the coordinate rule of the answers: ``coords`` when set, else the VLM's own family
-        self.coord_family = COORDS_FAMILIES.get(opts.coords, vlm.family)
+        self.coord_family = COORDS_FAMILIES.get(opts.coords, self.generator.family)
         if segmenter is None or isinstance(segmenter, str):
             from reasonseg_x.star.segment.segmenters import load_segmenter, needs_device
 
@@ -277,33 +304,28 @@ class VlmSamPipeline:
                 from reasonseg_x.star.device import resolve_device
 
                 # vLLM and endpoints hold their GPUs themselves; SAM then follows ``device``
-                seg_device = opts.segmenter_device or (vlm.device if opts.backend == "hf" else resolve_device(opts.device))
+                seg_device = opts.segmenter_device or (self.generator.device if opts.backend == "hf"
+                                                       else resolve_device(opts.device))
             segmenter = load_segmenter(opts.segmenter, device=seg_device)
         self.segmenter = segmenter
 
     @property
+    def engine(self) -> Any:
+        """The fast engine when it generates (benchmarks read its counters), else None."""
+        return self.generator if self.generator.schedule == "fast" else None
+
+    @property
     def default_batch_size(self) -> int:
-        """Queries per predict() call the runner should use. Reference schedule: the paper ran
-        greedy decoding in batches of 32 and majority voting one query at a time (its N answers
-        fill the batch). Fast schedule: two decode batches' worth of queries, so that SAM on the
-        first overlaps the second's decoding and length-sorting has queries to choose from. An
-        endpoint: enough queries to keep its requests in flight."""
-        streaming = getattr(self.vlm, "max_concurrency", None)
-        if streaming and not self.batch_size:
-            return 4 * int(streaming)
-        if self.engine is not None:
-            if self.batch_size:
-                return self.batch_size
-            return max(1, 2 * self.engine.batch_rows(self.tts) // self.tts)
-        if self.tts > 1:
-            return 1
-        if self.batch_size:
-            return self.batch_size
-        return 32 if str(self.vlm.device).startswith("cuda") else 4
+        """Queries per predict() call the runner should use: the backend's answer (the reference
+        schedule: the paper's batches; the fast engine: two decode batches' worth; an endpoint:
+        enough to keep its requests in flight)."""
+        return self.generator.default_batch_size(self.tts, self.batch_size)
 
     # ------------------------------------------------------------------ predict
 
     def predict(self, queries: Sequence[Query]) -> list[Output]:
+        from reasonseg_x.star.answer.prompts import build_prompt
+
         outputs: list[Output | None] = [None] * len(queries)
         ready: list[tuple[int, Query, Any]] = []
         for i, query in enumerate(queries):
@@ -311,95 +333,54 @@ class VlmSamPipeline:
                 ready.append((i, query, query.image.open()))
             except InvalidInputError as exc:
                 outputs[i] = Output(status="error", error=str(exc))
-        if callable(getattr(self.vlm, "generate_stream", None)):  # an endpoint: queries finish as answers arrive
-            self._predict_as_answers_arrive(ready, outputs)
-        elif self.engine is None:  # the reference schedule, or a backend that batches itself: SAM after each chunk
-            for members, answers, generate_s in self._generation_batches(ready):
-                for (i, query, image), texts in zip(members, answers):
-                    outputs[i] = self._finish(query, image, None, texts, generate_s / len(members))
-        else:  # SAM of batch k runs in a worker (its own CUDA stream) while batch k+1 decodes
+        sampling = self._sampling()
+        stream = self.generator.answers(
+            [image for _, _, image in ready], [build_prompt(q.text, self.style) for _, q, _ in ready], sampling,
+            [_stable_seed(self.seed, q.id) if sampling.do_sample else None for _, q, _ in ready],
+            self.logits_processor)
+        if self.generator.overlap_sam:  # SAM of batch k runs in a worker (its own CUDA stream) while k+1 decodes
             with _SamWorker(self.segmenter) as worker:
-                pending = [(i, worker.submit(self._finish, query, image, texts, generate_s / len(members)))
-                           for members, answers, generate_s in self._generation_batches(ready)
-                           for (i, query, image), texts in zip(members, answers)]
+                pending = []
+                for done in stream:
+                    for row, texts in zip(done.rows, done.texts):
+                        i, query, image = ready[row]
+                        if isinstance(texts, Exception):
+                            outputs[i] = Output(status="error", error=str(texts))
+                        else:
+                            pending.append((i, worker.submit(self._finish, query, image, texts,
+                                                             done.seconds / len(done.rows))))
                 for i, future in pending:
                     outputs[i] = future.result()
+        else:  # each group is parsed, segmented and voted as it arrives (an endpoint: while others are in flight)
+            for done in stream:
+                for row, texts in zip(done.rows, done.texts):
+                    i, query, image = ready[row]
+                    if isinstance(texts, Exception):  # a request that failed for good
+                        outputs[i] = Output(status="error", error=str(texts))
+                    else:
+                        outputs[i] = self._finish(query, image, None, texts, done.seconds / len(done.rows))
         return [o if o is not None else Output(status="error", error="not predicted") for o in outputs]
 
-    def _sampling_kwargs(self) -> dict[str, Any]:
+    def _sampling(self) -> Sampling:
+        """Greedy for one answer; N sampled answers with the options' settings for ``tts`` > 1."""
         if self.tts == 1:
-            return dict(n=1, do_sample=False, max_new_tokens=self.max_new_tokens)
-        return dict(n=self.tts, do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                    max_new_tokens=self.max_new_tokens)
-
-    def _generation_batches(self, ready: Sequence[tuple[int, Query, Any]]):  # noqa: ANN202 - an iterator
-        """(members of ``ready``, their answers, generation seconds) per generation batch."""
-        from reasonseg_x.star.answer.prompts import build_prompt
-
-        if self.engine is not None:
-            prompts = [build_prompt(q.text, self.style) for _, q, _ in ready]
-            seeds = [_stable_seed(self.seed, q.id) for _, q, _ in ready]
-            for batch in self.engine.generate_batches([img for _, _, img in ready], prompts, seeds=seeds,
-                                                      logits_processor_factory=self.logits_processor,
-                                                      **self._sampling_kwargs()):
-                yield [ready[i] for i in batch.indices], batch.texts, batch.prefill_s + batch.decode_s
-            return
-        step = 1 if self.tts > 1 else (self.batch_size or max(1, len(ready)))
-        for start in range(0, len(ready), step):
-            chunk = ready[start:start + step]
-            answers, generate_s = self._generate([q for _, q, _ in chunk], [img for _, _, img in chunk])
-            yield chunk, answers, generate_s
-
-    def _predict_as_answers_arrive(self, ready: Sequence[tuple[int, Query, Any]], outputs: list[Output | None]) -> None:
-        """Every query of the batch in flight at once (an endpoint's backend bounds the requests);
-        each is parsed, segmented and voted as soon as its answers arrive, so SAM works while the
-        server generates. A request that failed for good is that query's ``error``."""
-        from reasonseg_x.star.answer.prompts import build_prompt
-
-        sampling = self.tts > 1
-        stream = self.vlm.generate_stream(
-            [image for _, _, image in ready], [build_prompt(q.text, self.style) for _, q, _ in ready],
-            n=self.tts, do_sample=sampling, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-            seeds=[_stable_seed(self.seed, q.id) if sampling else None for _, q, _ in ready],
-            max_new_tokens=self.max_new_tokens)
-        for row, texts, generate_s in stream:
-            i, query, image = ready[row]
-            if isinstance(texts, Exception):
-                outputs[i] = Output(status="error", error=str(texts))
-            else:
-                outputs[i] = self._finish(query, image, None, texts, generate_s)
+            return Sampling(n=1, do_sample=False, max_new_tokens=self.max_new_tokens)
+        return Sampling(n=self.tts, do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                        max_new_tokens=self.max_new_tokens)
 
     def run_info(self) -> dict[str, Any]:
-        """What run.json records per session: the generation schedule, and what the backend reports
-        (an endpoint: its model id, the request parameters, whether ``n`` was honoured, retries)."""
-        hook = getattr(self.vlm, "run_info", None)
-        reported = hook() if callable(hook) else dict(getattr(self.vlm, "info", None) or {})
+        """What run.json records per session: the backend, the generation schedule (and why the
+        fast one fell back, if it did) and what the backend reports (an endpoint: its model id,
+        the request parameters, whether ``n`` was honoured, retries)."""
         info: dict[str, Any] = {"backend": self.options.backend, "coords_family": self.coord_family,
-                                "generation": self.generation if self.engine is not None
-                                else "reference" if self.options.backend == "hf" else self.options.backend}
-        if self.engine is not None:
-            info.update(max_batch_rows=self.engine.batch_rows(self.tts),
-                        compile=self.engine.compile, compile_fallback=self.engine._compile_failed,
-                        vision_attention=self.options.vision_attention,
-                        sampling="gumbel-max, counter-based per (query seed, answer index)",
-                        greedy_batches="stable sort by prompt token length")
-        elif self.options.backend == "hf":
-            info["batches"] = "tts > 1: one query per call; greedy: batch_size in dataset order"
+                                "generation": self.generator.schedule}
         if self.sampling_note:
             info["sampling_warning"] = self.sampling_note
-        return {**info, **reported}
+        from reasonseg_x.star.segment.segmenters import Segmenter
 
-    def _generate(self, queries: Sequence[Query], images: Sequence[Any]) -> tuple[list[list[str]], float]:
-        from reasonseg_x.star.answer.prompts import build_prompt
-
-        prompts = [build_prompt(q.text, self.style) for q in queries]
-        processor = self.logits_processor() if self.logits_processor is not None else None
-        started = time.perf_counter()
-        kwargs = self._sampling_kwargs()
-        if self.tts > 1:
-            kwargs["seed"] = _stable_seed(self.seed, queries[0].id)
-        texts = self.vlm.generate(images, prompts, logits_processor=processor, **kwargs)
-        return texts, time.perf_counter() - started
+        if isinstance(self.segmenter, Segmenter) and self.segmenter.fallback:
+            info["segmenter_fallback"] = self.segmenter.fallback
+        return {**info, **self.generator.run_info()}
 
     def _parse(self, text: str, width: int, height: int) -> tuple[Any, list[Any]]:
         """(ParsedAnswer, its objects mapped to image pixels)."""

@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError, ReasonSegXError
-from reasonseg_x.star.device import DTYPE_NAMES, check_dtype_name, resolve_device, resolve_dtype
 from reasonseg_x.star.answer.prompts import VLM_FRAME, to_vlm_frame  # the 840 x 840 frame the VLM sees (docs/protocols.md section 4)
+from reasonseg_x.star.device import DTYPE_NAMES, check_dtype_name, resolve_device, resolve_dtype
+from reasonseg_x.star.generation.backend import Answers, LogitsProcessorFactory, Sampling, TextGenerator
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -41,6 +42,10 @@ __all__ = [
     "CheckpointLayout",
     "KNOWN_BASE_MODELS",
     "hub_load_kwargs",
+    "hub_parts",
+    "local_or_hub_file",
+    "lora_module_names",
+    "read_adapter_weights",
     "check_dtype_name",
     "DTYPE_NAMES",
 ]
@@ -106,7 +111,7 @@ def _hub_unusable() -> str | None:
     return None if _HUB_REACHABLE["ok"] else "the Hugging Face Hub cannot be reached (no network?)"
 
 
-def _hub_parts(ref: str) -> tuple[str, str]:
+def hub_parts(ref: str) -> tuple[str, str]:
     """``owner/name[/sub/folder]`` -> (repo id, subfolder): a Hub id names a folder inside a repo
     the way a path does (the published StAR repos keep ``lora_adapter/`` and ``huggingface/``)."""
     parts = ref.strip("/").split("/")
@@ -116,7 +121,7 @@ def _hub_parts(ref: str) -> tuple[str, str]:
 def _repo_cached(ref: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
-    repo, sub = _hub_parts(ref)
+    repo, sub = hub_parts(ref)
     prefix = f"{sub}/" if sub else ""
     return any(isinstance(try_to_load_from_cache(repo, prefix + name), str)
                for name in ("config.json", "adapter_config.json", "processor_config.json", "preprocessor_config.json"))
@@ -125,7 +130,7 @@ def _repo_cached(ref: str) -> bool:
 def _not_cached(ref: str, why: str) -> InvalidInputError:
     from reasonseg_x.data.hub import download_command
 
-    repo, sub = _hub_parts(ref)
+    repo, sub = hub_parts(ref)
     command = download_command(repo, include=f"{sub}/*" if sub else None)
     return InvalidInputError(f"not a local folder and not in the local Hugging Face cache, and {why}: download "
                              f"it once with network access (`{command}`) or pass a local folder", ref)
@@ -144,7 +149,7 @@ def hub_load_kwargs(ref: str) -> dict[str, Any]:
     raise _not_cached(ref, why)
 
 
-def _local_or_hub_file(ref: str, filename: str) -> Path | None:
+def local_or_hub_file(ref: str, filename: str) -> Path | None:
     """``filename`` of a local folder or a Hub repo, or None when the repo has no such file."""
     folder = Path(ref).expanduser()
     if folder.is_dir():
@@ -155,7 +160,7 @@ def _local_or_hub_file(ref: str, filename: str) -> Path | None:
     from huggingface_hub import errors as hub_errors
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-    repo, sub = _hub_parts(ref)
+    repo, sub = hub_parts(ref)
     filename = f"{sub}/{filename}" if sub else filename
     why = _hub_unusable()
     if why is not None:
@@ -179,13 +184,13 @@ def _local_or_hub_file(ref: str, filename: str) -> Path | None:
         raise InvalidInputError(f"cannot fetch {filename} from the Hub: {type(exc).__name__}: {exc}", repo) from None
 
 
-def _read_adapter_weights(ref: str) -> dict[str, Any]:
-    path = _local_or_hub_file(ref, "adapter_model.safetensors")
+def read_adapter_weights(ref: str) -> dict[str, Any]:
+    path = local_or_hub_file(ref, "adapter_model.safetensors")
     if path is not None:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    path = _local_or_hub_file(ref, "adapter_model.bin")
+    path = local_or_hub_file(ref, "adapter_model.bin")
     if path is None:
         raise InvalidInputError("LoRA adapter has adapter_config.json but no adapter_model.safetensors/.bin", ref)
     import torch
@@ -193,7 +198,7 @@ def _read_adapter_weights(ref: str) -> dict[str, Any]:
     return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
-def _lora_module_names(keys: Sequence[str]) -> list[str]:
+def lora_module_names(keys: Sequence[str]) -> list[str]:
     """Module paths (relative to the base model) that the adapter weights belong to."""
     names = set()
     for key in keys:
@@ -212,14 +217,14 @@ def attach_lora(model: Any, adapter_ref: str, *, key_mapping: dict[str, str] | N
     """
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-    config_path = _local_or_hub_file(adapter_ref, "adapter_config.json")
+    config_path = local_or_hub_file(adapter_ref, "adapter_config.json")
     if config_path is None:
         raise InvalidInputError("not a LoRA adapter (no adapter_config.json)", adapter_ref)
     raw = json.loads(config_path.read_text(encoding="utf-8"))
     if raw.get("peft_type", "LORA") != "LORA":
         raise InvalidInputError(f"unsupported adapter type {raw.get('peft_type')!r} (only LoRA)", str(config_path))
-    state = remap_adapter_keys(_read_adapter_weights(adapter_ref), key_mapping)
-    modules = _lora_module_names(list(state))
+    state = remap_adapter_keys(read_adapter_weights(adapter_ref), key_mapping)
+    modules = lora_module_names(list(state))
     if not modules:
         raise LoraLoadError(f"{adapter_ref}: the adapter file holds no LoRA weights")
     present = {name for name, _ in model.named_modules()}
@@ -259,8 +264,9 @@ def attach_lora(model: Any, adapter_ref: str, *, key_mapping: dict[str, str] | N
 # ----------------------------------------------------------------------------- the model wrapper
 
 @dataclass
-class VLM:
-    """A loaded Qwen-VL model with its processor; ``generate`` is the only thing predictors call."""
+class VLM(TextGenerator):
+    """A loaded Qwen-VL model with its processor. ``generate`` (one ``model.generate`` call) is for
+    scripts and tests; the pipeline wraps it in a generation backend (fast or reference schedule)."""
 
     model: Any
     processor: Any
@@ -290,54 +296,24 @@ class VLM:
         inputs = self.processor(text=texts, images=resized, padding=True, return_tensors="pt")
         return inputs.to(self.device) if to_device else inputs
 
-    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
-                 do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                 seed: int | None = None, max_new_tokens: int = 1024, logits_processor: Any = None,
-                 frame: tuple[int, int] | None = VLM_FRAME, top_k: int | None = None) -> list[list[str]]:
-        """``n`` answers per (image, prompt) row, batched with left padding.
+    def answers(self, images: Sequence[Image.Image], prompts: Sequence[str], sampling: Sampling,
+                seeds: Sequence[int | None], logits_processor: LogitsProcessorFactory | None = None,
+                ) -> Iterator[Answers]:
+        """All rows in one ``model.generate`` call, seeded by the first row's seed (what
+        ``generate`` does; the pipeline runs the schedules of :mod:`reasonseg_x.star.generation`)."""
+        from reasonseg_x.star.generation.reference import generate_once
 
-        Greedy when ``do_sample`` is False (the default for ``n == 1``); otherwise nucleus sampling
-        (temperature 1.0, top-p 0.9 as in the paper), seeded per call when ``seed`` is given.
-        Like the reference scripts, only these settings are passed: the rest (e.g. the base
-        model's ``repetition_penalty``, ``top_k``) comes from the checkpoint's generation config,
-        recorded in ``info["generation_config"]``; ``top_k`` overrides it when sampling.
-        Returns ``texts[row][k]`` with special tokens removed.
-        """
-        import torch
-
-        if not images:
-            return []
-        do_sample = n > 1 if do_sample is None else do_sample
-        if n > 1 and not do_sample:
-            raise ValueError("n > 1 answers need sampling (do_sample=True)")
-        inputs = self.build_inputs(images, prompts, frame=frame)
-        kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, num_return_sequences=n,
-                                      pad_token_id=self.tokenizer.pad_token_id)
-        if do_sample:
-            kwargs.update(temperature=temperature, top_p=top_p)
-            if top_k is not None:
-                kwargs["top_k"] = top_k
-        if logits_processor is not None:
-            from transformers import LogitsProcessorList
-
-            kwargs["logits_processor"] = LogitsProcessorList(
-                logits_processor if isinstance(logits_processor, list) else [logits_processor])
-        if seed is not None:
-            torch.manual_seed(seed)
-            if torch.cuda.is_available():
-                torch.cuda.manual_seed_all(seed)
-        with torch.inference_mode():
-            out = self.model.generate(**inputs, **kwargs)
-        new_tokens = out[:, inputs["input_ids"].shape[1]:]
-        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        return [texts[i * n:(i + 1) * n] for i in range(len(images))]
+        started = time.perf_counter()
+        texts = generate_once(self, images, prompts, sampling, seeds[0] if seeds else None,
+                              logits_processor() if logits_processor is not None else None)
+        yield Answers(list(range(len(images))), list(texts), time.perf_counter() - started)
 
 
 def from_pretrained_or_error(what: str, ref: str, load: Any, *args: Any, **kwargs: Any) -> Any:
     """``load(ref, ...)`` (a transformers ``from_pretrained``), with the usual failures (not a model
     folder, wrong model type, missing files, unknown Hub id) as one clear line naming ``ref``."""
     if not Path(ref).expanduser().is_dir():
-        ref, sub = _hub_parts(ref)
+        ref, sub = hub_parts(ref)
         if sub:
             kwargs = {**kwargs, "subfolder": sub}
     try:
@@ -350,11 +326,11 @@ def from_pretrained_or_error(what: str, ref: str, load: Any, *args: Any, **kwarg
 
 
 def _is_adapter(ref: str) -> bool:
-    return _local_or_hub_file(ref, "adapter_config.json") is not None
+    return local_or_hub_file(ref, "adapter_config.json") is not None
 
 
 def _has_processor(ref: str) -> bool:
-    return any(_local_or_hub_file(ref, name) is not None
+    return any(local_or_hub_file(ref, name) is not None
                for name in ("processor_config.json", "preprocessor_config.json"))
 
 
@@ -394,13 +370,13 @@ def resolve_checkpoint(checkpoint: str, base_model: str | None = None) -> Checkp
     adapter: str | None = None
     if _is_adapter(checkpoint):
         adapter = checkpoint
-    elif _local_or_hub_file(checkpoint, f"{ADAPTER_SUBFOLDER}/adapter_config.json") is not None:
+    elif local_or_hub_file(checkpoint, f"{ADAPTER_SUBFOLDER}/adapter_config.json") is not None:
         adapter = _child(checkpoint, ADAPTER_SUBFOLDER)
     if adapter is None:
         if base_model:
             raise InvalidInputError("base_model was given but the checkpoint is not a LoRA adapter", checkpoint)
         return CheckpointLayout(checkpoint, None, checkpoint)
-    config_path = _local_or_hub_file(adapter, "adapter_config.json")
+    config_path = local_or_hub_file(adapter, "adapter_config.json")
     assert config_path is not None
     named = json.loads(config_path.read_text(encoding="utf-8")).get("base_model_name_or_path")
     known = KNOWN_BASE_MODELS.get(Path(checkpoint.rstrip("/")).name)

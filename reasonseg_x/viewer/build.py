@@ -8,7 +8,6 @@ forbids any other origin and any script but its own, by hash).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import re
@@ -19,8 +18,8 @@ from typing import Any
 
 from reasonseg_x.atomic import write_text_atomic
 from reasonseg_x.errors import InvalidInputError
-from reasonseg_x.viewer.cases import (RunView, case_entry, check_ids, load_scores, open_data, open_run,
-                                      score_sample_of)
+from reasonseg_x.viewer.cases import (RunView, case_entry, check_ids, finish_scoring, load_scores, open_data,
+                                      open_run, start_scoring)
 from reasonseg_x.viewer.images import FULL_SIDE, THUMB_SIDE, RunLayer, file_key, iter_jobs, write_images
 
 __all__ = ["build_viewer", "render_page", "summary_rows"]
@@ -30,35 +29,27 @@ def _template(name: str) -> str:
     return resources.files("reasonseg_x.viewer").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def _group_scores(cases: list[dict[str, Any]], runs: int, records: list[RunView]) -> dict[str, Any]:
-    """gIoU / cIoU of each run over ``cases`` (percent)."""
-    out: dict[str, Any] = {"n": len(cases), "runs": []}
-    for r in range(runs):
-        ious = [c["runs"][r]["iou"] for c in cases if c["runs"][r].get("iou") is not None]
-        inter = union = 0
-        for c in cases:
-            rec = records[r].records.get(c["id"])
-            if rec is not None:
-                inter += rec.I
-                union += rec.U
-        out["runs"].append({"giou": round(100 * sum(ious) / len(ious), 2) if ious else None,
-                            "ciou": round(100 * inter / union, 2) if union else None})
-    return out
+def summary_rows(runs: list[RunView]) -> list[dict[str, Any]]:
+    """The rows the CLI's table prints (overall, reasoning types, query kinds, sources), each run's
+    gIoU / cIoU in percent, taken from the run's metrics (its metrics.json or the Evaluator's).
+
+    ``key`` is ``""`` for Overall, the type id for a reasoning type and ``SECTION:KEY`` otherwise."""
+    from reasonseg_x.evaluators.report import group_rows
+
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for r, view in enumerate(runs):
+        for section, key, title, group in group_rows(view.metrics or {"overall": {}}):
+            row = rows.setdefault((section, key), {
+                "key": key if section in ("", "by_reasoning_type") else f"{section.removeprefix('by_')}:{key}",
+                "section": section, "title": title, "n": group.get("n", 0),
+                "runs": [{"giou": None, "ciou": None, "n": 0} for _ in runs]})
+            row["runs"][r] = {"giou": _percent(group.get("giou")), "ciou": _percent(group.get("ciou")),
+                              "n": group.get("n", 0)}
+    return list(rows.values())
 
 
-def summary_rows(cases: list[dict[str, Any]], runs: list[RunView]) -> list[dict[str, Any]]:
-    """Overall and per reasoning type scores of every run (and B - A with two runs)."""
-    from reasonseg_x.evaluators.report import group_title
-
-    rows = [{"key": "", "title": "Overall", **_group_scores(cases, len(runs), runs)}]
-    types: dict[str, list[dict[str, Any]]] = {}
-    for case in cases:
-        if "type" in case:
-            types.setdefault(case["type"], []).append(case)
-    for key, members in types.items():
-        rows.append({"key": key, "title": group_title("by_reasoning_type", key),
-                     **_group_scores(members, len(runs), runs)})
-    return rows
+def _percent(value: Any) -> float | None:
+    return round(100 * float(value), 2) if isinstance(value, (int, float)) else None
 
 
 def _types(cases: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -76,7 +67,11 @@ def _types(cases: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def _count(source: Any, split: str) -> int | None:
     """The split's size for the progress bar: a generated source knows it; a file-backed one counts
-    its cached ground truth (no pixels); otherwise the bar shows the count only."""
+    its cached ground truth (no pixels); a run's subset knows its ids; otherwise the bar shows the count only."""
+    from reasonseg_x.runner.subset import SubsetSource
+
+    if isinstance(source, SubsetSource):
+        return source.num_samples(split)
     n = getattr(source, "n", None)
     if isinstance(n, int):
         return n
@@ -106,12 +101,11 @@ def _claim(out: str | Path, runs: list[str | Path], overwrite: bool) -> Path:
 
 def render_page(data: dict[str, Any]) -> str:
     """The self-contained HTML page for ``data``; its script is allowed by hash, nothing else runs."""
-    from reasonseg_x._html import html_text, script_json
+    from reasonseg_x._html import html_text, script_hash, script_json
 
     script = _template("viewer.js")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     values = {"TITLE": html_text(str(data.get("title", "Cases"))), "STYLE": _template("viewer.css"),
-              "SCRIPT": script, "SCRIPT_HASH": f"sha256-{digest}", "DATA": script_json(data)}
+              "SCRIPT": script, "SCRIPT_HASH": script_hash(script), "DATA": script_json(data)}
     # one pass: a substituted value (a run name, an answer) is never scanned for placeholders again
     return re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values.get(m.group(1), m.group(0)), _template("index.html"))
 
@@ -144,10 +138,9 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
     if name:
         runs[0].name = name
     source, chosen_split = open_data(runs[0])
-    from reasonseg_x.evaluators.protocols import get_protocol
-
-    to_score = [(view, get_protocol(view.protocol)) for view in runs if not load_scores(view)]
-    # runs with per_sample.jsonl show the samples they scored; runs scored here show the whole split
+    to_score = [(view, start_scoring(view)) for view in runs if not load_scores(view)]
+    # runs with per_sample.jsonl show the samples they scored; runs scored here the samples they cover (the
+    # source is already restricted to them: a shard, a --limit) or, for a bare predictions file, the split
     listed = None if to_score else set().union(*(set(v.records) for v in runs))
     folder = _claim(out, [run] if run2 is None else [run, run2], overwrite)
     cases: list[dict[str, Any]] = []
@@ -168,14 +161,16 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
             seen.add(sample.id)
             if listed is not None and sample.id not in listed:
                 continue
-            for view, protocol_spec in to_score:
-                score_sample_of(view, sample, protocol_spec)
+            for view, evaluator in to_score:
+                view.records[sample.id] = evaluator.add_from(sample.ground_truth(), view.predictions)
             cases.append(case_entry(sample, file_key(sample.id), runs))
             yield sample
 
     total = len(listed) if listed is not None else _count(source, chosen_split)
     problems = write_images(iter_jobs(selected(), layers, thumb_side=thumb_side, full_side=full_side), folder,
                             total=total, workers=workers, progress=progress)
+    for view, evaluator in to_score:
+        finish_scoring(view, evaluator)
     for view in runs:
         check_ids(view, seen, f"{runs[0].data_spec}:{chosen_split}")
     if not cases:
@@ -200,7 +195,7 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
     page_data = {
         "title": title, "data": f"{os.path.basename(spec.rstrip('/')) or spec}:{chosen_split}",
         "runs": [{"name": v.name, "model": v.model, "protocol": v.protocol} for v in runs],
-        "notes": notes, "types": _types(cases), "summary": summary_rows(cases, runs), "cases": cases,
+        "notes": notes, "types": _types(cases), "summary": summary_rows(runs), "cases": cases,
     }
     page = folder / "index.html"
     write_text_atomic(page, render_page(page_data))

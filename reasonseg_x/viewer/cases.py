@@ -1,9 +1,12 @@
-"""What the viewer shows of a run: its predictions, its per-sample scores and the data it was run on.
+"""What the viewer shows of a run: its predictions, its scores and the data it was run on.
 
 A run is a folder written by ``reasonseg-x eval`` or ``score --out`` (``predictions.jsonl``,
 ``run.json``, ``metrics.json``, ``per_sample.jsonl``) or a bare predictions file with ``--data``.
-The scores are the run's own ``per_sample.jsonl`` when it has one (the viewer shows the numbers the
-run reported); otherwise the predictions are scored here, bad lines counted as failures.
+The numbers are the run's own ``metrics.json`` and ``per_sample.jsonl`` when it has them (the
+viewer shows what the run reported); otherwise the predictions are scored here by the
+:class:`~reasonseg_x.evaluators.evaluator.Evaluator`, over the samples the run covers (its run
+record's rule: limit, shard, skipped rows), as ``reasonseg-x score --skip-invalid`` scores them.
+The viewer never computes a metric itself.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from reasonseg_x.errors import InvalidInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from reasonseg_x.data.source import Source
+    from reasonseg_x.evaluators.evaluator import Evaluator
     from reasonseg_x.evaluators.records import SampleRecord
     from reasonseg_x.predictions import PredictionSet
+    from reasonseg_x.runner.record import RunRecord
 
-__all__ = ["RunView", "open_run", "open_data", "case_entry", "MAX_TEXT"]
+__all__ = ["RunView", "open_run", "open_data", "load_scores", "start_scoring", "finish_scoring", "case_entry",
+           "MAX_TEXT"]
 
 #: characters of a raw answer kept in the page (a runaway generation would bloat it)
 MAX_TEXT = 20_000
@@ -42,6 +48,12 @@ class RunView:
     open_taxonomy: bool = False
     model: str | None = None
     records: dict[str, SampleRecord] = field(default_factory=dict)
+    #: the run's metrics (its metrics.json, or the Evaluator's when scored here): the summary's numbers
+    metrics: dict[str, Any] | None = None
+    #: run.json, when the run is a folder of ``eval`` or ``merge``
+    record: RunRecord | None = None
+    #: whether other data than the run's were asked for (its record's coverage then says nothing)
+    other_data: bool = False
     #: prediction ids that are no sample of the data (shown as a note)
     unknown: int = 0
 
@@ -77,18 +89,22 @@ def open_run(path: str | Path, *, data: str | None = None, split: str | None = N
     ``data`` / ``split`` / ``protocol`` override what the run recorded; ``default_*`` fill in what a
     bare predictions file cannot say (the other run's data, for a second run)."""
     from reasonseg_x.predictions import read_predictions
+    from reasonseg_x.runner.record import read_record
 
     p = Path(path)
     if not p.exists():
         raise InvalidInputError("no such run folder or predictions file", str(p))
-    run_info = _read_json(p / "run.json") if p.is_dir() else None
+    record = read_record(p, lenient=True) if p.is_dir() else None
     metrics = _read_json(p / "metrics.json") if p.is_dir() else None
-    recorded = (run_info or {}).get("data") or (metrics or {}).get("data") or {}
+    recorded = dict((metrics or {}).get("data") or {})
+    if record is not None:
+        recorded.update({k: v for k, v in (("spec", record.data), ("split", record.split),
+                                            ("open_taxonomy", record.open_taxonomy)) if v is not None})
     spec = data or recorded.get("spec") or default_data
     if not spec:
         raise InvalidInputError("which data were these predictions made on? pass --data (a run folder records it "
                                 "in run.json or metrics.json)", str(p))
-    recorded_protocol = (metrics or {}).get("protocol") or (run_info or {}).get("protocol")
+    recorded_protocol = (metrics or {}).get("protocol") or (record.protocol if record is not None else None)
     chosen_protocol = protocol or recorded_protocol or "star"
     # other data or another protocol than the run's: its per_sample.jsonl does not hold these numbers
     rescore = bool(data) or bool(split and recorded.get("split") and split != recorded.get("split"))
@@ -99,47 +115,55 @@ def open_run(path: str | Path, *, data: str | None = None, split: str | None = N
         rescore = rescore or chosen_protocol != get_protocol(str(recorded_protocol or chosen_protocol)).name
     predictions = read_predictions(_predictions_of(p, metrics), skip_invalid=True)
     name = p.name if p.is_dir() else p.stem
-    model = ((run_info or {}).get("model") or {}).get("name")
+    model = record.model.get("name") if record is not None else None
     return RunView(name=name or str(p), path=str(p), predictions=predictions, protocol=str(chosen_protocol),
                    data_spec=str(spec), split=split or recorded.get("split") or default_split,
                    fingerprint=None if rescore else (metrics or {}).get("data", {}).get("fingerprint"),
-                   open_taxonomy=bool(recorded.get("open_taxonomy", False)), model=model)
+                   open_taxonomy=bool(recorded.get("open_taxonomy", False)), model=model if isinstance(model, str)
+                   else None, metrics=None if rescore else metrics, record=record,
+                   other_data=bool(data) and data != recorded.get("spec"))
 
 
 def open_data(run: RunView) -> tuple[Source, str]:
-    """The run's source and split, opened from the recorded (or given) spec."""
+    """The run's source and split: for a run folder on its own data the samples it covers (its run
+    record's rule), else the whole split of the recorded (or given) spec."""
     from reasonseg_x.data.resolve import open_source
+    from reasonseg_x.runner.record import open_run_data
 
+    if run.record is not None and not run.other_data:
+        return open_run_data(run.record, data=run.data_spec, split=run.split, skip_invalid=True,
+                             open_taxonomy=run.open_taxonomy)
     source = open_source(run.data_spec or "", skip_invalid=True, open_taxonomy=run.open_taxonomy)
     return source, source.resolve_split(run.split)
 
 
 def load_scores(run: RunView) -> bool:
-    """Fill ``run.records`` from the run's ``per_sample.jsonl`` (its protocol, its numbers); False when
-    there is none (or other data were asked for): then :func:`score_sample_of` scores each sample as
-    the viewer streams it, in the same single pass over the data."""
+    """Fill ``run.records`` from the run's ``per_sample.jsonl`` (its protocol, its numbers, and its
+    metrics.json for the summary); False when there is none (or other data were asked for): then
+    :func:`start_scoring` scores each sample as the viewer streams it, in one pass over the data."""
     from reasonseg_x.evaluators.records import read_records
 
     per_sample = Path(run.path) / "per_sample.jsonl"
-    if not (Path(run.path).is_dir() and per_sample.is_file() and run.fingerprint is not None):
+    if not (Path(run.path).is_dir() and per_sample.is_file() and run.fingerprint is not None
+            and run.metrics is not None):
         return False
     run.records = {r.id: r for r in read_records(per_sample, run.protocol)}
     return True
 
 
-def score_sample_of(run: RunView, sample: Any, protocol: Any) -> None:
-    """Score ``sample`` as ``reasonseg-x score --skip-invalid`` would: a bad line or a mask of another
-    size is an ``invalid`` failure, a missing line ``missing``."""
-    from reasonseg_x.evaluators.sample import prepare_truth, score_sample
+def start_scoring(run: RunView) -> Evaluator:
+    """The evaluator that scores ``run`` here, as ``reasonseg-x score --skip-invalid`` would: a bad line
+    or a mask of another size is an ``invalid`` failure, a missing line ``missing``. Feed it with
+    ``evaluator.add_from(gt, run.predictions)`` (keeping each record in ``run.records``), then call
+    :func:`finish_scoring`."""
+    from reasonseg_x.evaluators.evaluator import Evaluator
 
-    truth = prepare_truth(sample.ground_truth(), protocol)
-    pred = run.predictions.get(sample.id)
-    status = "invalid" if pred is None and sample.id in run.predictions.invalid_ids else None
-    try:
-        record = score_sample(truth, pred, protocol, status=status)
-    except InvalidInputError:
-        record = score_sample(truth, None, protocol, status="invalid")
-    run.records[sample.id] = record
+    return Evaluator(run.protocol, skip_invalid=True, n_resamples=0)
+
+
+def finish_scoring(run: RunView, evaluator: Evaluator) -> None:
+    """The evaluator's metrics become the run's numbers (the summary's)."""
+    run.metrics = evaluator.compute()
 
 
 def check_ids(run: RunView, seen: set[str], data: str) -> None:

@@ -3,7 +3,8 @@
 transformers picks a layer's attention function by the name in its config
 (``config._attn_implementation``) from a registry we can add to. Two of its defaults cost the
 fast path dearly, so :class:`~reasonseg_x.star.generation.fast.FastGenerator` names its own for the
-duration of a call (:func:`attention_implementation`) and restores the config afterwards, so the
+duration of a call (:func:`~reasonseg_x.star.compat.attention_implementation`, with the other
+transformers internals in :mod:`reasonseg_x.star.compat`) and restores the config afterwards, so the
 reference schedule sharing the same loaded model keeps transformers' own functions:
 
 - **decode** (:func:`grouped_decode_attention`): with a padding mask transformers' sdpa copies every
@@ -18,9 +19,15 @@ What this changes in speed and in rounding is measured in docs/generation.md.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
+
+from reasonseg_x.star.compat import (
+    FLASH_MARK,
+    attention_implementation,
+    attention_name,
+    register_attention_function,
+    transformers_sdpa,
+)
 
 __all__ = ["DECODE_ATTENTION", "VISION_ATTENTION", "grouped_decode_attention", "packed_chunk_attention",
            "register_attention", "attention_implementation", "packed_attention_configs"]
@@ -29,14 +36,8 @@ __all__ = ["DECODE_ATTENTION", "VISION_ATTENTION", "grouped_decode_attention", "
 DECODE_ATTENTION = "reasonseg_grouped_decode"
 #: the name for chunked (windowed) vision attention. transformers hands ``cu_seq_lens_q`` (the
 #: chunk boundaries) to an attention function only when its name contains "flash"
-#: (``is_flash_attention_requested``); the function itself is plain sdpa.
-VISION_ATTENTION = "reasonseg_flash_packed_sdpa"
-
-
-def _transformers_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+#: (:data:`reasonseg_x.star.compat.FLASH_MARK`); the function itself is plain sdpa.
+VISION_ATTENTION = f"reasonseg_{FLASH_MARK}_packed_sdpa"
 
 
 def grouped_decode_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any,
@@ -54,7 +55,7 @@ def grouped_decode_attention(module: Any, query: Any, key: Any, value: Any, atte
     kv_heads = key.shape[1]
     if (q_len != 1 or heads == kv_heads or heads % kv_heads or attention_mask is None
             or attention_mask.dtype != torch.bool or key.shape[-1] != value.shape[-1]):
-        return _transformers_sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+        return transformers_sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   **kwargs)
     grouped = query.reshape(batch, kv_heads, heads // kv_heads, dim)
     out = torch.nn.functional.scaled_dot_product_attention(grouped, key, value, attn_mask=attention_mask,
@@ -79,7 +80,7 @@ def packed_chunk_attention(module: Any, query: Any, key: Any, value: Any, attent
     if (cu_seq_lens_q is None or attention_mask is not None or is_causal or query.shape[0] != 1
             or (cu_seq_lens_k is not None and cu_seq_lens_k is not cu_seq_lens_q
                 and not torch.equal(cu_seq_lens_k, cu_seq_lens_q))):
-        return _transformers_sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+        return transformers_sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   is_causal=is_causal, **kwargs)
     _, heads, tokens, dim = query.shape
     bounds = cu_seq_lens_q.to(device=query.device, dtype=torch.long)
@@ -108,13 +109,8 @@ def packed_chunk_attention(module: Any, query: Any, key: Any, value: Any, attent
 
 def register_attention() -> bool:
     """Register both functions with transformers; False where it has no registry (the defaults stay)."""
-    try:
-        from transformers import AttentionInterface
-    except ImportError:  # pragma: no cover - older transformers
-        return False
-    AttentionInterface.register(DECODE_ATTENTION, grouped_decode_attention)
-    AttentionInterface.register(VISION_ATTENTION, packed_chunk_attention)
-    return True
+    return (register_attention_function(DECODE_ATTENTION, grouped_decode_attention)
+            and register_attention_function(VISION_ATTENTION, packed_chunk_attention))
 
 
 def packed_attention_configs(model: Any) -> list[Any]:
@@ -128,19 +124,6 @@ def packed_attention_configs(model: Any) -> list[Any]:
             continue
         if "cu_seqlens" not in inspect.signature(forward).parameters:
             continue
-        if getattr(config, "_attn_implementation", None) in (None, "sdpa"):
+        if attention_name(config) in (None, "sdpa"):
             configs[id(config)] = config
     return list(configs.values())
-
-
-@contextmanager
-def attention_implementation(configs: Sequence[Any], name: str) -> Iterator[None]:
-    """Name ``name`` as the attention function of ``configs`` inside the block, then restore each."""
-    saved = [(config, config._attn_implementation_internal) for config in configs]
-    try:
-        for config, _ in saved:
-            config._attn_implementation_internal = name
-        yield
-    finally:
-        for config, previous in saved:
-            config._attn_implementation_internal = previous

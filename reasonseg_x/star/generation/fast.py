@@ -23,15 +23,18 @@ which other rows share its batch. Here:
 - **one attention call per layer** where transformers makes many (:mod:`reasonseg_x.star.generation.attention`):
   Qwen2.5-VL's vision windows in prefill, KV groups in decode.
 
+Every transformers internal this relies on is reached through :mod:`reasonseg_x.star.compat`, which
+probes them when the pipeline loads a model (the run falls back to the reference schedule where
+they do not fit, and run.json says why).
+
 The schedule, its parity with ``generate`` and its measured speed are told in docs/generation.md.
-The entry point is :class:`FastGenerator`; it has ``VLM.generate``'s signature, and
-:meth:`FastGenerator.generate_batches` yields finished decode batches as they complete (the
-pipeline overlaps SAM with the next batch's decoding).
+The entry point is :class:`FastGenerator`, a
+:class:`~reasonseg_x.star.generation.backend.GenerationBackend`: :meth:`FastGenerator.answers` yields
+finished decode batches as they complete (the pipeline overlaps SAM with the next batch's decoding).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -41,14 +44,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasonseg_x.star.compat import (
+    attention_implementation,
+    attention_name,
+    cache_argument,
+    cache_layers,
+    dynamic_cache_class,
+    forward_takes,
+    mark_static_address,
+    output_cache,
+    rope_index,
+    rope_owner,
+    text_config,
+)
 from reasonseg_x.star.generation.attention import (
     DECODE_ATTENTION,
     VISION_ATTENTION,
-    attention_implementation,
     packed_attention_configs,
     register_attention,
 )
-from reasonseg_x.star.answer.prompts import VLM_FRAME
+from reasonseg_x.star.generation.backend import Answers, LogitsProcessorFactory, OnLoadedVLM, Sampling
 
 __all__ = ["FastGenerator", "DecodeBatch", "SamplingSettings", "plan_batches", "gumbel_noise", "row_keys",
            "default_max_batch_rows", "nucleus_sample", "gumbel_noise_at", "compiled_rows"]
@@ -202,12 +217,6 @@ class DecodeBatch:
 
 # ----------------------------------------------------------------------------- the KV buffer
 
-def _cache_base() -> type:
-    from transformers import DynamicCache
-
-    return DynamicCache
-
-
 class _PackedCache:
     """Preallocated KV buffers (layers x (rows, kv heads, slots, head dim)) written in place.
 
@@ -240,7 +249,7 @@ class _PackedCache:
 
 def _make_cache_class() -> type:
     """A transformers ``DynamicCache`` subclass (models check the type) backed by _PackedCache."""
-    base = _cache_base()
+    base = dynamic_cache_class()
 
     class PackedKVCache(base):  # type: ignore[misc, valid-type]
         def __init__(self, packed: _PackedCache) -> None:
@@ -254,13 +263,6 @@ def _make_cache_class() -> type:
             return self.packed.length
 
     return PackedKVCache
-
-
-def _cache_layers(cache: Any) -> list[tuple[Any, Any]]:
-    """(keys, values) per layer of a transformers cache (5.x ``layers``; older ``key_cache``)."""
-    if hasattr(cache, "layers"):
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    return list(zip(cache.key_cache, cache.value_cache))
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -290,8 +292,12 @@ class _Buffers:
 
 
 @dataclass
-class FastGenerator:
-    """Prefill-once, packed, counter-sampled decoding on a loaded :class:`~reasonseg_x.star.vlm.VLM`."""
+class FastGenerator(OnLoadedVLM):
+    """Prefill-once, packed, counter-sampled decoding on a loaded :class:`~reasonseg_x.star.vlm.VLM`:
+    a :class:`~reasonseg_x.star.generation.backend.GenerationBackend`."""
+
+    schedule = "fast"
+    overlap_sam = True
 
     vlm: Any
     max_batch_rows: int | None = None
@@ -309,17 +315,9 @@ class FastGenerator:
     #: threads preparing the queries' inputs (CPU: resize, image processor, tokenizer); 1 = the caller's
     prepare_threads: int = field(default_factory=lambda: min(8, os.cpu_count() or 1))
     stats: Counter = field(default_factory=Counter)
+    #: why compiled decoding fell back to eager (recorded in run.json), or None
+    compile_fallback: str | None = None
     _pool: Any = field(default=None, repr=False)
-    _compile_failed: str | None = field(default=None, repr=False)
-
-    # -- the loaded VLM's, for callers holding only the engine
-    @property
-    def device(self) -> str:
-        return self.vlm.device
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.vlm.tokenizer
 
     # ------------------------------------------------------------------ public API
 
@@ -327,56 +325,59 @@ class FastGenerator:
         """Rows per decode batch for ``n`` answers a query: ``max_batch_rows``, else the device's default."""
         return self.max_batch_rows or default_max_batch_rows(self.device, n)
 
-    def generate(self, images: Sequence[Any], prompts: Sequence[str], *, n: int = 1, do_sample: bool | None = None,
-                 temperature: float = 1.0, top_p: float = 0.9, seed: int | None = None, max_new_tokens: int = 1024,
-                 logits_processor: Any = None, frame: tuple[int, int] | None = VLM_FRAME, top_k: int | None = None,
-                 seeds: Sequence[int] | None = None) -> list[list[str]]:
-        """``VLM.generate``'s contract: ``n`` answers per row, ``texts[row][k]``. Per-row seeds
-        come from ``seeds`` (one per row) or ``seed`` mixed with the row index."""
-        texts: list[list[str]] = [[] for _ in images]
-        for batch in self.generate_batches(images, prompts, n=n, do_sample=do_sample, temperature=temperature,
-                                           top_p=top_p, seed=seed, seeds=seeds, max_new_tokens=max_new_tokens,
-                                           logits_processor=logits_processor, frame=frame, top_k=top_k):
-            for i, answers in zip(batch.indices, batch.texts):
-                texts[i] = answers
-        return texts
+    def row_seeds(self, seed: int | None, rows: int) -> list[int | None]:
+        """``generate(seed=...)``: the seed mixed with the row index, so equal rows differ."""
+        return [(int(seed or 0) * 1_000_003 + i) % 2 ** 31 for i in range(rows)]
 
-    def generate_batches(self, images: Sequence[Any], prompts: Sequence[str], *, n: int = 1,
-                         do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                         seed: int | None = None, seeds: Sequence[int] | None = None, max_new_tokens: int = 1024,
-                         logits_processor: Any = None, frame: tuple[int, int] | None = VLM_FRAME,
-                         top_k: int | None = None, logits_processor_factory: Any = None) -> Iterator[DecodeBatch]:
+    def answers(self, images: Sequence[Any], prompts: Sequence[str], sampling: Sampling,
+                seeds: Sequence[int | None], logits_processor: LogitsProcessorFactory | None = None,
+                ) -> Iterator[Answers]:
         """Decode batches in completion order (each covers whole queries; see :func:`plan_batches`).
-        ``logits_processor_factory`` (instead of ``logits_processor``) makes a fresh processor per
-        decode batch, for processors that keep per-call state."""
+        ``logits_processor`` makes a fresh processor per decode batch (processors keep per-call
+        state). A row's seed (None: 0) keys its answers' noise."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        if not images:
-            return
-        do_sample = n > 1 if do_sample is None else do_sample
-        if n > 1 and not do_sample:
-            raise ValueError("n > 1 answers need sampling (do_sample=True)")
-        if seeds is None:
-            seeds = [(int(seed or 0) * 1_000_003 + i) % 2 ** 31 for i in range(len(images))]
         if len(seeds) != len(images):
             raise ValueError(f"{len(seeds)} seeds for {len(images)} rows")
-        inherited = self.vlm.info.get("generation_config") or {}
+        if not images:
+            return
+        n = sampling.n
+        inherited = self.generation_config()
         penalty = inherited.get("repetition_penalty")
-        settings = SamplingSettings(do_sample=do_sample, temperature=temperature, top_p=top_p if do_sample else 1.0,
-                                    top_k=(top_k if top_k is not None else inherited.get("top_k")) if do_sample else None,
+        do_sample = sampling.do_sample
+        settings = SamplingSettings(do_sample=do_sample, temperature=sampling.temperature,
+                                    top_p=sampling.top_p if do_sample else 1.0,
+                                    top_k=(sampling.top_k if sampling.top_k is not None else inherited.get("top_k"))
+                                    if do_sample else None,
                                     repetition_penalty=penalty if penalty not in (None, 1.0) else None,
-                                    max_new_tokens=max_new_tokens)
+                                    max_new_tokens=sampling.max_new_tokens)
         started = time.perf_counter()
-        prepared = self._prepare_all(images, prompts, frame)
+        prepared = self._prepare_all(images, prompts, sampling.frame)
         self.stats["prepare_s"] += time.perf_counter() - started
         rows = self.batch_rows(n)
         if rows < n:
             raise ValueError(f"max_batch_rows={rows} is below the {n} answers of one query")
-        plan = plan_batches([p.length for p in prepared], n, rows, self._token_budget(), max_new_tokens)
+        row_seeds = [int(s or 0) for s in seeds]
+        plan = plan_batches([p.length for p in prepared], n, rows, self._token_budget(), sampling.max_new_tokens)
         for indices in plan:
-            processor = logits_processor_factory() if logits_processor_factory is not None else logits_processor
-            yield self._run_batch(indices, [prepared[i] for i in indices], [seeds[i] for i in indices], n, settings,
-                                  processor)
+            processor = logits_processor() if logits_processor is not None else None
+            batch = self._run_batch(indices, [prepared[i] for i in indices], [row_seeds[i] for i in indices], n,
+                                    settings, processor)
+            yield Answers(batch.indices, list(batch.texts), batch.prefill_s + batch.decode_s)
+
+    # ------------------------------------------------------------------ the backend's report
+
+    def default_batch_size(self, tts: int, batch_size: int | None) -> int:
+        """Two decode batches' worth of queries, so that SAM on the first overlaps the second's
+        decoding and length-sorting has queries to choose from."""
+        return batch_size or max(1, 2 * self.batch_rows(tts) // tts)
+
+    def run_info(self) -> dict[str, Any]:
+        return {"generation": "fast", "max_batch_rows": self.max_batch_rows or default_max_batch_rows(self.device),
+                "compile": self.compile, "compile_fallback": self.compile_fallback,
+                "vision_attention": "packed" if self.packed_vision_attention else "transformers",
+                "sampling": "gumbel-max, counter-based per (query seed, answer index)",
+                "greedy_batches": "stable sort by prompt token length", **self.vlm.info}
 
     # ------------------------------------------------------------------ internals
 
@@ -414,25 +415,24 @@ class FastGenerator:
         return max(1, int(free * self.memory_fraction // self._kv_bytes_per_token()))
 
     def _text_config(self) -> Any:
-        config = self.vlm.model.config
-        return config.get_text_config() if hasattr(config, "get_text_config") else config
+        return text_config(self.vlm.model.config)
 
-    def _kv_bytes_per_token(self) -> int:
+    def _kv_layout(self) -> tuple[int, int, int]:
+        """(layers, KV heads, head dim) of the language model."""
         cfg = self._text_config()
         heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        return cfg.num_hidden_layers, heads, head_dim
+
+    def _kv_bytes_per_token(self) -> int:
+        layers, heads, head_dim = self._kv_layout()
         dtype = next(self.vlm.model.parameters()).dtype
-        return 2 * cfg.num_hidden_layers * heads * head_dim * dtype.itemsize
+        return 2 * layers * heads * head_dim * dtype.itemsize
 
     def _rope_owner(self) -> Any:
         """The module holding ``get_rope_index`` (Qwen-VL's inner model), or None."""
         if "rope" not in self.__dict__:
-            owner = None
-            for module in self.vlm.model.modules():
-                if callable(getattr(type(module), "get_rope_index", None)) and "rope_deltas" in vars(module):
-                    owner = module
-                    break
-            self.__dict__["rope"] = owner
+            self.__dict__["rope"] = rope_owner(self.vlm.model)
         return self.__dict__["rope"]
 
     def _positions(self, inputs: dict[str, Any]) -> tuple[Any, Any]:
@@ -443,9 +443,7 @@ class FastGenerator:
         owner = self._rope_owner()
         if owner is None:
             return None, torch.zeros(ids.shape[0], 1, dtype=torch.long, device=ids.device)
-        params = inspect.signature(owner.get_rope_index).parameters
-        kwargs = {k: v for k, v in inputs.items() if k in params and k != "input_ids"}
-        positions, deltas = owner.get_rope_index(ids, **kwargs)
+        positions, deltas = rope_index(owner, inputs)
         return positions, deltas.reshape(-1, 1).to(torch.long)
 
     def _prefill(self, group: list[_Prepared]) -> tuple[list[tuple[Any, Any]], Any, Any]:
@@ -462,8 +460,7 @@ class FastGenerator:
         self.stats["prefill_calls"] += 1
         with attention_implementation(self._vision_attention_configs(), VISION_ATTENTION):
             out = self.vlm.model(**kwargs)
-        cache = out["cache"] if "cache" in out else out.past_key_values  # transformers >= 5.2x renamed it
-        return _cache_layers(cache), out.logits[:, -1].float(), deltas
+        return cache_layers(output_cache(out)), out.logits[:, -1].float(), deltas
 
     def _vision_attention_configs(self) -> list[Any]:
         """The configs whose attention runs :func:`packed_chunk_attention` during prefill (none when off)."""
@@ -476,8 +473,8 @@ class FastGenerator:
     def _decode_step_fn(self, cache: Any, static: bool) -> Any:
         """The decode forward: eager, or under ``torch.compile`` (CUDA graphs on a GPU)."""
         model = self.vlm.model
-        cache_kwarg: dict[str, Any] = {self._cache_argument(): cache}
-        if self._takes("cache_position"):  # transformers < 5.2x: else it asks the cache (a changing int)
+        cache_kwarg: dict[str, Any] = {cache_argument(model): cache}
+        if forward_takes(model, "cache_position"):  # transformers < 5.2x: else it asks the cache (a changing int)
             cache_kwarg["cache_position"] = cache.packed.slot
 
         def step(input_ids: Any, position_ids: Any, mask: Any) -> Any:
@@ -491,33 +488,23 @@ class FastGenerator:
 
             mode = "reduce-overhead" if str(self.device).startswith("cuda") else "default"
             run = torch.compile(step, mode=mode, fullgraph=False, dynamic=False)
-        text_config = self._text_config()
-        current = getattr(text_config, "_attn_implementation", None)
+        language = self._text_config()
+        current = attention_name(language)
         if not self.grouped_attention or current not in (None, "sdpa") or not register_attention():
             return run
 
         def with_grouped_attention(*args: Any) -> Any:
-            with attention_implementation([text_config], DECODE_ATTENTION):  # the language model's layers only
+            with attention_implementation([language], DECODE_ATTENTION):  # the language model's layers only
                 return run(*args)
 
         return with_grouped_attention
-
-    def _takes(self, name: str) -> bool:
-        """Whether the model's forward has a parameter ``name`` (through a peft wrapper)."""
-        model = self.vlm.model
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        return name in inspect.signature(type(base).forward).parameters
-
-    def _cache_argument(self) -> str:
-        """``cache`` (transformers >= 5.2x) or ``past_key_values``: the name the model's forward takes."""
-        return "cache" if self._takes("cache") else "past_key_values"
 
     def _mask(self, valid: Any) -> Any:
         """The 4-D attention mask transformers takes as-is: bool for sdpa/flash, additive for eager."""
         import torch
 
         mask = valid[:, None, None, :]
-        if getattr(self.vlm.model.config, "_attn_implementation", "sdpa") == "eager":
+        if attention_name(self.vlm.model.config) == "eager":
             dtype = next(self.vlm.model.parameters()).dtype
             return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
         return mask
@@ -534,14 +521,12 @@ class FastGenerator:
             buffers.valid.zero_()
             return buffers
         self._pool = None  # free the previous set before allocating
-        cfg = self._text_config()
-        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        layers, heads, head_dim = self._kv_layout()
         dtype = next(self.vlm.model.parameters()).dtype
         device = self.vlm.device
         shape = (rows, heads, slots, head_dim)
-        keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
-        values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(cfg.num_hidden_layers)]
+        keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         slot = torch.zeros(1, dtype=torch.long, device=device)
         packed = _PackedCache(keys, values, 0, slot, static)
@@ -551,7 +536,7 @@ class FastGenerator:
                            self._decode_step_fn(cache, static), static)
         if static:
             for tensor in [*keys, *values, slot, buffers.valid]:
-                torch._dynamo.mark_static_address(tensor)
+                mark_static_address(tensor)
             self._pool = buffers
         return buffers
 
@@ -566,7 +551,7 @@ class FastGenerator:
         longest = max(lengths)
         rows = len(prepared) * n
         slots = longest + settings.max_new_tokens
-        static = bool(self.compile and not self._compile_failed)
+        static = bool(self.compile and not self.compile_fallback)
         allocated = rows
         if static:  # fixed shapes: one compiled graph per row bucket serves every batch
             slots = -(-slots // 256) * 256
@@ -680,7 +665,7 @@ class FastGenerator:
                 if not packed.static:
                     raise
                 log.warning("compiled decoding failed (%s: %s); falling back to eager", type(exc).__name__, exc)
-                self._compile_failed = f"{type(exc).__name__}: {exc}"
+                self.compile_fallback = f"{type(exc).__name__}: {exc}"
                 self._pool = None
                 packed.static = False
                 buffers.step = self._decode_step_fn(_make_cache_class()(packed), False)

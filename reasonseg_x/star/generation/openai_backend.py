@@ -27,11 +27,12 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.star.answer.coords import COORDS_FAMILIES
+from reasonseg_x.star.generation.backend import Answers, LogitsProcessorFactory, Sampling, TextGenerator
 from reasonseg_x.star.generation.openai_client import ChatClient, RequestFailed, RetryPolicy, choice_texts
 from reasonseg_x.star.answer.prompts import VLM_FRAME, to_vlm_frame
 
@@ -40,10 +41,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from reasonseg_x.star.options import PipelineOptions
 
-__all__ = ["OpenAIVLM", "coords_family", "image_data_url", "load_openai", "png_bytes"]
+__all__ = ["OpenAIVLM", "answer_limit", "coords_family", "image_data_url", "load_openai", "png_bytes"]
 
 #: prompt styles of models that always answer in 840-frame pixels (Qwen2.5-VL based)
 _PIXEL_STYLES = ("visionreasoner", "segzero")
+#: the least characters :func:`answer_limit` allows, and the marker a cut answer ends with
+ANSWER_LIMIT_FLOOR = 64 * 1024
+TRUNCATED = " [... {} characters cut by reasonseg-x]"
+
+
+def answer_limit(max_tokens: int) -> int:
+    """The most characters of one answer we store: 16 per requested token (more than any tokenizer's
+    longest token yields in practice) and never under 64 Ki; a server sending more is not a model
+    answering within ``max_tokens``, and a 10 MB answer would bloat predictions and the viewer."""
+    return max(ANSWER_LIMIT_FLOOR, 16 * int(max_tokens))
 
 
 def coords_family(coords: str, *, style: str, model_id: str | None) -> tuple[str, str]:
@@ -117,30 +128,34 @@ class _LoopThread:
             self._thread.join(timeout=5)
 
 
-class OpenAIVLM:
-    """A served VLM with the ``VLM.generate`` interface, plus :meth:`generate_stream`."""
+class OpenAIVLM(TextGenerator):
+    """A served VLM: a :class:`~reasonseg_x.star.generation.backend.GenerationBackend` whose queries
+    finish as their answers arrive (:meth:`generate_stream`)."""
 
+    schedule = "openai"
+    overlap_sam = False  # SAM runs in the caller's thread while the requests are in flight
     device = "cpu"  # nothing of the VLM runs here; SAM follows ``device``/``segmenter_device``
 
     def __init__(self, base_url: str, *, served_model: str | None = None, api_key: str | None = None,
                  max_concurrency: int = 64, request_timeout: float = 600.0, max_attempts: int = 5,
                  image_format: str = "png", coords: str = "auto", style: str = "star",
                  api_key_env: str = "OPENAI_API_KEY", retry_base_delay: float = 0.5) -> None:
-        self.base_url = base_url.rstrip("/")
         self.max_concurrency = int(max_concurrency)
         self.image_format = image_format
         self._runner = _LoopThread()
         policy = RetryPolicy(max_attempts=max_attempts, base_delay=retry_base_delay)
 
         async def make() -> ChatClient:
-            return ChatClient(self.base_url, api_key=api_key, timeout=request_timeout,
+            return ChatClient(base_url, api_key=api_key, timeout=request_timeout,
                               max_concurrency=max_concurrency, policy=policy)
 
         self._client: ChatClient = self._runner.run(make())
+        self.base_url = self._client.base_url  # without the credentials a URL may carry
         self._encoder = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="reasonseg-x-image")
         self.n_honoured: bool | None = None  # unknown until a request with n > 1 comes back
         self.short_replies = 0  # replies with fewer choices than asked for
         self.empty_answers = 0
+        self.truncated_answers = 0  # answers cut at ``answer_limit`` characters
         self.reported_models: set[str] = set()
         roots, listing_error = self._list_models()
         self.listed_models = list(roots)
@@ -174,7 +189,8 @@ class OpenAIVLM:
             data = body.get("data") if isinstance(body, dict) else None
             if not isinstance(data, list):
                 raise ValueError("the model list has no 'data' list")
-            return {str(m["id"]): (str(m["root"]) if m.get("root") else None)
+            clean = self._client.redact  # ids and roots go to run.json
+            return {clean(str(m["id"])): (clean(str(m["root"])) if m.get("root") else None)
                     for m in data if isinstance(m, dict) and "id" in m}
 
         try:
@@ -196,7 +212,8 @@ class OpenAIVLM:
         whether ``n`` was honoured, and what the requests met. Never the API key."""
         return {**self.info, "reported_models": sorted(self.reported_models), "request": dict(self.last_params),
                 "n_honoured": self.n_honoured, "short_replies": self.short_replies,
-                "empty_answers": self.empty_answers, **self._client.stats.to_json()}
+                "empty_answers": self.empty_answers, "truncated_answers": self.truncated_answers,
+                **self._client.stats.to_json()}
 
     # ------------------------------------------------------------------ requests
 
@@ -216,12 +233,24 @@ class OpenAIVLM:
             payload["seed"] = int(seed)
 
         def parse(body: Any) -> list[str]:
-            texts = choice_texts(body)
+            texts = [self._record(text, params["max_tokens"]) for text in choice_texts(body)]
             if isinstance(body.get("model"), str):
-                self.reported_models.add(body["model"])
+                self.reported_models.add(self._record(body["model"], 0))
             return texts
 
         return await self._client.post_json("chat/completions", payload, parse=parse)
+
+    def _record(self, text: str, max_tokens: int) -> str:
+        """What a server sent, as our records may hold it: the one place answers enter them.
+
+        The key (and its obvious encodings) is masked, the text left as it is otherwise, and an
+        answer longer than :func:`answer_limit` is cut with a marker and counted (``truncated_answers``)."""
+        text = self._client.redactor(text)
+        limit = answer_limit(max_tokens)
+        if len(text) > limit:
+            self.truncated_answers += 1
+            text = text[:limit] + TRUNCATED.format(len(text) - limit)
+        return text
 
     async def _answers(self, image: Image.Image, prompt: str, params: dict[str, Any], n: int,
                        seed: int | None, frame: tuple[int, int] | None) -> tuple[list[str], float]:
@@ -253,10 +282,8 @@ class OpenAIVLM:
         self.empty_answers += sum(1 for t in texts if not t)
         return texts, time.perf_counter() - started
 
-    def generate_stream(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
-                        do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                        top_k: int | None = None, seeds: Sequence[int | None] | None = None,
-                        max_new_tokens: int = 1024, frame: tuple[int, int] | None = VLM_FRAME,
+    def generate_stream(self, images: Sequence[Image.Image], prompts: Sequence[str], sampling: Sampling = Sampling(),
+                        seeds: Sequence[int | None] | None = None,
                         ) -> Iterator[tuple[int, list[str] | RequestFailed, float]]:
         """``(row, answers or the failure, seconds)`` for every row, in the order they complete.
 
@@ -264,12 +291,10 @@ class OpenAIVLM:
         still in flight."""
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        do_sample = n > 1 if do_sample is None else do_sample
-        if n > 1 and not do_sample:
-            raise ValueError("n > 1 answers need sampling (do_sample=True)")
+        n, frame = sampling.n, sampling.frame
         seeds = list(seeds) if seeds is not None else [None] * len(images)
-        params = self._params(n=n, do_sample=do_sample, temperature=temperature, top_p=top_p, top_k=top_k,
-                              max_new_tokens=max_new_tokens)
+        params = self._params(n=n, do_sample=sampling.do_sample, temperature=sampling.temperature,
+                              top_p=sampling.top_p, top_k=sampling.top_k, max_new_tokens=sampling.max_new_tokens)
         self.last_params = {k: v for k, v in params.items() if k != "model"}
         self.last_params["seed"] = "per query" if any(s is not None for s in seeds) else None
         futures = {self._runner.submit(self._answers(image, prompt, params, n, seed, frame)): row
@@ -287,21 +312,22 @@ class OpenAIVLM:
             for future in futures:
                 future.cancel()
 
-    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
-                 do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                 seed: int | None = None, max_new_tokens: int = 1024, logits_processor: Any = None,
-                 frame: tuple[int, int] | None = VLM_FRAME, top_k: int | None = None) -> list[list[str]]:
-        """``VLM.generate``'s contract: ``n`` answers per row, in row order; a failed request raises."""
+    def answers(self, images: Sequence[Image.Image], prompts: Sequence[str], sampling: Sampling,
+                seeds: Sequence[int | None], logits_processor: LogitsProcessorFactory | None = None,
+                ) -> Iterator[Answers]:
+        """:meth:`generate_stream` as the backend protocol has it: one group per query, as it
+        completes; a request that failed for good is that row's failure."""
         if logits_processor is not None:
             raise InvalidInputError("the openai backend does not take a transformers logits processor", "backend")
-        out: list[list[str]] = [[] for _ in images]
-        for row, texts, _ in self.generate_stream(images, prompts, n=n, do_sample=do_sample, temperature=temperature,
-                                                  top_p=top_p, top_k=top_k, seeds=[seed] * len(images),
-                                                  max_new_tokens=max_new_tokens, frame=frame):
-            if isinstance(texts, RequestFailed):
-                raise texts
-            out[row] = texts
-        return out
+        for row, texts, seconds in self.generate_stream(images, prompts, sampling, seeds):
+            yield Answers([row], [texts], seconds)
+
+    def generation_config(self) -> Mapping[str, Any]:
+        return {}
+
+    def default_batch_size(self, tts: int, batch_size: int | None) -> int:
+        """Enough queries to keep ``max_concurrency`` requests in flight."""
+        return batch_size or 4 * self.max_concurrency
 
 
 def load_openai(opts: PipelineOptions) -> OpenAIVLM:

@@ -10,7 +10,12 @@ one library it builds on, and it is all we need.
 
 Nothing here knows about images or prompts: :mod:`reasonseg_x.star.generation.openai_backend` builds the
 requests. The API key lives only in the request headers; every message this module produces is
-passed through :func:`redact` first, so a server that echoes the key cannot put it in a log.
+passed through :meth:`ChatClient.redact` first (the key and its obvious encodings masked, a URL's
+credentials removed: :mod:`reasonseg_x.redaction`), so a server that echoes the key cannot put it
+in a log. A hostile or broken server is bounded: a redirect to another origin is not followed (it
+would receive the image and prompt while ``run.json`` names the first endpoint), and a reply is read
+as a stream and given up past :data:`MAX_REPLY_BYTES` decompressed (a gzip bomb). Rules and
+reasons: docs/serving.md, "Secrets and hostile servers".
 """
 
 from __future__ import annotations
@@ -18,27 +23,40 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ChatClient", "ClientStats", "RequestFailed", "RetryPolicy", "choice_texts", "redact", "server_message"]
+from reasonseg_x.redaction import Redactor, strip_userinfo, url_secrets
+
+__all__ = ["ChatClient", "ClientStats", "RequestFailed", "RetryPolicy", "choice_texts", "server_message"]
 
 #: HTTP statuses worth another try: rate limits, timeouts and server-side failures
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
 #: longest back-off between two tries, and the most of a server's Retry-After we honour (seconds)
 MAX_DELAY = 30.0
+#: the most bytes a reply may hold once decompressed (a chat completion of 64 answers of 16 Ki
+#: tokens is a few MiB); past it the request fails without a retry
+MAX_REPLY_BYTES = 32 * 2**20
+#: same-origin redirects followed per request
+MAX_REDIRECTS = 5
+#: bytes inflated per step (see ChatClient._read)
+_INFLATE_STEP = 2**20
+#: the content encodings we ask for and inflate ourselves (zlib window bits; 0: none)
+_INFLATE_BITS = {"identity": 0, "gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 class RequestFailed(Exception):
     """A request that failed for good (attempts spent, or a status not worth retrying)."""
 
 
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` replaced (no-op without a secret)."""
-    if secret and secret in text:
-        return text.replace(secret, "***")
-    return text
+class _Refused(Exception):
+    """A reply we will not use and that is not worth another try (a redirect elsewhere, a bomb)."""
+
+
+def _origin(url: Any) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
 
 
 def server_message(body: bytes, limit: int = 500) -> str:
@@ -130,17 +148,20 @@ class ChatClient:
                  max_concurrency: int = 64, policy: RetryPolicy | None = None) -> None:
         import httpx
 
-        self.base_url = base_url.rstrip("/")
+        self._target = base_url.rstrip("/")  # credentials in the URL included: httpx sends them
+        self.base_url = strip_userinfo(self._target)  # what messages and run.json name
         self.timeout = float(timeout)
         self.policy = policy or RetryPolicy()
         self.stats = ClientStats()
-        self._secret = api_key or None
-        headers = {"Content-Type": "application/json"}
+        #: masks the key, the URL's credentials and their obvious encodings (answers go through it)
+        self.redactor = Redactor([api_key, *url_secrets(self._target)])
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
         self._http = httpx.AsyncClient(headers=headers, limits=limits, timeout=httpx.Timeout(self.timeout),
-                                       follow_redirects=True)
+                                       follow_redirects=False)
+        self._origin = _origin(httpx.URL(self._target))
         self._slots = asyncio.Semaphore(max_concurrency)
 
     def __repr__(self) -> str:  # never the key
@@ -149,8 +170,65 @@ class ChatClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _clean(self, text: str) -> str:
-        return redact(text, self._secret)
+    def redact(self, text: str) -> str:
+        """A message (an error, a model name) with the key, the URL's credentials and their obvious
+        encodings masked, and the credentials of any URL it quotes removed."""
+        return strip_userinfo(self.redactor(text))
+
+    async def _read(self, reply: Any, url: str) -> bytes:
+        """The decompressed body, given up past :data:`MAX_REPLY_BYTES`.
+
+        Why our own inflating rather than httpx's: httpx inflates each received chunk whole (64 KiB
+        of a gzip bomb is 64 MiB); ``zlib``'s ``max_length`` stops at the bound itself."""
+        encoding = reply.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in _INFLATE_BITS:
+            raise _Refused(f"the reply from {url} has Content-Encoding {encoding!r}, which was not asked for")
+        inflater = zlib.decompressobj(_INFLATE_BITS[encoding]) if _INFLATE_BITS[encoding] else None
+        chunks: list[bytes] = []
+        size = 0
+
+        def keep(chunk: bytes) -> None:
+            nonlocal size
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                raise _Refused(f"the reply from {url} is larger than {MAX_REPLY_BYTES // 2**20} MiB "
+                               "(decompressed); not read further")
+            chunks.append(chunk)
+
+        async for raw in reply.aiter_raw():
+            if inflater is None:
+                keep(raw)
+                continue
+            while True:  # in steps: one large step would be held twice while zlib assembles it
+                piece = inflater.decompress(raw, _INFLATE_STEP)
+                keep(piece)
+                raw = inflater.unconsumed_tail
+                if not raw and len(piece) < _INFLATE_STEP:
+                    break
+        if inflater is not None:
+            keep(inflater.flush())
+        return b"".join(chunks)
+
+    async def _exchange(self, method: str, target: str, body: bytes | None, url: str) -> tuple[int, Any, bytes]:
+        """(status, headers, body) of one try at ``target`` (``url`` names it in messages); redirects
+        are followed only within the endpoint's origin (scheme, host, port): another origin would
+        receive the image and prompt."""
+        request = self._http.build_request(method, target, content=body)
+        for _ in range(MAX_REDIRECTS + 1):
+            reply = await self._http.send(request, stream=True)
+            try:
+                if reply.is_redirect and reply.next_request is not None:
+                    target = reply.next_request.url
+                    if _origin(target) != self._origin:
+                        raise _Refused(f"HTTP {reply.status_code} from {url} redirects to another origin "
+                                       f"({strip_userinfo(str(target))}); not followed: it would receive the "
+                                       "image and prompt. Point base_url at the server that answers")
+                    request = reply.next_request
+                    continue
+                return reply.status_code, reply.headers, await self._read(reply, url)
+            finally:
+                await reply.aclose()
+        raise _Refused(f"more than {MAX_REDIRECTS} redirects from {url}")
 
     async def get_json(self, path: str, parse: Callable[[Any], Any] | None = None) -> Any:
         return await self.request("GET", path, parse=parse)
@@ -165,7 +243,8 @@ class ChatClient:
         ``policy.max_attempts`` tries; :class:`RequestFailed` with the last reason after that."""
         import httpx
 
-        url = f"{self.base_url}/{path.lstrip('/')}"
+        url = f"{self.base_url}/{path.lstrip('/')}"  # as messages name it
+        target = f"{self._target}/{path.lstrip('/')}"
         self.stats.requests += 1
         reason = "not tried"
         for attempt in range(1, self.policy.max_attempts + 1):
@@ -173,15 +252,21 @@ class ChatClient:
             self.stats.attempts += 1
             async with self._slots:
                 try:
-                    reply = await asyncio.wait_for(self._http.request(method, url, content=body), self.timeout)
+                    status, headers, content = await asyncio.wait_for(self._exchange(method, target, body, url),
+                                                                      self.timeout)
+                except _Refused as exc:
+                    self.stats.failed += 1
+                    raise RequestFailed(self.redact(str(exc))) from None
+                except zlib.error as exc:
+                    reason, kind = f"undecodable compressed reply from {url} ({exc})", "malformed"
                 except (asyncio.TimeoutError, httpx.TimeoutException):
                     reason, kind = f"no reply within {self.timeout:g} s", "timeout"
                 except httpx.TransportError as exc:
                     reason, kind = f"connection failed ({type(exc).__name__}: {exc})", "connection"
                 else:
-                    if reply.status_code == 200:
+                    if status == 200:
                         try:
-                            obj = json.loads(reply.content)
+                            obj = json.loads(content)
                         except ValueError as exc:
                             reason, kind = f"malformed JSON in the reply from {url} ({exc})", "malformed"
                         else:
@@ -190,16 +275,16 @@ class ChatClient:
                             except ValueError as exc:
                                 reason, kind = f"unusable reply from {url}: {exc}", "malformed"
                     else:
-                        reason = f"HTTP {reply.status_code} from {url}: {server_message(reply.content)}"
-                        kind = str(reply.status_code)
-                        if reply.status_code < 500 and reply.status_code not in RETRY_STATUSES:
+                        reason = f"HTTP {status} from {url}: {server_message(content)}"
+                        kind = str(status)
+                        if status < 500 and status not in RETRY_STATUSES:
                             self.stats.failed += 1
-                            raise RequestFailed(self._clean(reason))
-                        retry_after = _retry_after(reply.headers)
+                            raise RequestFailed(self.redact(reason))
+                        retry_after = _retry_after(headers)
             if attempt == self.policy.max_attempts:
                 break
             self.stats.retries += 1
             self.stats.retry_reasons[kind] = self.stats.retry_reasons.get(kind, 0) + 1
             await asyncio.sleep(self.policy.delay(attempt, retry_after))
         self.stats.failed += 1
-        raise RequestFailed(self._clean(f"{reason} (gave up after {self.policy.max_attempts} attempts)"))
+        raise RequestFailed(self.redact(f"{reason} (gave up after {self.policy.max_attempts} attempts)"))

@@ -2,8 +2,8 @@
 
 Why: test-time scaling samples N answers per query; vLLM's ``SamplingParams(n=N)`` shares the
 prompt's prefix (image tokens included) across the N samples and batches continuously, which is
-much faster than ``transformers.generate`` with ``num_return_sequences``. It exposes the same
-``generate`` signature as :class:`reasonseg_x.star.vlm.VLM`, so predictors take either.
+much faster than ``transformers.generate`` with ``num_return_sequences``. It is a
+:class:`~reasonseg_x.star.generation.backend.GenerationBackend` like the others.
 
 vLLM is imported lazily and is not installed in the test environment (it pins its own torch and
 transformers); this module is therefore untested here. The chat text comes from the same
@@ -14,13 +14,16 @@ to the same 840x840 frame. vLLM maps LoRA module names itself; ``max_lora_rank``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.star.answer.prompts import to_vlm_frame
-from reasonseg_x.star.vlm import VLM_FRAME, _hub_parts, from_pretrained_or_error, model_family_of, resolve_checkpoint
+from reasonseg_x.star.generation.backend import Answers, LogitsProcessorFactory, Sampling, TextGenerator
+from reasonseg_x.star.generation.reference import reference_batch_size, reference_chunks
+from reasonseg_x.star.vlm import from_pretrained_or_error, hub_parts, model_family_of, resolve_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -29,8 +32,12 @@ __all__ = ["VllmVLM", "load_vllm"]
 
 
 @dataclass
-class VllmVLM:
-    """A vLLM engine (base model, optional LoRA adapter) with the ``VLM.generate`` interface."""
+class VllmVLM(TextGenerator):
+    """A vLLM engine (base model, optional LoRA adapter): a
+    :class:`~reasonseg_x.star.generation.backend.GenerationBackend`."""
+
+    schedule = "vllm"
+    overlap_sam = False
 
     llm: Any
     processor: Any
@@ -41,6 +48,8 @@ class VllmVLM:
     base_model: str = ""
     adapter: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: greedy queries per call (None: all of a predict call), as the reference schedule
+    batch_size: int | None = None
 
     @property
     def tokenizer(self) -> Any:
@@ -54,32 +63,43 @@ class VllmVLM:
             inputs.append({"prompt": text, "multi_modal_data": {"image": to_vlm_frame(image, frame)}})
         return inputs
 
-    def generate(self, images: Sequence[Image.Image], prompts: Sequence[str], *, n: int = 1,
-                 do_sample: bool | None = None, temperature: float = 1.0, top_p: float = 0.9,
-                 seed: int | None = None, max_new_tokens: int = 1024, logits_processor: Any = None,
-                 frame: tuple[int, int] | None = VLM_FRAME, top_k: int | None = None) -> list[list[str]]:
-        """``n`` answers per row; greedy is temperature 0 (vLLM's convention)."""
+    def answers(self, images: Sequence[Image.Image], prompts: Sequence[str], sampling: Sampling,
+                seeds: Sequence[int | None], logits_processor: LogitsProcessorFactory | None = None,
+                ) -> Iterator[Answers]:
+        """The reference schedule's calls (one query per call when sampling, with its seed; else
+        ``batch_size`` queries); greedy is temperature 0 (vLLM's convention)."""
         from vllm import SamplingParams
 
         if logits_processor is not None:
             raise InvalidInputError("the vLLM backend does not take a transformers logits processor", "backend")
         if len(images) != len(prompts):
             raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-        do_sample = n > 1 if do_sample is None else do_sample
-        if n > 1 and not do_sample:
-            raise ValueError("n > 1 answers need sampling (do_sample=True)")
-        extra = {"top_k": top_k} if do_sample and top_k is not None else {}
-        params = SamplingParams(n=n, temperature=temperature if do_sample else 0.0,
-                                top_p=top_p if do_sample else 1.0, seed=seed, max_tokens=max_new_tokens,
-                                skip_special_tokens=True, **extra)
-        outputs = self.llm.generate(self._inputs(images, prompts, frame), params, lora_request=self.lora_request,
-                                    use_tqdm=False)
-        return [[choice.text for choice in out.outputs] for out in outputs]
+        do_sample = sampling.do_sample
+        extra = {"top_k": sampling.top_k} if do_sample and sampling.top_k is not None else {}
+        for rows in reference_chunks(len(images), sampling, self.batch_size):
+            started = time.perf_counter()
+            params = SamplingParams(n=sampling.n, temperature=sampling.temperature if do_sample else 0.0,
+                                    top_p=sampling.top_p if do_sample else 1.0, seed=seeds[rows[0]],
+                                    max_tokens=sampling.max_new_tokens, skip_special_tokens=True, **extra)
+            outputs = self.llm.generate(self._inputs([images[r] for r in rows], [prompts[r] for r in rows],
+                                                     sampling.frame),
+                                        params, lora_request=self.lora_request, use_tqdm=False)
+            yield Answers(rows, [[choice.text for choice in out.outputs] for out in outputs],
+                          time.perf_counter() - started)
+
+    def generation_config(self) -> Mapping[str, Any]:
+        return {}
+
+    def default_batch_size(self, tts: int, batch_size: int | None) -> int:
+        return reference_batch_size(tts, batch_size, self.device)
+
+    def run_info(self) -> dict[str, Any]:
+        return {"generation": "vllm", **self.info}
 
 
 def load_vllm(checkpoint: str, *, base_model: str | None = None, dtype: str = "auto", max_lora_rank: int = 64,
               gpu_memory_utilization: float = 0.85, max_model_len: int = 8192,
-              tensor_parallel_size: int = 1) -> VllmVLM:
+              tensor_parallel_size: int = 1, batch_size: int | None = None) -> VllmVLM:
     """A vLLM engine for a full checkpoint or a LoRA adapter (Hub id or folder)."""
     try:
         from vllm import LLM
@@ -103,10 +123,10 @@ def load_vllm(checkpoint: str, *, base_model: str | None = None, dtype: str = "a
         if Path(adapter).is_dir():
             local = adapter
         else:  # a Hub repo, or a folder inside one (owner/name/lora_adapter)
-            repo, sub = _hub_parts(adapter)
+            repo, sub = hub_parts(adapter)
             local = str(Path(snapshot_download(repo, allow_patterns=[f"{sub}/*"] if sub else None)) / sub)
         lora_request = LoRARequest("adapter", 1, local)
     processor = from_pretrained_or_error("processor", layout.processor, AutoProcessor.from_pretrained)
     return VllmVLM(llm=llm, processor=processor, family=model_family_of(AutoConfig.from_pretrained(base)),
                    lora_request=lora_request, checkpoint=checkpoint, base_model=base, adapter=adapter,
-                   info={"backend": "vllm", "dtype": dtype_name})
+                   info={"backend": "vllm", "dtype": dtype_name}, batch_size=batch_size)

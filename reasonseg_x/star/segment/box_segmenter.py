@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reasonseg_x.star.segment.segmenters import PreparedImage, Prompt, Segmenter
+from reasonseg_x.star.segment.base import PreparedImage, Prompt, Segmenter
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

@@ -15,10 +15,7 @@ positive point(s), multimask output, keep the highest-scoring mask (docs/protoco
 from __future__ import annotations
 
 import json
-import math
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.star.segment.base import PreparedImage, Prompt, SegmentResult, Segmenter, clip_prompt
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -54,158 +52,6 @@ SEGMENTER_ALIASES: dict[str, tuple[str, str]] = {
        for size in ("tiny", "small", "base-plus", "large")},
     **{f"sam-vit-{size}": ("hf-sam", f"facebook/sam-vit-{size}") for size in ("base", "large", "huge")},
 }
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One object prompt in original-image pixels: an ``(x1, y1, x2, y2)`` box and/or positive points."""
-
-    box: tuple[float, float, float, float] | None = None
-    points: tuple[tuple[float, float], ...] = ()
-
-    @property
-    def kind(self) -> tuple[bool, int]:
-        """Prompts of one kind (box or not, number of points) decode together in one tensor."""
-        return (self.box is not None, len(self.points))
-
-
-def clip_prompt(prompt: Prompt, width: int, height: int) -> Prompt:
-    """Clip box and points into the image; reorder box corners; a box with no area keeps its extent >= 1 px.
-
-    A NaN coordinate has no place to be clipped to: it is refused (decoded, it gave an empty mask
-    with a NaN score that the vote would then sort on). Infinities clip to the border."""
-    values = [*(prompt.box or ()), *(v for point in prompt.points for v in point)]
-    if any(math.isnan(float(v)) for v in values):
-        raise InvalidInputError(f"prompt has a NaN coordinate: {prompt}", "segmenter")
-    box = None
-    if prompt.box is not None:
-        x1, y1, x2, y2 = (float(v) for v in prompt.box)
-        x1, x2 = sorted((min(max(x1, 0.0), width - 1.0), min(max(x2, 0.0), width - 1.0)))
-        y1, y2 = sorted((min(max(y1, 0.0), height - 1.0), min(max(y2, 0.0), height - 1.0)))
-        box = (x1, y1, x2, y2)
-    points = tuple((min(max(float(x), 0.0), width - 1.0), min(max(float(y), 0.0), height - 1.0))
-                   for x, y in prompt.points)
-    return Prompt(box=box, points=points)
-
-
-class Segmenter(ABC):
-    """``set_image`` once per image, then ``segment`` any number of prompts on it.
-
-    ``segment`` returns ``(masks, scores)``: bool ``[n, H, W]`` at the original resolution and float
-    ``[n]`` (the chosen mask's predicted IoU: in [0, 1] for SAM 2, unbounded for SAM 1).
-    """
-
-    name: str = "segmenter"
-    #: prompts per decoder call (memory bound: each needs an upsampled H x W mask)
-    max_prompts_per_call: int = 64
-
-    def __init__(self) -> None:
-        self._size: tuple[int, int] | None = None  # (height, width) of the current image
-        self.calls = 0  # decoder calls made since construction (benchmarks and tests read it)
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        if self._size is None:
-            raise RuntimeError("call set_image() before segment()")
-        return self._size
-
-    #: whether :meth:`prepare_image` does real work (then callers may run it ahead on another thread)
-    prepares_ahead: bool = False
-
-    def prepare_image(self, image: Image.Image) -> PreparedImage:
-        """The CPU side of :meth:`set_image` (resize, normalise), touching no model state, so a
-        worker thread can do it for the next images while the GPU embeds this one."""
-        rgb = image.convert("RGB")
-        return PreparedImage((rgb.height, rgb.width), self._preprocess(rgb))
-
-    def set_image(self, image: Image.Image | PreparedImage) -> Any:
-        """Embed ``image`` (the original, not the VLM frame; or what :meth:`prepare_image` made of
-        it); returns the backend's embedding object."""
-        prepared = image if isinstance(image, PreparedImage) else self.prepare_image(image)
-        self._size = prepared.size
-        return self._embed(prepared.inputs)
-
-    def _preprocess(self, rgb: Image.Image) -> Any:
-        """What :meth:`_embed` takes: the RGB image itself unless a backend does CPU work ahead."""
-        return rgb
-
-    def segment(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
-        """Masks and scores for ``prompts`` on the current image, in prompt order."""
-        result = self.segment_unique(prompts)
-        return result.masks[result.index], result.scores[result.index]
-
-    def segment_unique(self, prompts: Sequence[Prompt]) -> SegmentResult:
-        """Like :meth:`segment`, but each distinct prompt's mask is stored once (``result.mask(i)``).
-
-        Sampled answers repeat objects often; not copying a full-size mask per repeat is most of
-        the saving of the 32-answer SAM stage on CPU.
-        """
-        height, width = self.image_size
-        clipped = [clip_prompt(p, width, height) for p in prompts]
-        groups: dict[tuple[bool, int], dict[Prompt, None]] = {}  # distinct prompts by kind, first seen first
-        for p in clipped:
-            groups.setdefault(p.kind, {})[p] = None
-        # rows grouped by kind, so that each decoder call fills one contiguous block of ``masks``
-        unique = [p for members in groups.values() for p in members]
-        slots = {p: row for row, p in enumerate(unique)}
-        index = np.array([slots[p] for p in clipped], dtype=np.int64)
-        masks = np.zeros((len(unique), height, width), dtype=bool)
-        scores = np.zeros(len(unique), dtype=np.float32)
-        row, step = 0, self.max_prompts_per_call
-        for kind, members in groups.items():
-            if kind == (False, 0):  # nothing to prompt with: an empty mask, score 0
-                row += len(members)
-                continue
-            for start in range(0, len(members), step):
-                rows = slice(row, row + min(step, len(members) - start))
-                scores[rows] = self._decode_into(unique[rows], masks[rows])
-                self.calls += 1
-                row = rows.stop
-        return SegmentResult(masks, scores, index if len(prompts) else np.zeros(0, dtype=np.int64))
-
-    def _decode_into(self, prompts: Sequence[Prompt], out: np.ndarray) -> np.ndarray:
-        """Write the masks of ``prompts`` (one kind) into ``out`` (bool ``[n, H, W]``); return their scores.
-
-        Backends whose masks come out at low resolution override this to upsample straight into
-        ``out``: with 32 sampled answers on a large image, a second full-size copy of every mask is
-        the largest allocation of the SAM stage."""
-        masks, scores = self._decode(prompts)
-        out[...] = masks
-        return scores
-
-    @abstractmethod
-    def _embed(self, inputs: Any) -> Any:
-        """Embed the current image from what :meth:`_preprocess` made of it."""
-
-    @abstractmethod
-    def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
-        """Decode prompts of one kind (same box presence and point count) in one call."""
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    """An image made ready for :meth:`Segmenter.set_image` ahead of time (:meth:`Segmenter.prepare_image`)."""
-
-    size: tuple[int, int]  # (height, width) of the original image
-    inputs: Any
-
-
-@dataclass(frozen=True)
-class SegmentResult:
-    """Masks of the distinct prompts of one ``segment_unique`` call; ``index[i]`` is prompt i's row."""
-
-    masks: np.ndarray  # bool [u, H, W]
-    scores: np.ndarray  # float32 [u]
-    index: np.ndarray  # int64 [n]
-
-    def mask(self, i: int) -> np.ndarray:
-        return self.masks[self.index[i]]
-
-    def score(self, i: int) -> float:
-        return float(self.scores[self.index[i]])
-
-    def __len__(self) -> int:
-        return len(self.index)
 
 
 def _upsample_logits(low_res: Any, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
@@ -367,6 +213,12 @@ class HFSam2Segmenter(_HFSegmenterBase):
         return sam2_decoder.fits(self.model)
 
     @property
+    def fallback(self) -> str | None:  # type: ignore[override]
+        if self._shared_decoder:
+            return None
+        return "transformers' Sam2 mask decoder lacks the structure sam2_decoder mirrors; its own forward runs"
+
+    @property
     def max_prompts_per_call(self) -> int:  # type: ignore[override]
         """``sam2_decoder`` works a few prompts at a time in reused buffers, so one call can take all
         prompts of an image and its shared image-side work is done once."""
@@ -445,25 +297,42 @@ class Sam2PackageSegmenter(Segmenter):
             self.predictor = SAM2ImagePredictor(build_sam2(model_ref, checkpoint, device=device))
         else:
             self.predictor = SAM2ImagePredictor.from_pretrained(model_ref, device=device)
-        side = int(self.predictor.model.image_size)  # the predictor hard-codes the 1024-input feature sizes
-        self.predictor._bb_feat_sizes = [(side // 4, side // 4), (side // 8, side // 8), (side // 16, side // 16)]
+        from reasonseg_x.star import compat
+
+        self.fallback = compat.sam2_predictor_unsupported(self.predictor)
+        if self.fallback is None:  # the predictor hard-codes the 1024-input feature sizes
+            compat.sam2_set_feature_sizes(self.predictor, int(self.predictor.model.image_size))
+        else:
+            import warnings
+
+            warnings.warn(f"{self.fallback}: SAM 2 decodes one prompt at a time through its public predict()",
+                          UserWarning, stacklevel=2)
 
     def _embed(self, image: Image.Image) -> Any:
         import torch
 
         with torch.inference_mode():
             self.predictor.set_image(np.array(image))
-        return self.predictor._features
+        if self.fallback is not None:
+            return None
+        from reasonseg_x.star.compat import sam2_features
+
+        return sam2_features(self.predictor)
 
     def _decode(self, prompts: Sequence[Prompt]) -> tuple[np.ndarray, np.ndarray]:
         """The package's ``SAM2ImagePredictor._predict`` steps, upsampling only the best of the three masks."""
         import torch
 
+        from reasonseg_x.star.compat import sam2_features, sam2_postprocess, sam2_prep_prompts
+
         pred = self.predictor
         model = pred.model
         boxes, points, labels = _prompt_arrays(prompts)
+        if self.fallback is not None:
+            return self._decode_public(boxes, points, labels, len(prompts))
+        features = sam2_features(pred)
         with torch.inference_mode():
-            _, coords, point_labels, box = pred._prep_prompts(points, labels, boxes, None, True)
+            coords, point_labels, box = sam2_prep_prompts(pred, points, labels, boxes)
             concat = None
             if box is not None:  # boxes enter the prompt encoder as two corner points (labels 2, 3)
                 box_labels = torch.tensor([[2, 3]], dtype=torch.int, device=box.device).repeat(box.shape[0], 1)
@@ -472,18 +341,34 @@ class Sam2PackageSegmenter(Segmenter):
                 concat = (coords, point_labels) if concat is None else (
                     torch.cat([concat[0], coords], dim=1), torch.cat([concat[1], point_labels], dim=1))
             sparse, dense = model.sam_prompt_encoder(points=concat, boxes=None, masks=None)
-            high_res = [level[-1].unsqueeze(0) for level in pred._features["high_res_feats"]]
+            high_res = [level[-1].unsqueeze(0) for level in features["high_res_feats"]]
             low_res, iou, _, _ = model.sam_mask_decoder(
-                image_embeddings=pred._features["image_embed"][-1].unsqueeze(0),
+                image_embeddings=features["image_embed"][-1].unsqueeze(0),
                 image_pe=model.sam_prompt_encoder.get_dense_pe(), sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense, multimask_output=True, repeat_image=concat[0].shape[0] > 1,
                 high_res_features=high_res)
             iou = iou.float()
             best = iou.argmax(dim=-1)
             rows = torch.arange(iou.shape[0], device=iou.device)
-            chosen = pred._transforms.postprocess_masks(low_res[rows, best][:, None], pred._orig_hw[-1])
+            chosen = sam2_postprocess(pred, low_res[rows, best][:, None])
             masks = chosen[:, 0] > pred.mask_threshold
         return masks.cpu().numpy(), iou[rows, best].cpu().numpy().astype(np.float32)
+
+    def _decode_public(self, boxes: np.ndarray | None, points: np.ndarray | None, labels: np.ndarray | None,
+                       count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The package's public ``predict``, one prompt at a time (multimask, the best IoU kept)."""
+        import torch
+
+        masks, scores = [], []
+        with torch.inference_mode():
+            for i in range(count):
+                found, iou, _ = self.predictor.predict(
+                    point_coords=None if points is None else points[i], point_labels=None if labels is None else labels[i],
+                    box=None if boxes is None else boxes[i], multimask_output=True)
+                best = int(np.argmax(iou))
+                masks.append(np.asarray(found[best]) > 0)
+                scores.append(float(iou[best]))
+        return np.stack(masks), np.asarray(scores, dtype=np.float32)
 
 
 class SegmentAnythingSegmenter(Segmenter):
