@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TMP_MARK", "atomic_path", "atomic_folder", "write_bytes_atomic", "write_text_atomic", "write_json_atomic",
-           "remove_stale_temporaries", "fsync_dir"]
+from reasonseg_x.errors import WriteError, is_write_fault
+
+__all__ = ["TMP_MARK", "writing", "atomic_path", "atomic_folder", "write_bytes_atomic", "write_text_atomic",
+           "write_json_atomic", "remove_stale_temporaries", "fsync_dir"]
 
 #: every temporary is named ``.<target name><TMP_MARK><pid>-<token>``
 TMP_MARK = ".tmp-"
@@ -39,6 +41,27 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+@contextmanager
+def writing(path: str | os.PathLike[str], *, temporary: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Turn an OS refusal to write (read-only, no permission, ``ulimit -f``, a full disk) inside the block
+    into a :class:`WriteError` naming ``path`` (or the folder the OS named) and what to do.
+
+    The one place such errors get their words, so every command says them alike instead of a traceback.
+    An error naming ``temporary`` is reported under ``path``: the user never saw the temporary's name.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if not is_write_fault(exc):
+            raise
+        named = os.fspath(exc.filename) if exc.filename is not None else os.fspath(path)
+        if temporary is not None:  # the temporary (or a file inside a temporary folder) under its final name
+            tmp = os.fspath(temporary)
+            if named == tmp or named.startswith(tmp + os.sep):
+                named = os.fspath(path) + named[len(tmp):]
+        raise WriteError(named, exc) from None
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
@@ -52,15 +75,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     deleted and ``path`` is left as it was.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        yield tmp
-        _fsync_file(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with writing(target, temporary=tmp):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield tmp
+            _fsync_file(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:  # a folder that refuses the write may refuse the clean-up too
+                pass
+            raise
     fsync_dir(target.parent)
 
 
@@ -74,19 +101,20 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     whole under ``.<name>.tmp-...``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}{TMP_MARK}old-{os.getpid()}-{secrets.token_hex(4)}")
-        os.replace(target, old)
-    os.replace(tmp, target)
+    with writing(target, temporary=tmp):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}{TMP_MARK}old-{os.getpid()}-{secrets.token_hex(4)}")
+            os.replace(target, old)
+        os.replace(tmp, target)
     fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -6,6 +6,9 @@ message alone is enough to fix the input.
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class ReasonSegXError(Exception):
     """Base class of every error this toolkit raises on purpose."""
@@ -36,3 +39,39 @@ class UnknownLabelError(InvalidInputError, KeyError):
 
 class SourceNotFoundError(ReasonSegXError, FileNotFoundError):
     """A data source spec that resolves to nothing reachable (offline Hub id, missing folder)."""
+
+
+#: errors of a write the user can fix (permissions, a read-only disk, a size limit, a full disk)
+WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG, errno.ENOSPC, errno.EDQUOT})
+
+_WRITE_ADVICE = {
+    errno.EROFS: "write somewhere else (another --out), or make it writable",
+    errno.EACCES: "make it writable (chmod, chattr -i), or write somewhere else (another --out)",
+    errno.EPERM: "make it writable (chmod, chattr -i), or write somewhere else (another --out)",
+    errno.EFBIG: "the file-size limit (ulimit -f) was reached; raise it (ulimit -f unlimited) and rerun",
+    errno.ENOSPC: "free some space and rerun",
+    errno.EDQUOT: "the disk quota is used up; free some space and rerun",
+}
+
+
+def is_write_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is an OS refusal to write that the user can fix (see :data:`WRITE_ERRNOS`)."""
+    return isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS
+
+
+class WriteError(ReasonSegXError):
+    """A file or folder that could not be written: the path, the reason and what to do, in one line.
+
+    ``then`` adds what the command kept (e.g. "the predictions so far are kept; rerun to resume").
+    """
+
+    def __init__(self, path: str | os.PathLike[str], cause: OSError, then: str = "") -> None:
+        self.path = str(path)
+        self.cause = cause
+        self.then = then
+        advice = _WRITE_ADVICE.get(cause.errno or 0, "")
+        message = f"cannot write {self.path}: {cause.strerror or cause}"
+        super().__init__(message + (f": {advice}" if advice else "") + (f"; {then}" if then else ""))
+
+    def with_note(self, then: str) -> WriteError:
+        return WriteError(self.path, self.cause, then)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from reasonseg_x.atomic import writing
 from reasonseg_x.errors import InvalidInputError
 
 __all__ = ["check_creatable", "prepare_folder", "prepare_file", "claim_folder"]
@@ -31,7 +32,8 @@ def prepare_folder(path: str | os.PathLike[str], option: str) -> Path:
         raise InvalidInputError(f"{option} must be a folder, but this is a file", str(folder))
     check_creatable(folder, option)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        with writing(folder):
+            folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"{option}: cannot create the folder ({exc.strerror or exc})", str(folder)) from None
     return folder
@@ -68,8 +70,5 @@ def claim_folder(path: str | os.PathLike[str], option: str, *, marker: str, owne
         what = other if (folder / marker).exists() else "other files"
         raise InvalidInputError(f"{option} already holds {what}; pass --overwrite to replace it, or choose another "
                                 "folder", str(folder))
-    try:
-        write_json_atomic(folder / marker, {"owner": owner})
-    except OSError as exc:
-        raise InvalidInputError(f"{option}: cannot write in the folder ({exc.strerror or exc})", str(folder)) from None
+    write_json_atomic(folder / marker, {"owner": owner})  # a refusal to write is worded by atomic.writing
     return folder

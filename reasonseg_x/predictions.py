@@ -12,12 +12,13 @@ The reader trusts nothing: every problem (malformed JSON, NaN, wrong types, RLE 
 sum to ``h * w``, absurd sizes, conflicting duplicates) raises :class:`InvalidInputError` naming
 ``file:line``, or, under ``skip_invalid``, is recorded in :attr:`PredictionSet.problems` and the
 sample (when its id is readable) is scored as a failure counted ``invalid``. Nothing is dropped
-silently. Also reads a folder of PNG masks named ``<id>.png`` (nonzero = foreground).
+silently. Also reads a folder of PNG masks named ``<id>.png`` (nonzero = foreground), and the
+per-sample log of lmms-eval (``--log_samples``) written by our tasks (``reasonseg_x/tasks/``): each of
+its lines holds a predictions line under :data:`HARNESS_KEY`, read as if it stood alone.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json, require_file_or_folder, require_regular_file
 from reasonseg_x.masks import MAX_SIDE, RLE, validate_rle
 
 __all__ = [
@@ -38,12 +40,43 @@ __all__ = [
     "iter_prediction_lines",
     "read_predictions",
     "read_png_folder",
+    "HARNESS_KEY",
+    "harness_line",
+    "harness_origin",
 ]
 
 STATUSES = ("ok", "no_target", "parse_error", "error")
 FAILURE_STATUSES = ("parse_error", "error")
 #: the predictions file inside a run folder written by ``reasonseg-x eval``
 RUN_PREDICTIONS = "predictions.jsonl"
+#: the key of an lmms-eval per-sample log line (our tasks' ``process_results``) holding a predictions line
+HARNESS_KEY = "predictions"
+
+
+def harness_line(obj: Any) -> Any:
+    """The predictions line inside an lmms-eval per-sample log line, else ``obj`` unchanged."""
+    if isinstance(obj, dict) and "doc_id" in obj and isinstance(obj.get(HARNESS_KEY), dict):
+        return obj[HARNESS_KEY]
+    return obj
+
+
+def harness_origin(path: str | Path) -> dict[str, str] | None:
+    """``{"data", "split", "protocol"}`` recorded by our lmms-eval tasks in the first line of their
+    per-sample log (so ``score -p LOG.jsonl`` needs no ``--data``); None for any other file."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    for _, text in iter_prediction_lines(p, allow_torn_tail=True):
+        try:
+            obj = _loads(text or "")
+        except (ValueError, RecursionError):
+            return None
+        line = harness_line(obj)
+        meta = line.get("meta") if line is not obj and isinstance(line, dict) else None
+        if not isinstance(meta, dict):
+            return None
+        return {k: meta[k] for k in ("data", "split", "protocol") if isinstance(meta.get(k), str)}
+    return None
 
 
 @dataclass(frozen=True)
@@ -101,7 +134,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    return loads_user_json(text, None, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
 
 def _has_non_finite(value: Any, depth: int = 0) -> bool:
@@ -146,35 +179,51 @@ def prediction_from_json(obj: Any, where: str) -> Prediction:
     return Prediction(id=sample_id, mask=mask, status=status, raw_text=raw_text, meta=meta)
 
 
+#: longest predictions line read (a mask's RLE is kilobytes; an endless line is no predictions file)
+MAX_LINE_BYTES = 64 << 20
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """``(line_number, bytes without the newline, terminated)`` for each line, read as a stream.
+
+    At most :data:`MAX_LINE_BYTES` of one line are ever held: a longer line raises naming it.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read predictions: {exc.strerror or exc}", str(path)) from None
+    with handle:
+        number = 0
+        while True:
+            try:
+                raw = handle.readline(MAX_LINE_BYTES + 1)
+            except OSError as exc:
+                raise InvalidInputError(f"cannot read predictions: {exc.strerror or exc}", str(path)) from None
+            if not raw:
+                return
+            number += 1
+            terminated = raw.endswith(b"\n")
+            if not terminated and len(raw) > MAX_LINE_BYTES:
+                raise InvalidInputError(f"line longer than {MAX_LINE_BYTES:,} bytes: not a predictions file "
+                                        "(one line holds one sample's mask, a few kilobytes)", f"{path}:{number}")
+            yield number, raw[:-1] if terminated else raw, terminated
+
+
 def iter_prediction_lines(path: str | Path, *, allow_torn_tail: bool = False) -> Iterator[tuple[int, str | None]]:
-    """Yield ``(line_number, text)`` for each non-blank line of a JSONL file.
+    """Yield ``(line_number, text)`` for each non-blank line of a JSONL file, read as a stream.
 
     A line that is not UTF-8 yields ``text=None`` (the caller reports it). With
     ``allow_torn_tail`` an unterminated last line (a writer killed mid-line) is yielded with
     line number ``-n`` so the caller can ignore it visibly; otherwise it is read like any line.
     """
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read predictions: {exc.strerror or exc}", str(p)) from None
-    lines = data.split(b"\n")
-    torn = not data.endswith(b"\n") and bool(data)
-    last = len(lines) - 1
-    for index, raw in enumerate(lines):
-        if index == last and not raw:
-            break  # the empty piece after the final newline
-        number = index + 1
+    for number, raw, terminated in _raw_lines(Path(path)):
         if not raw.strip():
             continue
         try:
-            text: str | None = raw.decode("utf-8-sig" if index == 0 else "utf-8").rstrip("\r")
+            text: str | None = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r")
         except UnicodeDecodeError:
             text = None
-        if torn and allow_torn_tail and index == last:
-            yield -number, text
-        else:
-            yield number, text
+        yield (-number if allow_torn_tail and not terminated else number), text
 
 
 class PredictionSet:
@@ -239,6 +288,7 @@ class PredictionSet:
 
     def _add(self, obj: Any, where: str, skip_invalid: bool) -> None:
         self.counts["lines"] += 1
+        obj = harness_line(obj)
         readable_id = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj.get("id") else None
         try:
             pred = prediction_from_json(obj, where)
@@ -274,6 +324,22 @@ def _is_torn_last(path: Path, text: str) -> bool:
     return not tail.endswith(b"\n") and tail.rstrip(b"\r").endswith(text.encode("utf-8"))
 
 
+def _complete_lines_bytes(path: Path) -> int:
+    """Byte length of a file up to its last newline (what a resuming writer keeps of a torn file)."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        end = size
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            fh.seek(start)
+            chunk = fh.read(end - start)
+            newline = chunk.rfind(b"\n")
+            if newline != -1:
+                return start + newline + 1
+            end = start
+    return 0
+
+
 def _read_jsonl(path: Path, *, skip_invalid: bool, allow_torn_tail: bool) -> PredictionSet:
     out = PredictionSet(str(path))
     name = str(path)
@@ -299,12 +365,7 @@ def _read_jsonl(path: Path, *, skip_invalid: bool, allow_torn_tail: bool) -> Pre
             out._fail(PredictionProblem(where, f"malformed JSON: {exc}{hint}"), skip_invalid)
             continue
         out._add(obj, where, skip_invalid)
-    if out.counts["torn_tail"]:
-        data_len = path.stat().st_size
-        tail = path.read_bytes().rsplit(b"\n", 1)
-        out.valid_bytes = data_len - len(tail[-1]) if len(tail) > 1 else 0
-    else:
-        out.valid_bytes = path.stat().st_size
+    out.valid_bytes = _complete_lines_bytes(path) if out.counts["torn_tail"] else path.stat().st_size
     out._raw.clear()
     return out
 
@@ -372,7 +433,7 @@ def read_predictions(path: str | Path, *, skip_invalid: bool = False, allow_torn
     Raises :class:`InvalidInputError` (``file:line``) for any bad line unless ``skip_invalid``;
     ``allow_torn_tail`` ignores (and reports) an unterminated last line.
     """
-    p = Path(path)
+    p = require_file_or_folder(path, "the predictions file")
     if p.is_dir():
         if (p / RUN_PREDICTIONS).is_file():  # a run folder of `reasonseg-x eval`
             p = p / RUN_PREDICTIONS
@@ -383,4 +444,5 @@ def read_predictions(path: str | Path, *, skip_invalid: bool = False, allow_torn
             return read_png_folder(p, skip_invalid=skip_invalid)
     if not p.exists():
         raise InvalidInputError("predictions file not found", str(p))
+    require_regular_file(p, "the predictions file")
     return _read_jsonl(p, skip_invalid=skip_invalid, allow_torn_tail=allow_torn_tail)

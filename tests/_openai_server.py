@@ -4,7 +4,8 @@ It answers from a script (a function of the prompt and the request's seed, so th
 can be fed to the in-process pipeline: :class:`ScriptedVLM`), checks each request's shape (the
 data URL decodes to the expected frame, ``n``, sampling parameters, model name) and records
 violations in ``problems`` (a server thread cannot fail a test itself), and plays queued faults:
-``"429"``, ``"500"``, ``"sleep:SECONDS"``, ``"malformed"``, ``"short"`` (one choice whatever ``n``),
+``"429"``, ``"500"``, ``"sleep:SECONDS"``, ``"malformed"``, ``"deep"`` (JSON nested 200,000 levels),
+``"short"`` (one choice whatever ``n``),
 ``"empty"`` (empty ``content``), ``"drop"`` (close the connection without a reply), ``"400"``,
 ``"ok"`` (no fault: keeps the queue aligned with the requests), and hostile ones: ``"echo"`` (the
 answers and the reported model name carry ``echo_key`` as written, reversed, URL-encoded and in
@@ -140,6 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "malformed":
             self._send(200, b'{"choices": [{"message": ')
+            return
+        if fault == "deep":  # JSON nested 200,000 levels: a parser's recursion, not a reply
+            self._send(200, b"[" * 200_000 + b"]" * 200_000)
             return
         try:
             request = json.loads(body)

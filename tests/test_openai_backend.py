@@ -89,6 +89,7 @@ def test_greedy_requests_are_temperature_zero_without_a_seed_and_jpeg_is_a_choic
     (["429"], "429", 1),
     (["500", "500"], "500", 2),
     (["malformed"], "malformed", 1),
+    (["deep"], "malformed", 1),
     (["drop"], "connection", 1),
 ])
 def test_transient_faults_are_retried_and_the_answers_are_the_same(faults, reason, retries):

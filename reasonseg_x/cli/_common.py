@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 
 import typer
 
-from reasonseg_x.errors import ReasonSegXError
+from reasonseg_x.errors import ReasonSegXError, WriteError, is_write_fault
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Print a :class:`ReasonSegXError` as ``error: ...`` on stderr and exit 2, no traceback."""
+def user_errors(output: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Print a :class:`ReasonSegXError` as ``error: ...`` on stderr and exit 2, no traceback.
+
+    An OS refusal to write that no layer below put in words (a read-only folder, ``ulimit -f``, a
+    full disk) is printed the same way, naming the file the OS named, else ``output`` (the
+    command's output folder).
+    """
     try:
         yield
     except ReasonSegXError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
+    except OSError as exc:
+        if not is_write_fault(exc):
+            raise
+        print(f"error: {WriteError(exc.filename or output or 'the output', exc)}", file=sys.stderr)
         raise typer.Exit(code=2) from None
 
 

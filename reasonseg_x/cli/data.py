@@ -30,7 +30,7 @@ def export(
     title: str = typer.Option("ReasonSeg-X (compact export)", "--title", help="Title of the dataset card."),
 ) -> None:
     """Write SOURCE as compact parquet (RLE masks, image bytes) plus a dataset card; loads with datasets."""
-    with user_errors():
+    with user_errors(output=out):
         from reasonseg_x.data.compact import write_compact
         from reasonseg_x.data.resolve import open_source
         from reasonseg_x.errors import SourceNotFoundError

@@ -54,8 +54,8 @@ def eval_command(
 
     Under torchrun / accelerate launch, rank R runs shard R into OUT/shard-R-of-N; rank 0 merges and scores into OUT.
     """
-    with user_errors():
-        from reasonseg_x.errors import InvalidInputError
+    with user_errors(output=out):
+        from reasonseg_x.errors import InvalidInputError, WriteError
         from reasonseg_x.predictors.registry import bind_arguments, parse_model_args
         from reasonseg_x.runner.distributed import detect
         from reasonseg_x.runner.evaluate import EvalConfig, resolve_out
@@ -88,14 +88,22 @@ def eval_command(
         except KeyboardInterrupt:
             _stderr(_interrupted_message(Path(config.out)))
             raise typer.Exit(code=130) from None
+        except WriteError as exc:
+            kept = (f"the predictions written so far are kept in {config.out}, and rerunning the same command "
+                    "resumes" if _kept_predictions(Path(config.out)) else "no prediction was written yet")
+            raise exc.with_note(kept) from None
+
+
+def _kept_predictions(out: Path) -> bool:
+    """Whether the run folder (or one of its shards) holds at least one complete prediction."""
+    from reasonseg_x.runner.store import holds_predictions
+
+    return any(holds_predictions(p) for p in (out / "predictions.jsonl", *out.glob("shard-*-of-*/predictions.jsonl")))
 
 
 def _interrupted_message(out: Path) -> str:
     """What Ctrl-C kept: the predictions written so far, or nothing (stopped while the data was prepared)."""
-    from reasonseg_x.runner.store import holds_predictions
-
-    files = [p for p in (out / "predictions.jsonl", *out.glob("shard-*-of-*/predictions.jsonl")) if holds_predictions(p)]
-    if not files:
+    if not _kept_predictions(out):
         return ("interrupted before any prediction was written: nothing was kept; rerun the same command to "
                 "start")
     return f"interrupted: the predictions written so far are kept in {out}; rerun the same command to resume"
@@ -121,7 +129,29 @@ def _eval_single(config: Any, *, quiet: bool, source: Any = None, bound: Any = N
     outcome = run_eval(config, progress=make_progress_factory(quiet=quiet), source=source, bound=bound)
     _summarise(outcome)
     if outcome.result is not None:
+        _stop_if_nothing_predicted(outcome.result, outcome.run_dir, outcome.predictions_path)
         _print_result(outcome.result, outcome.run_dir)
+
+
+#: ``eval``/``merge`` exit status when the run finished but not one sample could be predicted
+EXIT_NOTHING_PREDICTED = 1
+
+
+def _stop_if_nothing_predicted(result: Any, out_dir: Path, predictions: Path) -> None:
+    """Every sample recorded as 'error' (an endpoint that is down, a model that fails on every input):
+    a table of zeros would read as a score, so say why instead and exit 1 (the files are written)."""
+    from reasonseg_x.runner.store import first_error, read_stored_lines
+
+    counts = result.metrics.get("counts") or {}
+    n = counts.get("n", 0)
+    if not n or counts.get("error", 0) != n:
+        return
+    first = first_error(read_stored_lines(predictions)) if Path(predictions).is_file() else None
+    _stderr(f"error: no sample could be predicted: all {n} are recorded as 'error'"
+            + (f" (first: {first})" if first else "")
+            + f"; the scores in {out_dir} count them as failures. Fix the cause, then rerun the same command "
+            "with --retry-errors")
+    raise typer.Exit(code=EXIT_NOTHING_PREDICTED)
 
 
 def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None, bound: Any = None) -> None:
@@ -134,6 +164,7 @@ def _eval_distributed(config: Any, env: Any, *, quiet: bool, source: Any = None,
                              on_shard=lambda outcome: _summarise(outcome, prefix=f"[rank {env.rank}/{env.world_size}] "))
     if merged is not None:
         _stderr(f"merged {len(merged.parts)} shards into {merged.predictions_path}")
+        _stop_if_nothing_predicted(merged.result, merged.out_dir, merged.predictions_path)
         _print_result(merged.result, merged.out_dir)
 
 
@@ -145,8 +176,9 @@ def _summarise(outcome: Any, prefix: str = "") -> None:
     else:
         resumed = f" (resumed after {outcome.already_done})" if outcome.already_done else ""
         _stderr(f"{prefix}predicted {stats.predicted} samples{resumed} -> {outcome.predictions_path}")
-        if stats.errors:
-            _stderr(f"{prefix}{stats.errors} sample(s) failed and were recorded as 'error' (first: "
+        failed = stats.statuses.get("error", 0)
+        if failed:
+            _stderr(f"{prefix}{failed} sample(s) failed and were recorded as 'error' (first: "
                     f"{stats.first_errors[0]}); rerun with --retry-errors to recompute them")
         if stats.declared_missing:
             _stderr(f"{prefix}{len(stats.declared_missing)} sample(s) have no prediction (e.g. "
@@ -154,7 +186,7 @@ def _summarise(outcome: Any, prefix: str = "") -> None:
         if stats.oom_splits:
             _stderr(f"{prefix}out of memory {stats.oom_splits} time(s); batch size now {stats.batch_size}")
     errors = outcome.run_info.get("counts", {}).get("statuses", {}).get("error", 0)
-    if errors and (stats is None or stats.errors < errors):
+    if errors and (stats is None or stats.statuses.get("error", 0) < errors):
         _stderr(f"{prefix}{errors} sample(s) in {outcome.predictions_path} are recorded as 'error'; "
                 "rerun with --retry-errors to recompute them")
     skipped = list(getattr(outcome.source, "skipped", None) or [])
@@ -191,7 +223,7 @@ def merge_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Merge shard outputs (checking identity, overlaps and coverage), then score."""
-    with user_errors():
+    with user_errors(output=out):
         from reasonseg_x.runner.merge import default_merge_out, merge_runs
 
         if out is None:
@@ -200,6 +232,7 @@ def merge_command(
         outcome = merge_runs(dirs, out, data=data, protocol=protocol, strict=strict, seed=seed, fresh=fresh,
                              open_taxonomy=True if open_taxonomy else None)
         _stderr(f"merged {len(outcome.parts)} shards into {outcome.predictions_path}")
+        _stop_if_nothing_predicted(outcome.result, outcome.out_dir, outcome.predictions_path)
         _print_result(outcome.result, outcome.out_dir, table=not quiet)
 
 

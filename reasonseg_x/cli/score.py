@@ -5,6 +5,7 @@ Heavy imports happen inside the commands so ``reasonseg-x --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -40,9 +41,10 @@ def score(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the table."),
 ) -> None:
     """Score predictions on a split: gIoU / cIoU overall and per reasoning type, with 95% CIs."""
-    with user_errors():
+    with user_errors(output=out), contextlib.ExitStack() as held:
         from reasonseg_x.evaluators.reference_outputs import looks_like_reference_outputs, score_reference_outputs
 
+        from reasonseg_x.runner.evaluate import holding_run_folder
         from reasonseg_x.runner.record import open_run_data, recorded_run
         from reasonseg_x.runner.recorded import check_scores_target
 
@@ -50,9 +52,16 @@ def score(
         if run is not None:
             data, split, protocol = _run_options(run, data, split, protocol)
             open_taxonomy = open_taxonomy or run.open_taxonomy
+        elif data is None:  # an lmms-eval per-sample log of our tasks records its data (docs/harness.md)
+            from reasonseg_x.predictions import harness_origin
+
+            origin = harness_origin(predictions) or {}
+            data, split, protocol = origin.get("data"), split or origin.get("split"), protocol or origin.get("protocol")
         protocol = protocol or "star"
         if out is not None and not overwrite:
             check_scores_target(out, run.predictions if run is not None else predictions)
+        if out is not None:  # a running eval's folder is refused: its predictions are still being written
+            held.enter_context(holding_run_folder(out))
         source = None
         if run is not None and data is not None:  # the samples the run covers, read as the run read them
             source, split = open_run_data(run, data=data, split=split, skip_invalid=skip_invalid,
@@ -76,13 +85,9 @@ def score(
             result = score_predictions(source, split, predictions, protocol=protocol, strict=strict,
                                        skip_invalid=skip_invalid, resize=resize, seed=seed, n_resamples=bootstrap)
         if out is not None:
-            from reasonseg_x.errors import InvalidInputError
             from reasonseg_x.evaluators.api import write_outputs
 
-            try:
-                write_outputs(result, out, source=None if reference else source)
-            except OSError as exc:
-                raise InvalidInputError(f"cannot write the run folder: {exc.strerror or exc}", str(out)) from None
+            write_outputs(result, out, source=None if reference else source)
         if not quiet:
             from reasonseg_x.evaluators.report import print_table
 

@@ -28,7 +28,7 @@ def show(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write a static case viewer: every sample with its masks, answer and score, worst first."""
-    with user_errors():
+    with user_errors(output=out):
         from reasonseg_x.viewer.build import build_viewer
 
         page = build_viewer(run, out, run2=run2, data=data, split=split, protocol=protocol, workers=workers,

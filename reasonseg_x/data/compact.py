@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x import masks
+from reasonseg_x.atomic import writing
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
-from reasonseg_x.data.source import Source, check_unique_ids
+from reasonseg_x.data.source import Source, check_unique_ids, query_texts
 from reasonseg_x.errors import InvalidInputError, InvalidMaskError, UnknownLabelError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.taxonomy import query_kinds, reasoning_types
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -201,7 +203,8 @@ def write_compact(samples_by_split: Mapping[str, Iterable[Sample]], out_dir: str
             raise InvalidInputError("exists and is not a folder; --out needs a folder (new or empty)", str(folder))
     created = [f for f in (out, data_dir) if not f.exists()]
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        with writing(data_dir):
+            data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"cannot create the output folder: {exc.strerror or exc}", str(data_dir)) from None
     schema = compact_schema(open_taxonomy=open_taxonomy)
@@ -383,17 +386,34 @@ class CompactSource(Source):
                 continue
             if not self.image_ok(image["bytes"], gt, where):
                 continue
-            queries = tuple(row.get("queries") or ()) or ((row["text"],) if row.get("text") else ())
+            texts = self._queries(row, where)
+            if texts is None:
+                continue
+            query, queries = texts
             try:
-                meta = json.loads(row["meta"]) if row.get("meta") else {}
+                meta = loads_user_json(row["meta"], None) if row.get("meta") else {}
             except ValueError:
                 meta = {}
             meta["where"] = where
             yield Sample(id=gt.id, image=ImageRef(data=image["bytes"], path=image.get("path"), where=where),
-                         query=row.get("text") or (queries[0] if queries else ""), height=gt.height, width=gt.width,
+                         query=query, height=gt.height, width=gt.width,
                          target=gt.target, ignore=gt.ignore, queries=queries,
                          query_kind=gt.groups.get("query_kind"), reasoning_type=gt.groups.get("reasoning_type"),
                          source=gt.groups.get("source"), split=split, meta=meta)
+
+    def _queries(self, row: dict[str, Any], where: str) -> tuple[str, tuple[str, ...]] | None:
+        """(the query, every phrasing) of a row; a missing column or unreadable text is a bad row."""
+        try:
+            if "text" not in row and "queries" not in row:
+                raise InvalidInputError("the shard has no 'text' or 'queries' column", where)
+            text = query_texts(row["text"], "text", where)[0] if row.get("text") is not None else None
+            queries = query_texts(row["queries"], "queries", where) if row.get("queries") else None
+            if text is None and queries is None:
+                raise InvalidInputError("the row has no query text ('text' and 'queries' are empty)", where)
+            return text or queries[0], queries or (text,)  # type: ignore[index, return-value]
+        except InvalidInputError as exc:
+            self.reject(exc.reason, where)
+            return None
 
     def _rows(self, split: str, columns: list[str] | None) -> Iterator[tuple[dict[str, Any], GroundTruth, str]]:
         import pyarrow.parquet as pq
@@ -420,7 +440,7 @@ class CompactSource(Source):
 
     def _label_names(self, schema: pa.Schema, path: Path) -> tuple[list[str], list[str] | None]:
         try:
-            ours = json.loads((schema.metadata or {})[b"reasonseg_x"])
+            ours = loads_user_json((schema.metadata or {})[b"reasonseg_x"], None)
             return list(ours["query_kind_names"]), ours.get("reasoning_type_names")
         except (KeyError, ValueError, TypeError):
             raise InvalidInputError("compact shard has no readable reasonseg_x schema metadata", str(path)) from None

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from reasonseg_x.data.arrow_io import iter_batches, read_schema
 from reasonseg_x.data.nested_masks import convert_mask_array, nested_mask_depth
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
-from reasonseg_x.data.source import Source
+from reasonseg_x.data.source import Source, query_texts
 from reasonseg_x.errors import InvalidInputError, UnknownLabelError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.taxonomy import query_kinds, reasoning_types
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -268,7 +269,7 @@ class HFSource(Source):
 
     def _choose_id_rule(self, split: str, tables: list[tuple[int, Path, pa.Table]]) -> str:
         present = [c for c in ID_COLUMNS
-                   if all(c in json.loads((t.schema.metadata or {}).get(b"columns", b"[]")) for _, _, t in tables)]
+                   if all(c in loads_user_json((t.schema.metadata or {}).get(b"columns", b"[]"), None) for _, _, t in tables)]
         for k, column in enumerate(present):
             values = [v for _, _, t in tables for v in t.column(column).to_pylist()]
             if all(v not in (None, "") for v in values) and len(set(values)) == len(values):
@@ -346,10 +347,13 @@ class HFSource(Source):
                 if gt is None:
                     continue
                 where = f"{path}:row {index}"
+                queries = self._queries(plain, k, cols, where)
+                if queries is None:
+                    continue
                 image = self._image_ref(images, k, path, where)
                 if image is None or not self.image_ok(image.read_bytes(), gt, where):
                     continue
-                yield self._sample(gt, image, plain, k, cols, split, where)
+                yield self._sample(gt, image, plain, k, cols, split, where, queries)
             row += table.num_rows
 
     def _image_ref(self, images: pa.ChunkedArray | None, k: int, path: Path, where: str) -> ImageRef | None:
@@ -378,13 +382,19 @@ class HFSource(Source):
             return None
         return ImageRef(data=data, path=image_path, where=where)
 
+    def _queries(self, plain: dict[str, list[Any]], k: int, cols: _Columns, where: str) -> tuple[str, ...] | None:
+        """The row's query texts; a missing column or unreadable text is a bad row (raised, or counted)."""
+        try:
+            if cols.text is None:
+                raise InvalidInputError(f"no query column ({', '.join(_TEXT_COLUMNS)}); the file has: "
+                                        f"{', '.join(cols.all)}", where)
+            return query_texts(plain[cols.text][k], cols.text, where)
+        except InvalidInputError as exc:
+            self.reject(exc.reason, where)
+            return None
+
     def _sample(self, gt: GroundTruth, image: ImageRef, plain: dict[str, list[Any]], k: int, cols: _Columns,
-                split: str, where: str) -> Sample:
-        raw_text = plain[cols.text][k] if cols.text else None
-        if isinstance(raw_text, list):
-            queries = tuple(str(t) for t in raw_text if t is not None)
-        else:
-            queries = (str(raw_text),) if raw_text is not None else ()
+                split: str, where: str, queries: tuple[str, ...]) -> Sample:
         meta: dict[str, Any] = {"where": where}
         skip = {cols.text, cols.height, cols.width, cols.reasoning, cols.is_sentence, cols.query_kind}
         for name, values in plain.items():

@@ -10,12 +10,12 @@ folder (one ``Dataset``: ``state.json`` + ``data-*.arrow``; or a ``DatasetDict``
 from __future__ import annotations
 
 import glob
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json
 
 __all__ = ["Layout", "detect_layout", "split_name_of", "read_card_configs", "DEFAULT_SINGLE_SPLIT"]
 
@@ -96,7 +96,7 @@ def _arrow_files_of_dataset_folder(folder: Path) -> list[Path]:
     state = folder / "state.json"
     if state.is_file():
         try:
-            names = [f["filename"] for f in json.loads(state.read_text(encoding="utf-8"))["_data_files"]]
+            names = [f["filename"] for f in loads_user_json(state.read_text(encoding="utf-8"), None)["_data_files"]]
             return [folder / n for n in names]
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInputError(f"not a save_to_disk state file: {exc}", str(state)) from None
@@ -137,7 +137,7 @@ def detect_layout(path: str | Path) -> Layout | None:
     dict_json = root / "dataset_dict.json"
     if dict_json.is_file():
         try:
-            names = [str(s) for s in json.loads(dict_json.read_text(encoding="utf-8"))["splits"]]
+            names = [str(s) for s in loads_user_json(dict_json.read_text(encoding="utf-8"), None)["splits"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInputError(f"not a save_to_disk dataset_dict.json: {exc}", str(dict_json)) from None
         return Layout("hf-arrow", root, {n: _arrow_files_of_dataset_folder(root / n) for n in names})

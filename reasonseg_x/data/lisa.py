@@ -26,6 +26,7 @@ from reasonseg_x.data.images import probe_image
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
 from reasonseg_x.data.source import Source, check_unique_ids
 from reasonseg_x.errors import InvalidInputError, SourceNotFoundError, UnknownLabelError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.taxonomy import reasoning_types
 
 __all__ = ["LisaSource", "LisaAnnotation", "read_annotation", "decode_json_bytes", "is_lisa_folder",
@@ -45,7 +46,7 @@ def decode_json_bytes(raw: bytes, where: str) -> Any:
         except UnicodeDecodeError:
             continue
         try:
-            return json.loads(text)
+            return loads_user_json(text, where)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", where) from None
     raise InvalidInputError("annotation is neither UTF-8 nor cp1252 text", where)

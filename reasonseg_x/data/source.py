@@ -7,12 +7,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from reasonseg_x.data.record import GroundTruth, Sample
 from reasonseg_x.errors import InvalidInputError
 
-__all__ = ["Source", "SkippedRow", "fingerprint_ground_truth", "check_unique_ids", "take_ids"]
+__all__ = ["Source", "SkippedRow", "fingerprint_ground_truth", "check_unique_ids", "query_texts", "take_ids"]
 
 
 _R = TypeVar("_R", GroundTruth, Sample)
@@ -148,6 +148,16 @@ class Source(ABC):
                 self.ground_truth(split) if records is None else records)
         return self._fingerprints[split]
 
+    def empty_split_error(self, split: str) -> InvalidInputError:
+        """What to say when ``split`` holds no sample: empty on disk, or every row skipped as invalid."""
+        name = f"split {split!r} of {self.spec or type(self).__name__}"
+        if self.skipped:
+            first = self.skipped[0]
+            return InvalidInputError(f"{name} has no valid sample: all {len(self.skipped)} row(s) were skipped as "
+                                     f"invalid (--skip-invalid); first: {first.where}: {first.reason}")
+        return InvalidInputError(f"{name} is empty: it holds no sample, so there is nothing to run or score; "
+                                 f"splits: {', '.join(self.splits())}")
+
     def reject(self, reason: str, where: str) -> None:
         """Raise for a bad row, or record it and go on under ``skip_invalid``.
 
@@ -193,3 +203,29 @@ def check_unique_ids(seen: dict[str, str], sample_id: str, where: str) -> None:
     if sample_id in seen:
         raise InvalidInputError(f"duplicate sample id {sample_id!r} (first at {seen[sample_id]})", where)
     seen[sample_id] = where
+
+
+def query_texts(value: Any, column: str, where: str) -> tuple[str, ...]:
+    """The query phrasings a data column holds (one string, or a list of them), as text.
+
+    A binary column is decoded as UTF-8, never turned into its Python repr (``"b'caf\\xe9'"``);
+    undecodable bytes, a number or an empty value raise :class:`InvalidInputError` naming the
+    row and the column, since a model would otherwise be asked a query nobody wrote.
+    """
+    items = value if isinstance(value, (list, tuple)) else [value]
+    texts = []
+    for item in items:
+        if isinstance(item, (bytes, bytearray)):
+            try:
+                item = bytes(item).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInputError(f"column {column!r} holds bytes that are not UTF-8 text ({exc.reason} at "
+                                        f"byte {exc.start})", where) from None
+        if item is None:
+            continue
+        if not isinstance(item, str):
+            raise InvalidInputError(f"column {column!r} holds a {type(item).__name__}, not query text", where)
+        texts.append(item)
+    if not texts or not texts[0].strip():
+        raise InvalidInputError(f"column {column!r} holds no query text", where)
+    return tuple(texts)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasonseg_x.atomic import write_json_atomic, write_text_atomic
+from reasonseg_x.atomic import write_json_atomic, write_text_atomic, writing
 from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 from reasonseg_x.evaluators.evaluator import MAX_LISTED_PROBLEMS, Evaluator, build_metrics
@@ -84,6 +84,8 @@ def score_records(source: Source, split: str | None, predictions: Any, *, protoc
                                 preds.path or "predictions")
     unknown = [i for i in (*preds.by_id, *sorted(preds.invalid_ids)) if i not in seen]
     if unknown:
+        if not seen:  # not a stray id: there is no sample at all
+            raise source.empty_split_error(split)
         if not skip_invalid:
             first = unknown[0]
             raise InvalidInputError(
@@ -155,17 +157,18 @@ def write_outputs(result: EvalResult, out_dir: str | Path, *, chart: bool = True
     from reasonseg_x.evaluators.report import draw_chart, render_markdown
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "metrics.json", "per_sample": out / "per_sample.jsonl", "report": out / "report.md"}
-    write_json_atomic(paths["metrics"], result.metrics)
-    write_records(result.records, paths["per_sample"])
-    grid = _worst_grid(result, out, source, predictions) if source is not None else None
-    if grid is not None:
-        paths["worst"] = grid
-    write_text_atomic(paths["report"], render_markdown(result.metrics, worst_grid=grid.name if grid else None))
-    if chart:
-        paths["chart"] = out / "chart.png"
-        draw_chart(result.metrics, paths["chart"])
+    with writing(out):  # a refused write names its file (or this folder) and what to do, never a traceback
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(paths["metrics"], result.metrics)
+        write_records(result.records, paths["per_sample"])
+        grid = _worst_grid(result, out, source, predictions) if source is not None else None
+        if grid is not None:
+            paths["worst"] = grid
+        write_text_atomic(paths["report"], render_markdown(result.metrics, worst_grid=grid.name if grid else None))
+        if chart:
+            paths["chart"] = out / "chart.png"
+            draw_chart(result.metrics, paths["chart"])
     return paths
 
 

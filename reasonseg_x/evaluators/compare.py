@@ -9,7 +9,6 @@ refused.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from reasonseg_x.evaluators.aggregate import reported_groups
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, paired_bootstrap
 from reasonseg_x.evaluators.protocols import get_protocol
 from reasonseg_x.evaluators.records import RecordSet, read_records
+from reasonseg_x.json_input import loads_user_json
 
 __all__ = ["ScoredRun", "load_run", "compare_runs", "render_comparison_markdown", "print_comparison"]
 
@@ -40,7 +40,7 @@ def load_run(run_dir: str | Path) -> ScoredRun:
         if not p.is_file():
             raise InvalidInputError("not a scored run folder (needs metrics.json and per_sample.jsonl)", str(p))
     try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics = loads_user_json(metrics_path.read_text(encoding="utf-8"), None)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"malformed metrics.json: {exc}", str(metrics_path)) from None
     if not isinstance(metrics, dict) or "protocol" not in metrics:

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from reasonseg_x.atomic import atomic_path
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json
 
 __all__ = ["RECORD_STATUSES", "SampleRecord", "RecordSet", "merge_records", "read_records", "write_records"]
 
@@ -154,8 +156,8 @@ def merge_records(parts: Iterable[RecordSet | Iterable[SampleRecord]], *, protoc
 
 
 def write_records(records: RecordSet, path: str | Path) -> None:
-    """Write ``per_sample.jsonl``: one record per line, source order."""
-    with Path(path).open("w", encoding="utf-8") as fh:
+    """Write ``per_sample.jsonl``: one record per line, source order (atomically: never half a file)."""
+    with atomic_path(path) as tmp, tmp.open("x", encoding="utf-8") as fh:
         for record in records:
             fh.write(json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
 
@@ -174,7 +176,7 @@ def read_records(path: str | Path, protocol: str) -> RecordSet:
             continue
         where = f"{p}:{number}"
         try:
-            obj = json.loads(line)
+            obj = loads_user_json(line, None)
         except ValueError as exc:
             raise InvalidInputError(f"malformed JSON: {exc}", where) from None
         record = SampleRecord.from_json(obj, where)

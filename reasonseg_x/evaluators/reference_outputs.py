@@ -11,7 +11,6 @@ by the glob) is reported, not double counted.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.evaluators.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES
 from reasonseg_x.evaluators.protocols import get_protocol
 from reasonseg_x.evaluators.records import SampleRecord
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.predictions import PredictionProblem
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,7 +124,7 @@ def read_reference_outputs(path: str | Path, *, skip_invalid: bool = False,
 
     for file in reference_output_files(path):
         try:
-            data = json.loads(file.read_text(encoding="utf-8"), parse_constant=lambda c: float("nan"))
+            data = loads_user_json(file.read_text(encoding="utf-8"), None, parse_constant=lambda c: float("nan"))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             fail(str(file), f"malformed JSON: {exc} (none of this file's rows is used)")
             continue

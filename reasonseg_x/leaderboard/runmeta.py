@@ -42,12 +42,30 @@ def meta_from_run(predictions: str | os.PathLike[str]) -> dict[str, Any]:
         out["meta"]["checkpoint"] = args["checkpoint"]
     if isinstance(args.get("base_model"), str):
         out["base_model"] = args["base_model"]
+    out["meta"].update(_answer_format(record.info if record is not None else {}, args))
     n = args.get("tts")
     n = int(n) if isinstance(n, str) and n.strip().isdigit() else n  # an unconverted "-a tts=32"
     if isinstance(n, int) and not isinstance(n, bool) and n > 1:
         tts: dict[str, Any] = {"method": str(args.get("aggregator") or "majority_vote"), "n": n}
         tts.update({k: args[k] for k in _TTS_SETTINGS if k in args and _scalar(args[k])})
         out["tts"] = tts
+    return out
+
+
+def _answer_format(run: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """``answer_format`` and ``zero_shot`` of a zero-shot run (``eval --model vlm``): the format the
+    predictor reported (``auto`` resolved), else the one asked for; the board shows them beside the
+    model so a zero-shot number is not read as a fine-tuned one."""
+    sessions = run.get("sessions") if isinstance(run.get("sessions"), list) else []
+    reported = next((s["predictor"] for s in reversed(sessions) if isinstance(s, dict)
+                     and isinstance(s.get("predictor"), dict)), {})
+    described = reported.get("answer_format") if isinstance(reported.get("answer_format"), dict) else {}
+    name = described.get("name") if isinstance(described.get("name"), str) else args.get("format")
+    out: dict[str, Any] = {}
+    if isinstance(name, str) and name and _scalar(name):
+        out["answer_format"] = name
+    if reported.get("zero_shot") is True:
+        out["zero_shot"] = True
     return out
 
 

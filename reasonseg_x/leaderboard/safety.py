@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import check_json_depth
 
 __all__ = [
     "Limits",
@@ -486,25 +487,10 @@ def check_bundle_dir(folder: str | os.PathLike[str], limits: Limits = DEFAULT_LI
 
 # --- JSON ------------------------------------------------------------------------------------
 
-#: a JSON string (unrolled-loop form: linear time) or one bracket
-_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
-
-
 def _prescan(text: str, limits: Limits, where: str | None) -> None:
     """Bound nesting depth and string length *before* the recursive parser sees the text."""
-    depth = 0
-    for match in _TOKENS.finditer(text):
-        token = match.group()
-        if token[0] == '"':
-            if len(token) - 2 > limits.max_string_length:
-                raise UnsafeBundleError(f"JSON string of {len(token) - 2} characters exceeds the limit "
-                                        f"of {limits.max_string_length}", where)
-        elif token in "[{":
-            depth += 1
-            if depth > limits.max_json_depth:
-                raise UnsafeBundleError(f"JSON nested deeper than {limits.max_json_depth} levels", where)
-        else:
-            depth -= 1
+    check_json_depth(text, where, max_depth=limits.max_json_depth, max_string_length=limits.max_string_length,
+                     error=UnsafeBundleError)
 
 
 def safe_json_loads(data: bytes | str, *, limits: Limits = DEFAULT_LIMITS, max_bytes: int | None = None,

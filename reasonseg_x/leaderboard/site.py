@@ -94,6 +94,15 @@ def _tts_label(tts: dict[str, Any] | None) -> str | None:
     return f"{short}@{n}" if n is not None else short
 
 
+def format_label(meta: dict[str, Any]) -> str | None:
+    """The answer format a submission was asked in, ``zero-shot`` first when it was (docs/harness.md)."""
+    fmt = meta.get("answer_format")
+    fmt = str(fmt)[:40] if isinstance(fmt, (str, int, float)) and not isinstance(fmt, bool) else None
+    if meta.get("zero_shot") is True:
+        return f"zero-shot, {fmt}" if fmt else "zero-shot"
+    return fmt
+
+
 def public_data_name(spec: str, split: str) -> str:
     """The data as the page shows it and groups rows by.
 
@@ -124,7 +133,7 @@ def _verified_entry(entry: StoredEntry, site: str | os.PathLike[str] | None = No
         "params": entry.parameter_count, "tts": _tts_label(entry.tts), "protocol": entry.protocol,
         "data": public_data_name(entry.gt_spec, entry.gt_split), "date": entry.scored_at[:10],
         "source": f"bundle {entry.bundle_sha256[:12]}", "overall": block(overall), "types": types,
-        "counts": entry.counts,
+        "counts": entry.counts, "format": format_label(entry.meta),
         "viewer": viewer_link(site, entry.bundle_sha256) if site is not None else None,
     }
 

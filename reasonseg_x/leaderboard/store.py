@@ -12,7 +12,7 @@ import json
 import math
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
@@ -90,6 +90,8 @@ class StoredEntry:
     created: str | None
     counts: dict[str, int]
     results: dict[str, dict[str, dict[str, Any]]]  # group_key -> group_value -> {n, giou, ciou, *_lo, *_hi}
+    #: the submission's free metadata (``answer_format``, ``zero_shot``, checkpoint...)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class LeaderboardStore:
@@ -220,7 +222,7 @@ class LeaderboardStore:
         """Every evaluation (one per submission, ground truth and protocol; optionally of one
         protocol only), oldest first, with its results."""
         query = ("SELECT s.id AS sid, s.bundle_sha256, s.model_name, s.base_model, s.parameter_count, s.tts_json, "
-                 "s.created, e.id AS eid, e.protocol, e.gt_spec, e.gt_split, e.gt_fingerprint, e.scored_at, "
+                 "s.created, s.submission_json, e.id AS eid, e.protocol, e.gt_spec, e.gt_split, e.gt_fingerprint, e.scored_at, "
                  "e.counts_json FROM evaluations e JOIN submissions s ON s.id = e.submission_id")
         params: tuple[Any, ...] = ()
         if protocol is not None:
@@ -240,8 +242,17 @@ class LeaderboardStore:
                 tts=json.loads(row["tts_json"]) if row["tts_json"] else None, protocol=row["protocol"],
                 gt_spec=row["gt_spec"], gt_split=row["gt_split"], gt_fingerprint=row["gt_fingerprint"],
                 scored_at=row["scored_at"], created=row["created"], counts=json.loads(row["counts_json"]),
-                results=results))
+                results=results, meta=_submission_meta(row["submission_json"])))
         return out
+
+
+def _submission_meta(raw: str | None) -> dict[str, Any]:
+    """The ``meta`` object of a stored submission.json (validated flat when it was received)."""
+    try:
+        meta = json.loads(raw or "{}").get("meta")
+    except (ValueError, AttributeError):
+        return {}
+    return dict(meta) if isinstance(meta, dict) else {}
 
 
 class _Transaction:

@@ -28,7 +28,7 @@ from reasonseg_x.leaderboard.bundle import (
 )
 from reasonseg_x.leaderboard.manifest import Manifest
 from reasonseg_x.leaderboard.safety import DEFAULT_LIMITS, JSONSyntaxError, Limits, UnsafeBundleError, safe_json_loads
-from reasonseg_x.predictions import STATUSES, Prediction, prediction_from_json, prediction_to_json
+from reasonseg_x.predictions import STATUSES, Prediction, harness_line, prediction_from_json, prediction_to_json
 
 __all__ = [
     "SubmissionError",
@@ -168,7 +168,7 @@ def read_prediction_lines(path: str | os.PathLike[str], report: ValidationReport
         except JSONSyntaxError as exc:
             report.problems.append(Problem("bad_line", None, where, exc.reason))
             continue
-        pred = _parse_record(obj, where, report)
+        pred = _parse_record(harness_line(obj), where, report)  # an lmms-eval log line holds one (docs/harness.md)
         if pred is None:
             continue
         if pred.id in seen:

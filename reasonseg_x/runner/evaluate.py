@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonseg_x.atomic import writing
 from reasonseg_x.data.source import Source
-from reasonseg_x.errors import InvalidInputError, ReasonSegXError
+from reasonseg_x.errors import InvalidInputError, ReasonSegXError, WriteError
 from reasonseg_x.predictions import RUN_PREDICTIONS
 from reasonseg_x.predictors.registry import BoundModel, bind_arguments
 from reasonseg_x.runner.loop import LoopStats, predict_samples
@@ -31,8 +32,8 @@ from reasonseg_x.runner.shards import Shard
 from reasonseg_x.runner.store import PredictionStore, holds_predictions, read_stored_lines, remove_stale_temporaries
 from reasonseg_x.runner.subset import take_ids
 
-__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "open_data", "score_run", "resolve_out", "data_fingerprint",
-           "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
+__all__ = ["EvalConfig", "EvalOutcome", "run_eval", "holding_run_folder", "open_data", "score_run", "resolve_out",
+           "data_fingerprint", "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
 
 PREDICTIONS_FILE = RUN_PREDICTIONS  # the run folder's file, named once in reasonseg_x.predictions
 DEFAULT_BATCH_SIZE = 8
@@ -107,7 +108,8 @@ def make_run_dir(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
         raise InvalidInputError(f"--out {directory} is a file, not a folder; choose a folder (it is created)")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        with writing(directory):
+            directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"cannot create the run folder {directory}: {exc.strerror or exc}") from None
 
@@ -118,11 +120,31 @@ def lock_run_dir(run_dir: Path) -> Any:
 
     lock = FileLock(str(run_dir / LOCK_FILE), timeout=0)
     try:
-        lock.acquire()
+        with writing(run_dir / LOCK_FILE):
+            lock.acquire()
     except Timeout:
         raise ReasonSegXError(f"another reasonseg-x process is writing to {run_dir}; wait for it or use another --out") \
             from None
     return lock
+
+
+@contextmanager
+def holding_run_folder(directory: str | Path) -> Iterator[None]:
+    """Hold a run folder's lock while another command (``score -o RUN``) writes into it, if it is one.
+
+    A folder ``eval`` or ``merge`` ever wrote to carries the lock file; while a run holds it, this
+    refuses (naming the folder) instead of writing scores of a half-written predictions file. Other
+    folders get no lock file.
+    """
+    folder = Path(directory)
+    if not (folder / LOCK_FILE).exists():
+        yield
+        return
+    lock = lock_run_dir(folder)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _seed_everything(seed: int) -> None:
@@ -139,7 +161,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def _clear_run(run_dir: Path) -> None:
-    (run_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
+    with writing(run_dir / PREDICTIONS_FILE):
+        (run_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
     remove_record(run_dir)
 
 
@@ -171,6 +194,8 @@ def run_eval(config: EvalConfig, *, source: Source | None = None, progress: Prog
         source = open_data(config.data, skip_invalid=config.skip_invalid, open_taxonomy=config.open_taxonomy)
     split = source.resolve_split(config.split)
     n_split, selected, mine = Coverage(config.limit, shard).select(source, split)
+    if not selected:
+        raise source.empty_split_error(split)
     fingerprint = data_fingerprint(source, split)
     identity = RunIdentity(bound.name, bound.identity_args, fingerprint, split, int(config.seed), shard.count, shard.index)
 
@@ -333,7 +358,10 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
             info["counts"] = _counts(read_stored_lines(store.path), total)
         except ReasonSegXError:
             pass
-        write_record(run_dir, info)
+        try:
+            write_record(run_dir, info)
+        except WriteError:  # the folder that refused the predictions may refuse run.json too: the
+            pass            # predictions file alone decides what the next run resumes from
         raise
     finally:
         store.close()

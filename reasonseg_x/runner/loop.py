@@ -45,7 +45,9 @@ class PredictorKeepsFailing(ReasonSegXError):
 @dataclass
 class LoopStats:
     predicted: int = 0
+    #: samples on which the predictor raised (those it reported as ``error`` itself are in ``statuses``)
     errors: int = 0
+    #: ``id: message`` of the first samples recorded as ``error`` (raised or reported)
     first_errors: list[str] = field(default_factory=list)
     oom_splits: int = 0
     batch_size: int = 0
@@ -136,8 +138,6 @@ class _Batcher:
                 f"{message}); stopping, since a predictor failing everywhere is broken. The errors of earlier "
                 "batches are saved: fix the cause, then rerun the same command with --retry-errors")
         self.stats.errors += 1
-        if len(self.stats.first_errors) < 5:
-            self.stats.first_errors.append(f"{queries[0].id}: {message}")
         return [error_prediction(queries[0].id, message)]
 
 
@@ -176,6 +176,8 @@ def predict_samples(
         stats.predicted += len(predictions)
         for p in predictions:
             stats.statuses[p.status] = stats.statuses.get(p.status, 0) + 1
+            if p.status == "error" and len(stats.first_errors) < 5:  # raised, or reported by the predictor
+                stats.first_errors.append(f"{p.id}: {p.meta.get('error') or 'no message'}")
         if on_batch is not None:
             on_batch(len(batch))
     stats.batch_size = batcher.batch_size

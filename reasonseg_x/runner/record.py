@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reasonseg_x.atomic import write_text_atomic
+from reasonseg_x.atomic import write_text_atomic, writing
 from reasonseg_x.data.source import SkippedRow
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json, require_regular_file
 from reasonseg_x.predictions import RUN_PREDICTIONS
 from reasonseg_x.redaction import scrub_urls
 from reasonseg_x.runner.shards import Shard, select_shard
@@ -193,15 +194,19 @@ def read_record(directory: str | os.PathLike[str], *, lenient: bool = False) -> 
     folder = Path(directory)
     path = folder / RUN_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        text = require_regular_file(path, "run.json").read_text(encoding="utf-8")  # a FIFO would block
     except FileNotFoundError:
         return None
+    except InvalidInputError:
+        if lenient:
+            return None
+        raise
     except (OSError, UnicodeDecodeError) as exc:
         if lenient:
             return None
         raise InvalidInputError(f"run.json cannot be read ({exc}); pass --fresh to start over", str(path)) from None
     try:
-        obj = json.loads(text)
+        obj = loads_user_json(text, None)  # nesting bounded: a named error, not a RecursionError
     except ValueError as exc:
         if lenient:
             return None
@@ -222,7 +227,8 @@ def write_record(directory: str | os.PathLike[str], info: dict[str, Any]) -> Non
 
 def remove_record(directory: str | os.PathLike[str]) -> None:
     """Delete a folder's ``run.json`` (``eval --fresh``)."""
-    (Path(directory) / RUN_FILE).unlink(missing_ok=True)
+    with writing(Path(directory) / RUN_FILE):
+        (Path(directory) / RUN_FILE).unlink(missing_ok=True)
 
 
 def is_run_folder(path: str | os.PathLike[str]) -> bool:

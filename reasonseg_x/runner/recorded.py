@@ -11,13 +11,13 @@ predictions (:func:`check_scores_target`).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.predictions import RUN_PREDICTIONS as PREDICTIONS_FILE
 from reasonseg_x.runner.record import RUN_FILE, is_run_folder
 
@@ -66,7 +66,7 @@ def check_scores_target(out: str | Path, predictions: str | Path | None) -> None
     if not metrics.is_file():
         return
     try:
-        scored = (json.loads(metrics.read_text(encoding="utf-8")).get("predictions") or {}).get("path")
+        scored = (loads_user_json(metrics.read_text(encoding="utf-8"), None).get("predictions") or {}).get("path")
     except (ValueError, UnicodeDecodeError, AttributeError, OSError):
         scored = None
     if not scored or predictions is None or not _same_file(scored, predictions):

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from reasonseg_x.atomic import fsync_dir, remove_stale_temporaries, write_text_atomic
+from reasonseg_x.atomic import fsync_dir, remove_stale_temporaries, write_text_atomic, writing
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json, require_regular_file
 from reasonseg_x.predictions import Prediction, prediction_to_json
 
-__all__ = ["PredictionStore", "StoredLines", "holds_predictions", "read_stored_lines", "serialize", "write_text_atomic",
+__all__ = ["PredictionStore", "StoredLines", "first_error", "holds_predictions", "read_stored_lines", "serialize", "write_text_atomic",
            "remove_stale_temporaries"]
 
 
@@ -48,6 +49,8 @@ def holds_predictions(path: str | os.PathLike[str]) -> bool:
     """Whether a predictions file has at least one complete line (a torn first line is nothing),
     without reading it all."""
     try:
+        if not Path(path).is_file():  # absent, or a FIFO that would block: read_stored_lines says which
+            return False
         with Path(path).open("rb") as handle:
             return b"\n" in handle.read(1 << 20) or handle.read(1) != b""
     except FileNotFoundError:
@@ -64,7 +67,7 @@ def read_stored_lines(path: str | os.PathLike[str]) -> StoredLines:
     out = StoredLines(path)
     if not path.exists():
         return out
-    data = path.read_bytes()
+    data = require_regular_file(path, "the predictions file").read_bytes()
     offset = 0
     line_no = 0
     total = len(data)
@@ -95,10 +98,20 @@ def read_stored_lines(path: str | os.PathLike[str]) -> StoredLines:
     return out
 
 
+def first_error(stored: StoredLines) -> str | None:
+    """``id: message`` of the first sample recorded as ``error`` in a predictions file, or None."""
+    for sample_id, status in stored.statuses.items():
+        if status == "error":
+            meta = loads_user_json(stored.lines[sample_id], None).get("meta")
+            message = meta.get("error") if isinstance(meta, dict) else None
+            return f"{sample_id}: {message or 'no message'}"
+    return None
+
+
 def _parse_line(raw: bytes) -> tuple[str, str, str] | None:
     try:
         text = raw.decode("utf-8")
-        obj: Any = json.loads(text)
+        obj: Any = loads_user_json(text, None)
     except (UnicodeDecodeError, ValueError):
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
@@ -117,7 +130,7 @@ class PredictionStore:
         """Read what survived and truncate a torn tail so the next append starts on a fresh line."""
         stored = read_stored_lines(self.path)
         if stored.torn_bytes:
-            with open(self.path, "r+b") as handle:
+            with writing(self.path), open(self.path, "r+b") as handle:
                 handle.truncate(stored.good_bytes)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -134,19 +147,20 @@ class PredictionStore:
         """Write a batch in one call and make it durable before returning."""
         if not predictions:
             return
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.path, "ab")
-            fsync_dir(self.path.parent)
-        payload = "".join(serialize(p) + "\n" for p in predictions).encode("utf-8")
-        self._handle.write(payload)
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        payload = memoryview("".join(serialize(p) + "\n" for p in predictions).encode("utf-8"))
+        with writing(self.path):
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "ab", buffering=0)  # unbuffered: a failed write leaves nothing
+                fsync_dir(self.path.parent)                       # behind for close() to retry
+            while payload:  # a raw write may be short (a size limit or a full disk ends it part-way)
+                payload = payload[self._handle.write(payload):]
+            os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            handle.close()
 
     def __enter__(self) -> PredictionStore:
         return self

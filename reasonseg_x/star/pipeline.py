@@ -323,9 +323,13 @@ class VlmSamPipeline:
 
     # ------------------------------------------------------------------ predict
 
-    def predict(self, queries: Sequence[Query]) -> list[Output]:
+    def prompt_for(self, query_text: str) -> str:
+        """The instruction sent with one query's image (a zero-shot model overrides it with its own format's)."""
         from reasonseg_x.star.answer.prompts import build_prompt
 
+        return build_prompt(query_text, self.style)
+
+    def predict(self, queries: Sequence[Query]) -> list[Output]:
         outputs: list[Output | None] = [None] * len(queries)
         ready: list[tuple[int, Query, Any]] = []
         for i, query in enumerate(queries):
@@ -335,7 +339,7 @@ class VlmSamPipeline:
                 outputs[i] = Output(status="error", error=str(exc))
         sampling = self._sampling()
         stream = self.generator.answers(
-            [image for _, _, image in ready], [build_prompt(q.text, self.style) for _, q, _ in ready], sampling,
+            [image for _, _, image in ready], [self.prompt_for(q.text) for _, q, _ in ready], sampling,
             [_stable_seed(self.seed, q.id) if sampling.do_sample else None for _, q, _ in ready],
             self.logits_processor)
         if self.generator.overlap_sam:  # SAM of batch k runs in a worker (its own CUDA stream) while k+1 decodes

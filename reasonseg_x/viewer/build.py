@@ -91,11 +91,14 @@ def _claim(out: str | Path, runs: list[str | Path], overwrite: bool) -> Path:
     owner = "sha256:" + hashlib.sha256("\0".join(str(Path(r).resolve()) for r in runs).encode("utf-8")).hexdigest()
     folder = claim_folder(out, "the viewer folder (--out)", marker=MARKER, owner=owner,
                           other="the viewer of other runs", overwrite=overwrite)
+    from reasonseg_x.atomic import writing
+
     for sub in ("thumbs", "full"):
         if (folder / sub).is_dir():
-            for old in (folder / sub).iterdir():
-                if _IMAGE_FILE.fullmatch(old.name):
-                    old.unlink(missing_ok=True)
+            with writing(folder / sub):
+                for old in (folder / sub).iterdir():
+                    if _IMAGE_FILE.fullmatch(old.name):
+                        old.unlink(missing_ok=True)
     return folder
 
 

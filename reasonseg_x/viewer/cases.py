@@ -11,12 +11,12 @@ The viewer never computes a metric itself.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reasonseg_x.errors import InvalidInputError
+from reasonseg_x.json_input import loads_user_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from reasonseg_x.data.source import Source
@@ -62,7 +62,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = loads_user_json(path.read_text(encoding="utf-8"), None)
     except (OSError, ValueError) as exc:
         raise InvalidInputError(f"cannot read: {exc}", str(path)) from None
     return obj if isinstance(obj, dict) else None

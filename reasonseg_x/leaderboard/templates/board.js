@@ -24,6 +24,7 @@
     cols = cols.concat([
       { key: "params", label: "Params", text: false },
       { key: "tts", label: "TTS", text: true },
+      { key: "format", label: "Answer format", title: "the format the model was asked in; zero-shot: not fine-tuned for this task", text: true },
       { key: "base_model", label: "Base model", text: true }
     ]);
     return every || !state.data ? cols.concat([{ key: "data", label: "Data", text: true }]) : cols;
@@ -34,7 +35,7 @@
   }
 
   function value(entry, key) {
-    if (key === "model" || key === "kind" || key === "base_model" || key === "tts" || key === "data") {
+    if (key === "model" || key === "kind" || key === "base_model" || key === "tts" || key === "data" || key === "format") {
       var v = entry[key];
       return v === null || v === undefined ? null : String(v).toLowerCase();
     }

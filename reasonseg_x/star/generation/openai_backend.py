@@ -160,8 +160,14 @@ class OpenAIVLM(TextGenerator):
         roots, listing_error = self._list_models()
         self.listed_models = list(roots)
         if served_model is None:
+            if listing_error and not self.listed_models:  # the endpoint first: no model name would help
+                self.close()
+                raise InvalidInputError(f"the endpoint {self.base_url} could not list its models ({listing_error}): "
+                                        "is the server running, base_url right and the key accepted? Once it "
+                                        "answers, the model it serves is used (or pass -a served_model=NAME)",
+                                        "base_url")
             if len(self.listed_models) != 1:
-                found = ", ".join(self.listed_models) or listing_error or "none"
+                found = ", ".join(self.listed_models) or "none"
                 self.close()
                 raise InvalidInputError(f"which model? the endpoint {self.base_url} serves: {found}; "
                                         "pass -a served_model=NAME", "served_model")

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reasonseg_x.json_input import loads_user_json
 from reasonseg_x.redaction import Redactor, strip_userinfo, url_secrets
 
 __all__ = ["ChatClient", "ClientStats", "RequestFailed", "RetryPolicy", "choice_texts", "server_message"]
@@ -64,7 +65,7 @@ def server_message(body: bytes, limit: int = 500) -> str:
     ``{"message": ...}``/``{"detail": ...}``, else the text itself, cut at ``limit`` characters."""
     text = body.decode("utf-8", "replace").strip()
     try:
-        obj = json.loads(text)
+        obj = loads_user_json(text, None)
     except ValueError:
         obj = None
     if isinstance(obj, dict):
@@ -266,7 +267,7 @@ class ChatClient:
                 else:
                     if status == 200:
                         try:
-                            obj = json.loads(content)
+                            obj = loads_user_json(content, None)  # a hostile server's nesting is bounded too
                         except ValueError as exc:
                             reason, kind = f"malformed JSON in the reply from {url} ({exc})", "malformed"
                         else:
