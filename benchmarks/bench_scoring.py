@@ -5,10 +5,16 @@ list<list<bool>>, ids, sizes, ``reasoning_type``) in a temp folder with blobby m
 a polygon), writes predictions as RLE that overlap them, then in one run times:
 
   (a) the reference way: ``datasets`` row access -> ``np.array(row["mask"])`` -> numpy I/U per sample;
-  (b) ``reasonseg-x`` scoring with a cold ground-truth cache (``open_source(folder)`` + ``score_predictions``);
-  (c) the same again with the converted ground truth cached (median of ``--repeats``).
+  (b) ``reasonseg-x`` scoring with a cold ground-truth cache (``open_source(folder)`` + ``score_predictions``),
+      then what ``score --out RUN`` adds: metrics.json, per_sample.jsonl, report.md, chart.png and
+      worst.png (the worst-case grid, which reads the pictures it shows);
+  (c) the same again with the converted ground truth cached (median of ``--repeats``): scores only,
+      ``score --out RUN`` repeated into the same folder (as a user re-scoring a run does), and into a
+      fresh folder each time (worst.png drawn anew);
+  (d) ``reasonseg-x score --out RUN`` as a command in its own process, cold cache then repeated.
 
-and prints both ratios against (a) (targets: >= 3x and >= 30x). Both sides give the same gIoU/cIoU.
+and prints the ratios against (a) (targets: scoring >= 3x cold and >= 30x warm; ``score --out``
+>= 5x cold and >= 25x repeated). Both sides give the same gIoU/cIoU.
 
     python benchmarks/bench_scoring.py [--n 300] [--size 1024x768] [--layout disk|parquet]
 """
@@ -161,15 +167,44 @@ def reference_way(data_dir: Path, pred_path: Path, layout: str) -> tuple[float, 
     return time.perf_counter() - t0, float(np.mean(ious)), ti / tu
 
 
-def ours(data_dir: Path, pred_path: Path) -> tuple[float, float, float]:
+def ours(data_dir: Path, pred_path: Path, out: Path | None = None) -> tuple[float, float, float]:
+    """Score (and with ``out``, write the run folder as ``score --out`` does); seconds, gIoU, cIoU."""
     from reasonseg_x.data.resolve import open_source
-    from reasonseg_x.evaluators.api import score_predictions
+    from reasonseg_x.evaluators.api import score_predictions, write_outputs
 
     t0 = time.perf_counter()
     source = open_source(str(data_dir))
     result = score_predictions(source, None, pred_path, protocol="star")
+    if out is not None:
+        paths = write_outputs(result, out, source=source)
+        assert "worst" in paths, "worst.png was not drawn"
     elapsed = time.perf_counter() - t0
     return elapsed, result.metrics["overall"]["giou"], result.metrics["overall"]["ciou"]
+
+
+def command(data_dir: Path, pred_path: Path, out: Path, cache: Path) -> tuple[float, float, float]:
+    """``reasonseg-x score --out`` as a user runs it: a fresh process (interpreter start and imports
+    included), with the ground-truth cache in ``cache``."""
+    import subprocess
+
+    env = {**os.environ, "REASONSEG_X_CACHE": str(cache)}
+    argv = [sys.executable, "-m", "reasonseg_x.cli", "score", "-p", str(pred_path), "-d", str(data_dir), "-o", str(out),
+            "-q"]
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, env=env, capture_output=True)
+    elapsed = time.perf_counter() - t0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert (out / "worst.png").is_file(), "worst.png was not drawn"
+    return elapsed, metrics["overall"]["giou"], metrics["overall"]["ciou"]
+
+
+def _warm(runs: int, fn) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    """Median seconds of ``runs`` calls of ``fn(k)``, and the last call's gIoU and cIoU."""
+    times = []
+    for k in range(max(1, runs)):
+        elapsed, g, c = fn(k)
+        times.append(elapsed)
+    return statistics.median(times), g, c
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,18 +225,39 @@ def main(argv: list[str] | None = None) -> int:
         data_dir, pred_path = build_split(root, args.n, h, w, layout=args.layout)
         print(f"built {args.n} masks of {w}x{h} ({args.layout}) in {time.perf_counter() - t0:.1f} s under {root}")
         ref_t, ref_g, ref_c = reference_way(data_dir, pred_path, args.layout)
-        print(f"(a) reference way          {ref_t:8.3f} s   gIoU {ref_g:.6f} cIoU {ref_c:.6f}")
+        print(f"(a) reference way                  {ref_t:8.3f} s   gIoU {ref_g:.6f} cIoU {ref_c:.6f}")
+        # cold: the converted ground truth is not cached yet (b: scores only; b': scores, then a fresh cold
+        # cache again for `score --out`)
         cold_t, g, c = ours(data_dir, pred_path)
-        print(f"(b) reasonseg-x, cold cache {cold_t:7.3f} s   gIoU {g:.6f} cIoU {c:.6f}   {ref_t / cold_t:6.1f}x")
-        warm = []
-        for _ in range(max(1, args.repeats)):
-            warm_t, g2, c2 = ours(data_dir, pred_path)
-            warm.append(warm_t)
-        warm_t = statistics.median(warm)
-        print(f"(c) reasonseg-x, warm cache {warm_t:7.3f} s   gIoU {g2:.6f} cIoU {c2:.6f}   {ref_t / warm_t:6.1f}x")
-        same = abs(ref_g - g) < 1e-9 and abs(ref_c - c) < 1e-9 and abs(g - g2) < 1e-12
-        print(f"ratios: first run {ref_t / cold_t:.1f}x (target >= 3x), repeated {ref_t / warm_t:.1f}x "
+        print(f"(b) cold cache, scores only         {cold_t:7.3f} s   gIoU {g:.6f} cIoU {c:.6f}   {ref_t / cold_t:6.1f}x")
+        shutil.rmtree(root / "cache", ignore_errors=True)
+        run = root / "run"
+        cold_out_t, _, _ = ours(data_dir, pred_path, run)
+        print(f"(b') cold cache, score --out RUN    {cold_out_t:7.3f} s   {'':34}{ref_t / cold_out_t:6.1f}x")
+        warm_t, g2, c2 = _warm(args.repeats, lambda k: ours(data_dir, pred_path))
+        print(f"(c) warm cache, scores only         {warm_t:7.3f} s   gIoU {g2:.6f} cIoU {c2:.6f}   {ref_t / warm_t:6.1f}x")
+        again_t, _, _ = _warm(args.repeats, lambda k: ours(data_dir, pred_path, run))
+        print(f"(c') warm cache, score --out RUN again {again_t:5.3f} s   {'':33}{ref_t / again_t:6.1f}x")
+        fresh_t, _, _ = _warm(args.repeats, lambda k: ours(data_dir, pred_path, root / f"fresh{k}"))
+        print(f"(c'') warm cache, score --out NEW   {fresh_t:7.3f} s   {'':34}{ref_t / fresh_t:6.1f}x")
+        cli_cache, cli_run = root / "cli-cache", root / "cli-run"
+        cli_cold, g3, c3 = command(data_dir, pred_path, cli_run, cli_cache)
+        print(f"(d) command, cold cache             {cli_cold:7.3f} s   {'':34}{ref_t / cli_cold:6.1f}x")
+        cli_warm, _, _ = _warm(args.repeats, lambda k: command(data_dir, pred_path, cli_run, cli_cache))
+        print(f"(d') command, repeated              {cli_warm:7.3f} s   {'':34}{ref_t / cli_warm:6.1f}x")
+        same = (abs(ref_g - g) < 1e-9 and abs(ref_c - c) < 1e-9 and abs(g - g2) < 1e-12 and abs(g - g3) < 1e-12
+                and abs(c - c3) < 1e-12)
+        print(f"ratios: scoring first run {ref_t / cold_t:.1f}x (target >= 3x), repeated {ref_t / warm_t:.1f}x "
               f"(target >= 30x); numbers identical: {same}")
+        print(f"ratios: score --out first run {ref_t / cold_out_t:.1f}x (target >= 5x), repeated "
+              f"{ref_t / again_t:.1f}x (target >= 25x), repeated into a new folder {ref_t / fresh_t:.1f}x")
+        print(f"ratios: the command in its own process (imports included, which (a) is not): first run "
+              f"{ref_t / cli_cold:.1f}x, repeated {ref_t / cli_warm:.1f}x")
+        try:
+            load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+            print(f"machine: {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)")
+        except OSError:  # pragma: no cover - no load average on this platform
+            pass
         return 0 if same else 1
     finally:
         if not args.keep:

@@ -73,9 +73,12 @@ def encode(mask: np.ndarray) -> RLE:
     return _from_coco(_coco.encode(fortran))
 
 
-def decode(rle: RLE) -> np.ndarray:
-    """Decode an RLE into a C-ordered boolean array of shape ``(h, w)``."""
-    return np.ascontiguousarray(_coco.decode(_to_coco(rle)), dtype=bool)
+def decode(rle: RLE, *, c_order: bool = True) -> np.ndarray:
+    """Decode an RLE into a boolean array of shape ``(h, w)``: C-ordered, or with ``c_order=False`` the
+    decoder's column-major array as it is (no copy: a picture that only samples it saves most of the
+    cost)."""
+    raw = _coco.decode(_to_coco(rle))
+    return np.ascontiguousarray(raw, dtype=bool) if c_order else raw.view(bool)
 
 
 def area(rle: RLE) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from reasonseg_x.atomic import writing
 from reasonseg_x.errors import InvalidInputError
 
-__all__ = ["check_creatable", "prepare_folder", "prepare_file"]
+__all__ = ["check_creatable", "prepare_folder", "prepare_file", "claim_folder"]
 
 
 def check_creatable(path: str | os.PathLike[str], option: str) -> None:
@@ -47,3 +47,28 @@ def prepare_file(path: str | os.PathLike[str], option: str) -> Path:
     check_creatable(file, option)
     prepare_folder(file.parent, f"the folder of {option}")
     return file
+
+
+def claim_folder(path: str | os.PathLike[str], option: str, *, marker: str, owner: str, other: str,
+                 overwrite: bool = False) -> Path:
+    """Make the output folder ``path`` of a command that fills it whole (``show --out``) and mark it as
+    written for ``owner`` (a digest of what it shows) in the file ``marker``.
+
+    A folder written for the same owner is written again; one that holds anything else (another
+    run's output, unrelated files) is refused unless ``overwrite``, as every command refuses to
+    replace what it did not write; ``other`` names the former in the error."""
+    import json
+
+    from reasonseg_x.atomic import write_json_atomic
+
+    folder = prepare_folder(path, option)
+    try:
+        recorded = json.loads((folder / marker).read_text(encoding="utf-8")).get("owner")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded != owner and not overwrite and any(folder.iterdir()):
+        what = other if (folder / marker).exists() else "other files"
+        raise InvalidInputError(f"{option} already holds {what}; pass --overwrite to replace it, or choose another "
+                                "folder", str(folder))
+    write_json_atomic(folder / marker, {"owner": owner})  # a refusal to write is worded by atomic.writing
+    return folder

@@ -360,6 +360,11 @@ def test_verified_entries_link_to_their_viewers(tmp_path: Path) -> None:
     linked = [e for e in data["entries"] if e.get("viewer")]
     assert [e["model"] for e in linked] == ["Linked <b>model</b>"]
     assert (site / linked[0]["viewer"]).is_file() and len(list((site / "viewers").iterdir())) == 1
+    # titled by the submitted model (escaped), not by the bundle's file name "predictions"
+    viewer_html = (site / linked[0]["viewer"]).read_text(encoding="utf-8")
+    assert "<title>Cases: Linked &lt;b&gt;model&lt;/b&gt;</title>" in viewer_html and "predictions" not in viewer_html
+    again = runner.invoke(app, ["leaderboard", "viewers", str(good), "--gt", "mini", "--db", str(db), "--out", str(site)])
+    assert again.exit_code == 0 and "built" in again.output, again.output  # the host rebuilds its own viewers
     browser = chromium()
     if browser is not None:
         html = dump_dom(browser, tmp_path, (site / "index.html").as_uri() + "#reported=0")

@@ -103,3 +103,126 @@ def test_chart_has_query_kind_bars_and_value_labels_clear_of_whiskers(tmp_path: 
         box[:, centre - x0 - 5:centre - x0 + 6] = False  # the whisker
         assert not box.any(), "a label is drawn over its bar"
         assert dark[top - 8:top + 9, x0 - 40:x0 - 1].any(), "no value label beside the bar"
+
+
+# --- worst.png tells what it shows, and costs little when scoring is repeated -------------------
+
+
+def _drawn_text(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every string the grid writes on its picture, in order."""
+    from PIL import ImageDraw
+
+    written: list[str] = []
+    original = ImageDraw.ImageDraw.text
+
+    def spy(self, xy, text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        written.append(str(text))
+        return original(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    return written
+
+
+def test_grid_shows_each_query_and_whole_type_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under each tile its query (wrapped, at most three lines); beside each row its whole reasoning-type
+    name, wrapped in its column rather than cut (open taxonomy names can be long)."""
+    from reasonseg_x.data.resolve import open_source
+
+    source = open_source("mini")
+    samples = list(source.samples("test"))[:2]
+    long_type = "spatial_relations_between_several_overlapping_objects_in_clutter"
+    records = [_record(samples[0].id, 0.0, kind=long_type), _record(samples[1].id, 0.1, kind="commonsense")]
+    written = _drawn_text(monkeypatch)
+    assert draw_worst_grid(records, source, "test", None, tmp_path / "w.png", k=2) is not None
+    text = " ".join(written)
+    start = next(i for i, line in enumerate(written) if long_type.startswith(line) and line)
+    assert "".join(written[start:start + 4]).startswith(long_type) and not any(line.endswith("~") for line in written)
+    for sample in samples:
+        words = sample.query.split()
+        assert " ".join(words[:4]) in text, f"query of {sample.id} not drawn"
+
+
+def test_wrap_breaks_at_spaces_and_underscores_and_marks_a_cut() -> None:
+    from reasonseg_x.evaluators.report import _font, _wrap
+
+    font = _font(12)
+    width = font.getlength("comparative_re")  # the break goes back to the underscore
+    lines = _wrap("comparative_relational", font, width, 4)
+    assert lines == ["comparative_", "relational"] and all(font.getlength(line) <= width for line in lines)
+    cut = _wrap("word " * 100, font, 100, 3)
+    assert len(cut) == 3 and cut[-1].endswith("~") and all(font.getlength(line) <= 100 for line in cut)
+    assert _wrap("a\nb\tc", font, 500, 2) == ["a b c"]
+
+
+def test_grid_draws_the_ground_truth_as_an_outline(tmp_path: Path) -> None:
+    """Inside a large target the tile keeps the picture's own colours (no tint); the edge is green."""
+    from reasonseg_x import masks
+    from reasonseg_x.data.resolve import open_source
+    from reasonseg_x.render import GT_COLOUR, fit_size, scaled_mask
+
+    source = open_source("mini")
+    sample = max(source.samples("test"), key=lambda s: masks.area(s.target))
+    records = [_record(sample.id, 0.0, kind=sample.reasoning_type)]
+    path = draw_worst_grid(records, source, "test", None, tmp_path / "w.png", k=1)
+    with Image.open(path) as img:
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    w, h = fit_size(sample.width, sample.height, WORST_TILE)
+    x0 = 158 + (WORST_TILE - w) // 2
+    tile = rgb[30 + WORST_TILE - h:30 + WORST_TILE, x0:x0 + w]
+    plain = np.asarray(sample.image.open().resize((w, h))).astype(int)
+    inside = scaled_mask(masks.decode(sample.target), w, h)
+
+    def commonest(pixels: np.ndarray) -> tuple:
+        colours, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+        return tuple(colours[counts.argmax()])
+
+    # the object keeps its own colour inside the outline (before: tinted green all over)
+    assert np.abs(np.subtract(commonest(tile[inside]), commonest(plain[inside]))).max() <= 3
+    assert (tile == GT_COLOUR).all(axis=2).sum() > 20
+
+
+def test_grid_reads_only_the_pictures_it_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a published-schema split only the shown rows have their image read (and checked)."""
+    from reasonseg_x.data.hf import HFSource
+    from reasonseg_x.data.resolve import open_source
+
+    sys_path = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(sys_path))
+    import bench_scoring
+
+    data_dir, _ = bench_scoring.build_split(tmp_path, 24, 96, 128, layout="parquet")
+    source = open_source(str(data_dir))
+    assert isinstance(source, HFSource)
+    checked: list[str] = []
+    original = HFSource.image_ok
+    monkeypatch.setattr(HFSource, "image_ok", lambda self, raw, gt, where: checked.append(gt.id) or
+                        original(self, raw, gt, where))
+    gts = list(source.ground_truth("test"))
+    records = [_record(gt.id, 0.1 * (i % 7), kind=gt.groups["reasoning_type"]) for i, gt in enumerate(gts)]
+    assert draw_worst_grid(records, source, "test", None, tmp_path / "w.png", k=2) is not None
+    shown = {r.id for rows in worst_ids(records, 2).values() for r in rows}
+    assert sorted(checked) == sorted(shown) and len(shown) == 8  # once each, not the 24 rows of the split
+
+
+def test_repeated_grid_of_the_same_content_is_not_drawn_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repeated score keeps worst.png when nothing it shows changed; a changed prediction redraws it."""
+    from reasonseg_x import masks
+    from reasonseg_x.data.resolve import open_source
+    from reasonseg_x.evaluators import report
+    from reasonseg_x.predictions import Prediction, PredictionSet
+
+    source = open_source("mini")
+    sample = next(iter(source.samples("test")))
+    records = [_record(sample.id, 0.0, kind=sample.reasoning_type)]
+    path = tmp_path / "w.png"
+    empty = PredictionSet.from_predictions([Prediction(sample.id, masks.empty(sample.height, sample.width))])
+    draw_worst_grid(records, source, "test", empty, path, k=1)
+    first = path.read_bytes()
+    drawn: list[int] = []
+    original = report._grid_tiles
+    monkeypatch.setattr(report, "_grid_tiles", lambda *a, **kw: drawn.append(1) or original(*a, **kw))
+    draw_worst_grid(records, source, "test", empty, path, k=1)
+    assert drawn == [] and path.read_bytes() == first
+    full = PredictionSet.from_predictions([Prediction(sample.id, masks.full(sample.height, sample.width))])
+    draw_worst_grid(records, source, "test", full, path, k=1)
+    assert drawn == [1] and path.read_bytes() != first

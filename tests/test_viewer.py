@@ -40,6 +40,27 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
     return folder, samples
 
 
+#: the sample answered by a tts run whose first sampled answer the vote rejected (unreadable) and whose
+#: second cluster lost the vote; its text, and where the outvoted object's box lies
+TTS_VOTE = 10
+REJECTED_TEXT = "<think>unreadable first answer</think>"
+DROPPED_BOX = [10.0, 300.0, 120.0, 345.0]
+
+
+def _voted_meta(box: list[float]) -> dict:
+    shifted = [box[0] + 4, box[1] + 4, box[2] - 4, box[3] - 4]
+    return {"vote": {"decision": "clusters", "k": 1, "clusters": [{"votes": 2, "ratio": 0.67, "kept": True},
+                                                                  {"votes": 1, "ratio": 0.33, "kept": False}]},
+            "candidates": [
+                {"status": "parse_error", "objects": [], "raw_text": REJECTED_TEXT, "kept": False,
+                 "error": "no <answer> block"},
+                {"status": "ok", "kept": True, "cluster": "0", "raw_text": "second answer (kept)",
+                 "objects": [{"label": "items", "bbox": shifted, "points": [], "score": 0.7, "cluster": 0}]},
+                {"status": "ok", "kept": True, "cluster": "0,1", "raw_text": "third answer (kept)",
+                 "objects": [{"label": "items", "bbox": box, "points": [], "score": 0.9, "cluster": 0},
+                             {"label": "stray", "bbox": DROPPED_BOX, "points": [], "score": 0.5, "cluster": 1}]}]}
+
+
 def _predictions(samples: list, *, perfect: bool) -> list[dict]:
     """A: every status (ok, degraded masks with boxes and points; no_target; parse_error with hostile
     text; error; missing; one tts answer set); B: the ground truth."""
@@ -65,8 +86,11 @@ def _predictions(samples: list, *, perfect: bool) -> list[dict]:
                 meta["candidates"] = [{"status": "ok", "objects": [{"label": "bar", "bbox": [1, 1, 9, 9], "points": [[4, 4]]}],
                                        "raw_text": HOSTILE_TEXT, "cluster": 0, "kept": True},
                                       {"status": "parse_error", "objects": [], "raw_text": "garbage", "cluster": None}]
+            raw = f"answer {i}"
+            if i == TTS_VOTE:
+                meta, raw = _voted_meta(_bbox(target)), REJECTED_TEXT
             lines.append({"id": s.id, "mask": masks.encode(target & keep[:, None]), "status": "ok",
-                          "raw_text": f"answer {i}", "meta": meta})
+                          "raw_text": raw, "meta": meta})
     return lines
 
 
@@ -99,11 +123,12 @@ def test_files_stay_inside_the_folder_and_are_named_by_hash(built: dict) -> None
     root = built["single"].parent
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     n = len(built["samples"])
-    assert len(files) == 1 + 2 * n
-    assert all(re.fullmatch(r"(thumbs/[0-9a-f]{24}\.a\.jpg|full/[0-9a-f]{24}\.a\.jpg|index\.html)", f) for f in files)
+    assert len(files) == 2 + 2 * n + 1  # page, marker, pictures, the on-demand view of outvoted boxes
+    assert all(re.fullmatch(r"(thumbs/[0-9a-f]{24}\.a\.jpg|full/[0-9a-f]{24}\.a(\.all)?\.jpg|index\.html|"
+                            r"viewer\.json)", f) for f in files)
     assert not list(root.parent.glob("escape*")) and not (root.parent.parent / "escape").exists()
     pair_root = built["pair"].parent
-    assert len(list((pair_root / "thumbs").iterdir())) == 2 * n and len(list((pair_root / "full").iterdir())) == 2 * n
+    assert len(list((pair_root / "thumbs").iterdir())) == 2 * n and len(list((pair_root / "full").iterdir())) == 2 * n + 1
 
 
 def test_untrusted_text_is_data_not_markup(built: dict) -> None:
@@ -187,6 +212,9 @@ class _Dom(HTMLParser):
         self.bad_images = 0
         self.pre: list[str] = []
         self._in_pre = False
+        self.answers: list[dict[str, str]] = []
+        self.full: list[dict[str, str]] = []
+        self.ids: dict[str, dict[str, str]] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -201,6 +229,12 @@ class _Dom(HTMLParser):
         elif tag == "pre":
             self._in_pre = True
             self.pre.append("")
+        if tag == "li" and "data-verdict" in a:
+            self.answers.append(a)
+        if tag == "img" and "full" in a.get("class", "").split():
+            self.full.append(a)
+        if a.get("id"):
+            self.ids[a["id"]] = a
 
     def handle_data(self, data: str) -> None:
         if self._in_pre:
@@ -385,3 +419,129 @@ def test_a_score_out_folder_finds_its_predictions(built: dict, dataset: tuple[Pa
     assert result.exit_code == 0, result.output
     data = _data(tmp_path / "v" / "index.html")
     assert len(data["cases"]) == len(samples) and all(c["runs"][0]["iou"] == 1.0 for c in data["cases"])
+
+
+# --- a viewer that does not mislead ------------------------------------------------------------
+
+
+def _tts_case(built: dict) -> dict:
+    sample_id = built["samples"][TTS_VOTE].id
+    return next(c for c in _data(built["single"])["cases"] if c["id"] == sample_id)
+
+
+def test_tts_answers_the_vote_kept_come_first_and_rejected_ones_are_marked(built: dict, tmp_path: Path) -> None:
+    """The first sampled answer was unreadable and the vote rejected it: the page leads with the answers
+    it kept, marks the rejected one, and shows no "raw answer" that is candidate 0."""
+    case = _tts_case(built)
+    answers = case["runs"][0]["answers"]
+    assert [(a["n"], a["verdict"]) for a in answers] == [(2, "kept"), (3, "kept"), (1, "rejected")]
+    dom = _dom(tmp_path, built["single"].as_uri() + "#" + quote(case["id"], safe=""))
+    assert dom.body.get("data-open") == case["id"]
+    assert [(a["data-n"], a["data-verdict"]) for a in dom.answers] == [("2", "kept"), ("3", "kept"), ("1", "rejected")]
+    assert dom.pre[0] == "second answer (kept)" and dom.pre.index(REJECTED_TEXT) == 2  # last, and only there
+    assert dom.pre.count(REJECTED_TEXT) == 1
+
+
+def test_boxes_that_lost_the_vote_are_drawn_only_on_demand(built: dict, tmp_path: Path) -> None:
+    """One box per kept cluster in the thumbnail and the full view; the outvoted object's box and the
+    kept cluster's duplicate only in the on-demand view (dashed), which the page's checkbox shows."""
+    from PIL import Image
+
+    case = _tts_case(built)
+    run = case["runs"][0]
+    assert len(run["boxes"]) == 1 and DROPPED_BOX in run["dropped_boxes"] and len(run["dropped_boxes"]) == 2
+    root = built["single"].parent
+    x1, y1, x2, _ = (int(v) for v in DROPPED_BOX)
+
+    def top_edge(name: str) -> np.ndarray:  # the dropped box's top stroke, where the dashes would be
+        with Image.open(root / name) as img:
+            return np.asarray(img.convert("RGB")).astype(int)[y1, x1 + 2:x2 - 2]
+
+    plain, every = top_edge(f"full/{case['key']}.a.jpg"), top_edge(f"full/{case['key']}.a.all.jpg")
+    yellow = (plain[:, 0] > 200) & (plain[:, 1] > 190) & (plain[:, 2] < 90)
+    assert not yellow.any()  # not drawn as a box that made the mask
+    changed = np.abs(every - plain).max(axis=1) > 60
+    assert changed.mean() > 0.4 and (every[changed].min(axis=1) > 200).any() and (every.max(axis=1) < 60).any()
+    script = ("document.querySelector('input.show-all').click();"
+              "document.body.setAttribute('data-src', document.querySelector('img.full').getAttribute('src'));")
+    page = with_script(built["single"], "toggle.html", script, drop_csp=True)
+    dom = _dom(tmp_path, page.as_uri() + "#" + quote(case["id"], safe=""))
+    assert dom.full[0]["data-view"] == "all" and dom.body["data-src"] == f"full/{case['key']}.a.all.jpg"
+    plain_dom = _dom(tmp_path, built["single"].as_uri() + "#" + quote(case["id"], safe=""))
+    assert plain_dom.full[0]["src"] == f"full/{case['key']}.a.jpg" and plain_dom.full[0]["data-view"] == "kept"
+
+
+def test_filters_that_match_nothing_say_so(built: dict, tmp_path: Path) -> None:
+    script = ('var s = document.getElementById("f-search"); s.value = "no sample says this"; '
+              's.dispatchEvent(new Event("input"));'
+              'var m = document.getElementById("no-match");'
+              'document.body.setAttribute("data-message", m ? m.textContent : "");'
+              'm.querySelector("button").click();')
+    dom = _dom(tmp_path, with_script(built["single"], "nomatch.html", script, drop_csp=True).as_uri())
+    assert dom.body["data-message"].startswith("No sample matches these filters")
+    assert dom.body["data-visible"] == str(len(built["samples"])) and "no-match" not in dom.ids  # cleared
+    assert dom.ids["f-search"].get("value", "") == ""
+
+
+def test_show_refuses_to_replace_another_runs_viewer(built: dict, dataset: tuple[Path, list], tmp_path: Path) -> None:
+    """`show --out` into a folder holding another run's viewer (or other files) is refused, as every
+    other command refuses, unless --overwrite; the same run's viewer is rebuilt in place."""
+    from typer.testing import CliRunner
+
+    from reasonseg_x.cli import app
+
+    folder, _ = dataset
+    runner = CliRunner()
+    view = tmp_path / "view"
+    a, b = built["tmp"] / "a.jsonl", built["tmp"] / "b.jsonl"
+    common = ["--data", str(folder), "-q", "-j", "1"]
+    assert runner.invoke(app, ["show", str(a), "--out", str(view), *common]).exit_code == 0
+    stale = view / "thumbs" / ("f" * 24 + ".a.jpg")
+    stale.write_bytes(b"old")
+    assert runner.invoke(app, ["show", str(a), "--out", str(view), *common]).exit_code == 0  # same run: rebuilt
+    assert not stale.exists()  # no picture outlives its page
+    refused = runner.invoke(app, ["show", str(b), "--out", str(view), *common])
+    assert refused.exit_code == 2 and "--overwrite" in refused.output and "viewer of other runs" in refused.output
+    assert _data(view / "index.html")["runs"][0]["name"] == "a"  # untouched
+    replaced = runner.invoke(app, ["show", str(b), "--out", str(view), *common, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert _data(view / "index.html")["runs"][0]["name"] == "b"
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep me")
+    refused = runner.invoke(app, ["show", str(a), "--out", str(other), *common])
+    assert refused.exit_code == 2 and "other files" in refused.output and (other / "mine.txt").read_text() == "keep me"
+
+
+def test_answer_verdicts_follow_the_vote() -> None:
+    """Kept first; a no-object majority keeps the empty answers; without a recorded vote nothing is
+    called kept or outvoted; a segmenter's scored mask candidates are no answers."""
+    from reasonseg_x.viewer.cases import _answers
+
+    no_object = {"decision": "no-object majority"}
+    got = _answers([{"status": "ok", "objects": [{"bbox": [1, 2, 3, 4]}], "kept": False},
+                    {"status": "no_target", "objects": [], "kept": False},
+                    {"status": "parse_error", "objects": [], "kept": False}], no_object)
+    assert [(a["n"], a["verdict"]) for a in got] == [(2, "kept"), (1, "outvoted"), (3, "rejected")]
+    plain = _answers([{"status": "ok", "objects": []}, {"status": "parse_error", "objects": []}], None)
+    assert [a["verdict"] for a in plain] == ["unknown", "rejected"]
+    assert _answers([{"score": 0.9}, {"score": 0.5}], None) is None
+
+
+def test_raw_text_of_a_tts_run_without_kept_texts_is_its_first_answers(dataset: tuple[Path, list],
+                                                                       tmp_path: Path) -> None:
+    """When the run kept no sampled texts, its raw_text (the first answer's) is shown with that answer,
+    marked as the vote judged it, not as "the raw answer"."""
+    from reasonseg_x.viewer.build import build_viewer
+
+    folder, samples = dataset
+    meta = _voted_meta([1.0, 1.0, 9.0, 9.0])
+    for cand in meta["candidates"]:
+        cand.pop("raw_text")
+    line = {"id": samples[5].id, "mask": None, "status": "no_target", "raw_text": REJECTED_TEXT, "meta": meta}
+    page = build_viewer(_write(tmp_path / "p.jsonl", [line]), tmp_path / "v", data=str(folder), workers=1,
+                        progress=False)
+    case = next(c for c in _data(page)["cases"] if c["id"] == samples[5].id)
+    answers = case["runs"][0]["answers"]
+    assert [(a["n"], a["verdict"], a.get("raw")) for a in answers] == [(2, "kept", None), (3, "kept", None),
+                                                                       (1, "rejected", REJECTED_TEXT)]

@@ -23,6 +23,8 @@ def show(
     workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Drawing processes (default: CPUs)."),
     thumb: int = typer.Option(320, "--thumb", help="Thumbnail size: longer side in pixels."),
     full: int = typer.Option(1600, "--full", help="Full view size: longer side in pixels (never enlarged)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace what --out holds (another run's viewer, "
+                                                              "other files); a viewer of the same runs is rebuilt."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Write a static case viewer: every sample with its masks, answer and score, worst first."""
@@ -30,7 +32,7 @@ def show(
         from reasonseg_x.viewer.build import build_viewer
 
         page = build_viewer(run, out, run2=run2, data=data, split=split, protocol=protocol, workers=workers,
-                            thumb_side=thumb, full_side=full, progress=not quiet,
+                            thumb_side=thumb, full_side=full, progress=not quiet, overwrite=overwrite,
                             on_note=lambda note: typer.echo(f"note: {note}", err=True))
         typer.echo(f"wrote {page} (open it in a browser; no server needed)")
 

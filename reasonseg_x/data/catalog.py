@@ -7,7 +7,7 @@ benchmark is a data change, not a code change.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -174,6 +174,10 @@ class CatalogSource(Source):
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         split = self.resolve_split(split)
         return self.split_source(split).samples(split)
+
+    def samples_of(self, split: str | None, ids: Iterable[str]) -> Iterator[Sample]:
+        split = self.resolve_split(split)
+        return self.split_source(split).samples_of(split, ids)
 
     def ground_truth(self, split: str | None = None) -> Iterator[GroundTruth]:
         split = self.resolve_split(split)

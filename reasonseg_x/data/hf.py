@@ -12,7 +12,7 @@ image and, the second time, not even the parquet file. Images stay encoded bytes
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,11 +221,19 @@ class HFSource(Source):
         return self._id_rules[split]
 
     def samples(self, split: str | None = None) -> Iterator[Sample]:
+        return self._samples(split, None)
+
+    def samples_of(self, split: str | None, ids: Iterable[str]) -> Iterator[Sample]:
+        """Only the rows of ``ids`` have their image read and checked."""
+        return self._samples(split, set(ids))
+
+    def _samples(self, split: str | None, ids: set[str] | None) -> Iterator[Sample]:
         split = self.resolve_split(split)
         rows = self._index(split)
         by_file: dict[int, dict[int, GroundTruth]] = {}
         for kept in rows:
-            by_file.setdefault(kept.file_index, {})[kept.row] = kept.gt
+            if ids is None or kept.gt.id in ids:
+                by_file.setdefault(kept.file_index, {})[kept.row] = kept.gt
         for file_index, path in enumerate(self._files[split]):
             wanted = by_file.get(file_index)
             if not wanted:

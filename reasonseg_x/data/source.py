@@ -7,12 +7,28 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reasonseg_x.data.record import GroundTruth, Sample
 from reasonseg_x.errors import InvalidInputError
 
-__all__ = ["Source", "SkippedRow", "fingerprint_ground_truth", "check_unique_ids", "query_texts"]
+__all__ = ["Source", "SkippedRow", "fingerprint_ground_truth", "check_unique_ids", "query_texts", "take_ids"]
+
+
+_R = TypeVar("_R", GroundTruth, Sample)
+
+
+def take_ids(records: Iterable[_R], ids: Iterable[str]) -> Iterator[_R]:
+    """The records whose id is in ``ids``, in stream order; stops reading once all were seen."""
+    todo = set(ids)
+    if not todo:
+        return
+    for record in records:
+        if record.id in todo:
+            todo.discard(record.id)
+            yield record
+            if not todo:
+                return
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,11 @@ class Source(ABC):
     @abstractmethod
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         """Stream the samples of ``split`` (default: :meth:`default_split`)."""
+
+    def samples_of(self, split: str | None, ids: Iterable[str]) -> Iterator[Sample]:
+        """The samples of ``split`` whose id is in ``ids``, in split order (a report's few pictures).
+        Sources that can find rows without reading the others' images override it."""
+        return take_ids(self.samples(split), ids)
 
     def default_split(self) -> str:
         names = self.splits()

@@ -278,52 +278,148 @@ def worst_ids(records: Any, k: int = WORST_K) -> dict[str, list[Any]]:
             for key, rows in by_type.items()}
 
 
+def _wrap(text: str, font: Any, width: float, max_lines: int) -> list[str]:
+    """``text`` (whitespace runs made one space) broken into at most ``max_lines`` lines no wider than
+    ``width`` pixels: at a space, after ``_`` or ``-``, else inside a word; the last line ends in ``~``
+    when text is left over."""
+    words = " ".join(str(text).split())
+    lines: list[str] = []
+    while words and len(lines) < max_lines:
+        end = len(words)
+        if font.getlength(words) > width:  # the longest prefix that fits, then back to a break
+            lo, hi = 1, len(words)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if font.getlength(words[:mid]) <= width else (lo, mid - 1)
+            end = lo
+            breaks = [i + 1 for i, ch in enumerate(words[:end]) if ch in " _-"]
+            if breaks and words[end:end + 1] != " ":
+                end = breaks[-1]
+        lines.append(words[:end].rstrip())
+        words = words[end:].lstrip()
+    if words and lines:
+        last = lines[-1]
+        while last and font.getlength(last + "~") > width:
+            last = last[:-1]
+        lines[-1] = last + "~"
+    return lines
+
+
+#: lines of query text under each tile of the worst-case grid
+WORST_QUERY_LINES = 3
+
+
+#: the PNG text key holding the digest of what a worst.png shows (bump GRID_STYLE when drawing changes)
+GRID_KEY = "reasonseg-x-grid"
+GRID_STYLE = "2"
+
+
+def _grid_digest(rows: dict[str, list[Any]], samples: list[Any], predictions: Any, k: int, tile: int) -> str:
+    """A digest of everything the grid would show: the rows' records and each shown sample's picture
+    bytes, masks, query and prediction (no picture is decoded)."""
+    import hashlib
+    import json
+
+    from reasonseg_x._version import __version__
+    from reasonseg_x.render import answer_geometry
+
+    digest = hashlib.sha256(f"{GRID_STYLE}\0{__version__}\0{k}\0{tile}\n".encode("utf-8"))
+    for key, members in rows.items():
+        digest.update(json.dumps([key, [[r.id, repr(float(r.iou)), r.status] for r in members]]).encode("utf-8"))
+    for sample in samples:
+        try:
+            picture = hashlib.sha256(sample.image.read_bytes()).hexdigest()
+        except Exception:  # noqa: BLE001 - drawn as a grey tile; the digest says so
+            picture = "unreadable"
+        pred = predictions.get(sample.id) if predictions is not None else None
+        shown = None if pred is None else [pred.status, (pred.mask or {}).get("counts"), (pred.mask or {}).get("size"),
+                                           answer_geometry(pred.meta or {})]
+        digest.update(json.dumps([sample.id, sample.query, sample.width, sample.height, sample.target,
+                                  sample.ignore, picture, shown], default=str).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _drawn_digest(path: Path) -> str | None:
+    """The digest an existing worst.png was drawn for (None when absent or unreadable)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            value = img.info.get(GRID_KEY)  # a text chunk before the pixels: read without decoding
+    except Exception:  # noqa: BLE001 - anything unreadable is drawn again
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _grid_tiles(samples: list[Any], predictions: Any, tile: int) -> dict[str, Any]:
+    """The tiles of the shown ``samples``, each picture decoded at about tile size (JPEG draft,
+    whole-factor reduce), so the grid costs little next to scoring."""
+    from PIL import Image
+
+    from reasonseg_x.render import compose, decode_picture, mask_of, split_geometry
+
+    tiles: dict[str, Image.Image] = {}
+    for sample in samples:
+        pred = predictions.get(sample.id) if predictions is not None else None
+        geometry = split_geometry(pred.meta or {}) if pred is not None else None
+        try:
+            picture = decode_picture(sample.image.read_bytes(), sample.width, sample.height, tile)
+            tiles[sample.id] = compose(
+                picture, max_side=tile, target=mask_of(sample.target, sample.height, sample.width),
+                ignore=mask_of(sample.ignore, sample.height, sample.width),
+                pred=mask_of(pred.mask, sample.height, sample.width) if pred is not None and pred.status == "ok"
+                else None, boxes=geometry.boxes if geometry else None, points=geometry.points if geometry else None,
+                frame=(sample.width, sample.height))
+        except Exception:  # noqa: BLE001 - a bad picture must not stop the report
+            tiles[sample.id] = Image.new("RGB", (tile, tile * 3 // 4), (150, 150, 150))
+    return tiles
+
+
 def draw_worst_grid(records: Any, source: Any, split: str, predictions: Any, path: str | Path, *,
                     k: int = WORST_K, tile: int = WORST_TILE) -> Path | None:
-    """One PNG: a row per reasoning type holding its ``k`` worst samples, drawn by
-    :mod:`reasonseg_x.render` (ground truth green, prediction pink, ignore hatched, the answer's boxes
-    and points), each captioned with its IoU and status. None when no sample has a reasoning type.
+    """One PNG: a row per reasoning type (its code and whole name) holding its ``k`` worst samples, drawn
+    by :mod:`reasonseg_x.render` (ground truth outlined green, prediction pink, ignore hatched, the
+    boxes and points that made the mask), each captioned with its IoU, status, id and query. None when
+    no sample has a reasoning type.
 
-    Reads the split once, decoding only the pictures it draws; an unreadable picture is a grey tile.
+    Reads only the samples it shows (once; at most ``k`` per type are held) and decodes their pictures
+    at tile size; an unreadable picture is a grey tile. A ``path`` already drawn for the same content
+    (a repeated ``score``: its digest is kept in the PNG) is left as it is, so a warm score pays for
+    reading the shown samples only.
     """
     from PIL import Image, ImageDraw
-
-    from reasonseg_x.render import answer_geometry, compose, mask_of
+    from PIL.PngImagePlugin import PngInfo
 
     rows = worst_ids(records, k)
     if not rows:
         return None
     wanted = {r.id for members in rows.values() for r in members}
-    tiles: dict[str, Image.Image] = {}
-    for sample in source.samples(split):
-        if sample.id not in wanted:
-            continue
-        pred = predictions.get(sample.id) if predictions is not None else None
-        boxes, points = answer_geometry(pred.meta or {}) if pred is not None else (None, None)
-        try:
-            picture = compose(sample.image.open(), max_side=tile, target=mask_of(sample.target, sample.height,
-                                                                                  sample.width),
-                              ignore=mask_of(sample.ignore, sample.height, sample.width),
-                              pred=mask_of(pred.mask, sample.height, sample.width)
-                              if pred is not None and pred.status == "ok" else None,
-                              boxes=boxes, points=points, frame=(sample.width, sample.height))
-        except Exception:  # noqa: BLE001 - a bad picture must not stop the report
-            picture = Image.new("RGB", (tile, tile * 3 // 4), (150, 150, 150))
-        tiles[sample.id] = picture
-        if len(tiles) == len(wanted):
-            break
+    out = Path(path)
+    samples = list(source.samples_of(split, wanted))
+    digest = _grid_digest(rows, samples, predictions, k, tile)
+    if _drawn_digest(out) == digest:
+        return out
+    tiles = _grid_tiles(samples, predictions, tile)
+    queries = {sample.id: sample.query for sample in samples}
     font, small = _font(14), _font(12)
-    label_w, caption_h, pad = 150, 34, 8
+    label_w, line_h, pad = 150, 15, 8
+    caption_h = 2 * line_h + WORST_QUERY_LINES * line_h + 6
     width = label_w + k * (tile + pad) + pad
     row_h = tile + caption_h + pad
     img = Image.new("RGB", (width, 30 + len(rows) * row_h), "white")
     draw = ImageDraw.Draw(img)
-    draw.text((pad, 8), f"Worst {k} per reasoning type (lowest IoU first); green: ground truth, pink: prediction, "
-                        "hatched: ignore, yellow: answer boxes", fill="black", font=small)
+    draw.text((pad, 8), f"Worst {k} per reasoning type (lowest IoU first); green outline: ground truth, pink: "
+                        "prediction, hatched: ignore, yellow: answer boxes", fill="black", font=small)
     for n, (key, members) in enumerate(rows.items()):
         y0 = 30 + n * row_h
-        draw.text((pad, y0 + 4), group_title("by_reasoning_type", key, short=True), fill="black", font=font)
-        draw.text((pad, y0 + 24), key if len(key) <= 20 else key[:19] + "~", fill=(90, 90, 90), font=small)
+        code = group_title("by_reasoning_type", key, short=True)
+        top = y0 + 4
+        if code != key:  # a taxonomy type: its code as the paper's tables print it, then its name
+            draw.text((pad, top), _wrap(code, font, label_w - 2 * pad, 1)[0], fill="black", font=font)
+            top += 20
+        # the whole name, wrapped in its column (cut only past the row's height)
+        for j, line in enumerate(_wrap(key, small, label_w - 2 * pad, (y0 + row_h - top) // line_h)):
+            draw.text((pad, top + j * line_h), line, fill=(90, 90, 90), font=small)
         for j, record in enumerate(members):
             x0 = label_w + pad + j * (tile + pad)
             picture = tiles.get(record.id)
@@ -331,9 +427,12 @@ def draw_worst_grid(records: Any, source: Any, split: str, predictions: Any, pat
                 img.paste(picture, (x0 + (tile - picture.width) // 2, y0 + tile - picture.height))
             else:
                 draw.rectangle([x0, y0, x0 + tile - 1, y0 + tile - 1], outline=(180, 180, 180))
-            draw.text((x0, y0 + tile + 2), f"IoU {pct(record.iou)}  {record.status}", fill="black", font=small)
-            short_id = record.id if len(record.id) <= 28 else record.id[:27] + "~"
-            draw.text((x0, y0 + tile + 17), short_id, fill=(90, 90, 90), font=small)
-    out = Path(path)
-    img.save(out, format="PNG")
+            y = y0 + tile + 2
+            draw.text((x0, y), f"IoU {pct(record.iou)}  {record.status}", fill="black", font=small)
+            draw.text((x0, y + line_h), _wrap(record.id, small, tile, 1)[0], fill=(90, 90, 90), font=small)
+            for m, line in enumerate(_wrap(queries.get(record.id, ""), small, tile, WORST_QUERY_LINES)):
+                draw.text((x0, y + (2 + m) * line_h), line, fill=(40, 40, 120), font=small)
+    info = PngInfo()
+    info.add_text(GRID_KEY, digest)
+    img.save(out, format="PNG", compress_level=1, pnginfo=info)  # fast to write; the file stays small enough
     return out

@@ -64,8 +64,10 @@ def build_bundle_viewers(bundles: Iterable[str | os.PathLike[str]], gt_spec: str
                                                                     "first)"))
                 continue
             key = viewer_key(opened.digest)
+            # titled by the submitted model (not "predictions", the bundle's file name); the folder is
+            # this submission's own (its key is the bundle digest), so a rebuild replaces it
             build_viewer(opened.predictions_path, root / key, data=gt_spec, split=split, protocol=protocol,
-                         progress=progress)
+                         progress=progress, name=opened.info.model_name, overwrite=True)
             outcomes.append(ViewerOutcome(str(path), "built", link=f"{VIEWERS_DIR}/{key}/index.html"))
         except ReasonSegXError as exc:
             outcomes.append(ViewerOutcome(str(path), "rejected", str(exc)))

@@ -8,15 +8,12 @@ so a ``--limit 10`` run of a huge split touches only its first rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 from reasonseg_x.data.record import GroundTruth, Sample
-from reasonseg_x.data.source import Source
+from reasonseg_x.data.source import Source, take_ids
 
 __all__ = ["SubsetSource", "subset_label", "take_ids"]
-
-_R = TypeVar("_R", GroundTruth, Sample)
-
 
 def subset_label(limit: int | None, shard: Any, skipped: int = 0) -> str:
     """How reports name a run's subset: ``first 20, shard-0-of-4, 2 bad rows skipped``."""
@@ -28,19 +25,6 @@ def subset_label(limit: int | None, shard: Any, skipped: int = 0) -> str:
     if skipped:
         parts.append(f"{skipped} bad rows skipped")
     return ", ".join(parts) or "subset"
-
-
-def take_ids(records: Iterable[_R], ids: Iterable[str]) -> Iterator[_R]:
-    """The records whose id is in ``ids``, in stream order; stops reading once all were seen."""
-    todo = set(ids)
-    if not todo:
-        return
-    for record in records:
-        if record.id in todo:
-            todo.discard(record.id)
-            yield record
-            if not todo:
-                return
 
 
 class SubsetSource(Source):
@@ -61,6 +45,10 @@ class SubsetSource(Source):
     def samples(self, split: str | None = None) -> Iterator[Sample]:
         split = self.resolve_split(split)
         return take_ids(self.base.samples(split), self.ids)
+
+    def samples_of(self, split: str | None, ids: Iterable[str]) -> Iterator[Sample]:
+        split = self.resolve_split(split)
+        return self.base.samples_of(split, self.ids & set(ids))
 
     def ground_truth(self, split: str | None = None) -> Iterator[GroundTruth]:
         split = self.resolve_split(split)

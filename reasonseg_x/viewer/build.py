@@ -8,6 +8,7 @@ forbids any other origin and any script but its own, by hash).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from importlib import resources
@@ -77,6 +78,30 @@ def _count(source: Any, split: str) -> int | None:
     return source.num_samples(split) if source.files(split) is not None else None
 
 
+#: the file marking a folder as a viewer and naming (by digest) the runs it shows
+MARKER = "viewer.json"
+_IMAGE_FILE = re.compile(r"[0-9a-f]{24}\.[ab](\.all)?\.jpg")
+
+
+def _claim(out: str | Path, runs: list[str | Path], overwrite: bool) -> Path:
+    """The viewer folder: refused when it holds another run's viewer or other files (unless
+    ``overwrite``); the pictures of an earlier build are removed, so none outlives its page."""
+    from reasonseg_x.output_paths import claim_folder
+
+    owner = "sha256:" + hashlib.sha256("\0".join(str(Path(r).resolve()) for r in runs).encode("utf-8")).hexdigest()
+    folder = claim_folder(out, "the viewer folder (--out)", marker=MARKER, owner=owner,
+                          other="the viewer of other runs", overwrite=overwrite)
+    from reasonseg_x.atomic import writing
+
+    for sub in ("thumbs", "full"):
+        if (folder / sub).is_dir():
+            with writing(folder / sub):
+                for old in (folder / sub).iterdir():
+                    if _IMAGE_FILE.fullmatch(old.name):
+                        old.unlink(missing_ok=True)
+    return folder
+
+
 def render_page(data: dict[str, Any]) -> str:
     """The self-contained HTML page for ``data``; its script is allowed by hash, nothing else runs."""
     from reasonseg_x._html import html_text, script_hash, script_json
@@ -91,10 +116,12 @@ def render_page(data: dict[str, Any]) -> str:
 def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = None, data: str | None = None,
                  split: str | None = None, protocol: str | None = None, workers: int | None = None,
                  thumb_side: int = THUMB_SIDE, full_side: int = FULL_SIDE, progress: bool = True,
-                 on_note: Callable[[str], None] | None = None) -> Path:
+                 on_note: Callable[[str], None] | None = None, name: str | None = None,
+                 overwrite: bool = False) -> Path:
     """Write the viewer of ``run`` (and ``run2`` beside it) into ``out``; returns ``out/index.html``.
-    ``on_note`` hears what the page's notes say (malformed lines, unknown ids, unreadable images)."""
-    from reasonseg_x.output_paths import prepare_folder
+    ``on_note`` hears what the page's notes say (malformed lines, unknown ids, unreadable images);
+    ``name`` names the first run on the page (default: its folder or file name). An ``out`` holding
+    anything but a viewer of these runs is refused unless ``overwrite``."""
 
     if thumb_side < 32 or full_side < thumb_side:
         raise InvalidInputError(f"picture sizes must satisfy 32 <= thumb ({thumb_side}) <= full ({full_side})")
@@ -111,12 +138,14 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
         if second.name == first.name:
             second.name = f"{second.name} (2)"
         runs.append(second)
+    if name:
+        runs[0].name = name
     source, chosen_split = open_data(runs[0])
     to_score = [(view, start_scoring(view)) for view in runs if not load_scores(view)]
     # runs with per_sample.jsonl show the samples they scored; runs scored here the samples they cover (the
     # source is already restricted to them: a shard, a --limit) or, for a bare predictions file, the split
     listed = None if to_score else set().union(*(set(v.records) for v in runs))
-    folder = prepare_folder(out, "the viewer folder (--out)")
+    folder = _claim(out, [run] if run2 is None else [run, run2], overwrite)
     cases: list[dict[str, Any]] = []
     seen: set[str] = set()
 
@@ -125,7 +154,9 @@ def build_viewer(run: str | Path, out: str | Path, *, run2: str | Path | None = 
         for view, entry in zip(runs, cases[-1]["runs"]):
             pred = view.predictions.get(sample.id)
             mask = pred.mask if pred is not None and pred.status == "ok" else None
-            out_layers.append(RunLayer(mask=mask, boxes=entry.get("boxes"), points=entry.get("points")))
+            out_layers.append(RunLayer(mask=mask, boxes=entry.get("boxes"), points=entry.get("points"),
+                                       dropped_boxes=entry.get("dropped_boxes"),
+                                       dropped_points=entry.get("dropped_points")))
         return tuple(out_layers)
 
     def selected() -> Any:

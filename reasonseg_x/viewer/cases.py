@@ -181,18 +181,42 @@ def _clip(text: Any, limit: int) -> str | None:
     return text if len(text) <= limit else text[:limit] + f"\n[... {len(text) - limit:,} more characters cut]"
 
 
-def _answers(candidates: Any) -> list[dict[str, Any]] | None:
-    """The sampled answers of a tts run (status, object count, raw text, vote cluster if recorded)."""
-    if not isinstance(candidates, list) or not candidates:
-        return None
+#: what the vote did with a sampled answer, as the page words it
+VERDICTS = ("kept", "outvoted", "rejected", "unknown")
+
+
+def _verdict(cand: dict[str, Any], objects: int, vote: Any) -> str:
+    """``kept``: the mask came from it (or, under a no-object majority, the empty answer it gave);
+    ``rejected``: unreadable, not counted; ``outvoted``: its clusters (or its no-object vote) lost;
+    ``unknown``: no vote was recorded (another aggregator)."""
+    status = str(cand.get("status", ""))
+    decision = vote.get("decision") if isinstance(vote, dict) else None
+    if cand.get("kept") is True:
+        return "kept"
+    if status not in ("ok", "no_target"):
+        return "rejected"
+    if decision == "no-object majority" and objects == 0:
+        return "kept"
+    if decision is not None or "kept" in cand or "cluster" in cand:
+        return "outvoted"
+    return "unknown"
+
+
+def _answers(candidates: Any, vote: Any = None) -> list[dict[str, Any]] | None:
+    """The sampled answers of a tts run (number, status, object count, raw text, vote cluster and
+    verdict), those the vote kept first: the page must not lead with an answer the vote threw out."""
+    if not isinstance(candidates, list) or not any(isinstance(c, dict) and {"status", "objects", "raw_text"} & set(c)
+                                                   for c in candidates):
+        return None  # none, or not answers (a segmenter's mask candidates: scores only)
     out = []
-    for cand in candidates:
+    for number, cand in enumerate(candidates, start=1):
         if not isinstance(cand, dict):
             continue
         objects = cand.get("objects") if isinstance(cand.get("objects"), list) else []
-        entry: dict[str, Any] = {"status": str(cand.get("status", "")), "objects": len(objects),
+        entry: dict[str, Any] = {"n": number, "status": str(cand.get("status", "")), "objects": len(objects),
                                  "labels": [str(o.get("label")) for o in objects
-                                            if isinstance(o, dict) and o.get("label") is not None][:8]}
+                                            if isinstance(o, dict) and o.get("label") is not None][:8],
+                                 "verdict": _verdict(cand, len(objects), vote)}
         for key in ("cluster", "kept"):
             if isinstance(cand.get(key), (bool, int, str)):
                 entry[key] = cand[key]
@@ -202,7 +226,7 @@ def _answers(candidates: Any) -> list[dict[str, Any]] | None:
         if isinstance(cand.get("error"), str):
             entry["error"] = _clip(cand["error"], 500)
         out.append(entry)
-    return out
+    return sorted(out, key=lambda a: a["verdict"] != "kept")  # stable: sample order within each group
 
 
 def run_entry(run: RunView, sample_id: str) -> dict[str, Any]:
@@ -221,16 +245,20 @@ def run_entry(run: RunView, sample_id: str) -> dict[str, Any]:
     meta = pred.meta or {}
     if isinstance(meta.get("error"), str):
         entry["error"] = _clip(meta["error"], 2000)
-    answers = _answers(meta.get("candidates"))
+    answers = _answers(meta.get("candidates"), meta.get("vote"))
     if answers and len(answers) > 1:
         entry["answers"] = answers
-    from reasonseg_x.render import answer_geometry
+        if raw is not None and not any("raw" in a for a in answers):  # texts not kept: raw_text is the first's
+            for answer in answers:
+                if answer["n"] == 1:
+                    answer["raw"] = raw
+    from reasonseg_x.render import split_geometry
 
-    boxes, points = answer_geometry(meta)
-    if boxes:
-        entry["boxes"] = boxes if isinstance(boxes, list) else None
-    if points:
-        entry["points"] = points if isinstance(points, list) else None
+    geometry = split_geometry(meta)
+    for key in ("boxes", "points", "dropped_boxes", "dropped_points"):
+        value = getattr(geometry, key)
+        if value:
+            entry[key] = value
     return {k: v for k, v in entry.items() if v is not None}
 
 

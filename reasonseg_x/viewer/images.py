@@ -8,7 +8,6 @@ Files are named by a hash of the sample id (ids may hold any character), never b
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -16,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ImageJob", "RunLayer", "file_key", "thumb_name", "full_name", "render_job", "write_images", "iter_jobs",
-           "THUMB_SIDE", "FULL_SIDE"]
+__all__ = ["ImageJob", "RunLayer", "file_key", "thumb_name", "full_name", "all_answers_name", "render_job",
+           "write_images", "iter_jobs", "THUMB_SIDE", "FULL_SIDE"]
 
 THUMB_SIDE = 320
 FULL_SIDE = 1600
@@ -37,13 +36,21 @@ def full_name(key: str, run: int) -> str:
     return f"full/{key}.{RUN_LETTERS[run]}.jpg"
 
 
+def all_answers_name(key: str, run: int) -> str:
+    """The full view that also draws the sampled answers' boxes that did not make the mask (shown on demand)."""
+    return f"full/{key}.{RUN_LETTERS[run]}.all.jpg"
+
+
 @dataclass(frozen=True)
 class RunLayer:
-    """One run's prediction on a sample: its mask (RLE or None) and the answer's boxes and points."""
+    """One run's prediction on a sample: its mask (RLE or None), the boxes and points that made it, and
+    those of sampled answers that did not (drawn only in the on-demand view)."""
 
     mask: dict[str, Any] | None
     boxes: Any = None
     points: Any = None
+    dropped_boxes: Any = None
+    dropped_points: Any = None
 
 
 @dataclass(frozen=True)
@@ -66,16 +73,10 @@ def _open_image(job: ImageJob) -> tuple[Any, str | None]:
     when it cannot be read, so one bad file never stops the build."""
     from PIL import Image
 
-    from reasonseg_x.render import fit_size
+    from reasonseg_x.render import decode_picture, fit_size
 
     try:
-        img = Image.open(io.BytesIO(job.image))
-        if img.format == "JPEG":  # decode straight at a reduced scale: big photos cost a fraction
-            img.draft("RGB", fit_size(job.width, job.height, job.full_side))
-        img = img if img.mode == "RGB" else img.convert("RGB")
-        if img.size != (job.width, job.height):
-            img = img.resize(fit_size(job.width, job.height, job.full_side), Image.Resampling.BILINEAR)
-        return img, None
+        return decode_picture(job.image, job.width, job.height, job.full_side), None
     except Exception as exc:  # noqa: BLE001 - a corrupt picture is shown as such, with the reason
         w, h = fit_size(job.width, job.height, job.full_side)
         return Image.new("RGB", (w, h), (128, 128, 128)), f"image unreadable: {exc}"
@@ -97,6 +98,11 @@ def render_job(job: ImageJob, out: str) -> tuple[str, str | None]:
         full = compose(image, max_side=job.full_side, target=target, ignore=ignore, pred=pred, boxes=layer.boxes,
                        points=layer.points, frame=frame)
         full.save(root / full_name(job.key, index), format="JPEG", quality=85)
+        if layer.dropped_boxes or layer.dropped_points:
+            every = compose(image, max_side=job.full_side, target=target, ignore=ignore, pred=pred,
+                            boxes=layer.boxes, points=layer.points, frame=frame, dropped_boxes=layer.dropped_boxes,
+                            dropped_points=layer.dropped_points)
+            every.save(root / all_answers_name(job.key, index), format="JPEG", quality=85)
         size = fit_size(full.width, full.height, job.thumb_side)
         if max(full.size) <= 2.5 * max(size):  # shrink the full view: one drawing, strokes stay visible
             thumb = full.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)

@@ -147,11 +147,29 @@
     var frag = document.createDocumentFragment();
     for (var p = start; p < end; p++) { frag.appendChild(card(visible[p], p)); }
     box.appendChild(frag);
+    if (!visible.length) {
+      var none = el("div", "empty", "No sample matches these filters. ");
+      none.setAttribute("id", "no-match");
+      var clear = el("button", "", "clear the filters");
+      clear.setAttribute("type", "button");
+      clear.addEventListener("click", clearFilters);
+      none.appendChild(clear);
+      box.appendChild(none);
+    }
     pager($("pager-top"));
     pager($("pager-bottom"));
     $("count").textContent = visible.length + " of " + CASES.length + " samples";
     document.body.setAttribute("data-visible", String(visible.length));
     document.body.setAttribute("data-sort", state.sort);
+  }
+
+  function clearFilters() {
+    [["f-type", ""], ["f-kind", ""], ["f-status", ""], ["f-change", ""], ["f-min", "0"], ["f-max", "100"],
+     ["f-search", ""]].forEach(function (f) { $(f[0]).value = f[1]; });
+    state.type = state.kind = state.status = state.change = state.q = "";
+    state.min = 0;
+    state.max = 100;
+    refilter();
   }
 
   function field(list, name, value) {
@@ -160,43 +178,90 @@
     list.appendChild(el("dd", "", value));
   }
 
+  var VERDICT_TEXT = { kept: "kept by the vote", outvoted: "outvoted", rejected: "rejected: unreadable, not counted",
+                       unknown: "" };
+
   function answersBlock(r) {
-    var wrap = el("details", "answers");
-    wrap.appendChild(el("summary", "", r.answers.length + " sampled answers"));
-    var list = el("ol");
+    // the answers the vote kept come first (the builder sorted them): never lead with a rejected one
+    var wrap = el("section", "answers");
+    var kept = r.answers.filter(function (a) { return a.verdict === "kept"; }).length;
+    wrap.appendChild(el("h4", "", r.answers.length + " sampled answers, " + kept + " kept by the vote" +
+                                  (kept ? " (shown first)" : "")));
+    var list = el("ul");  // each item carries its own sample number: no list numbers beside them
     r.answers.forEach(function (a) {
-      var item = el("li", a.kept === true ? "kept" : "");
-      var head = a.status + ", " + a.objects + " object(s)";
-      if (a.labels && a.labels.length) { head += ": " + a.labels.join(", "); }
-      if (a.cluster !== undefined) { head += " \u00b7 cluster " + a.cluster; }
-      if (a.kept === true) { head += " \u00b7 kept by the vote"; }
-      item.appendChild(el("div", "ahead", head));
-      if (a.error) { item.appendChild(el("div", "err", a.error)); }
-      if (a.raw !== undefined) { item.appendChild(el("pre", "raw", a.raw)); }
+      var verdict = /^[a-z]+$/.test(a.verdict || "") ? a.verdict : "unknown";
+      var item = el("li", "answer v-" + verdict);
+      item.setAttribute("data-verdict", verdict);
+      item.setAttribute("data-n", String(a.n));
+      var box = el("details");
+      if (verdict === "kept") { box.open = true; }
+      var head = el("summary", "ahead");
+      head.appendChild(el("span", "", "answer " + a.n + ": "));
+      if (VERDICT_TEXT[verdict]) { head.appendChild(el("span", "verdict v-" + verdict, VERDICT_TEXT[verdict])); }
+      var what = " " + a.status + ", " + a.objects + " object(s)";
+      if (a.labels && a.labels.length) { what += ": " + a.labels.join(", "); }
+      if (a.cluster !== undefined && a.cluster !== null && a.cluster !== "") { what += " \u00b7 cluster " + a.cluster; }
+      head.appendChild(el("span", "", what));
+      box.appendChild(head);
+      if (a.error) { box.appendChild(el("div", "err", a.error)); }
+      if (a.raw !== undefined) { box.appendChild(el("pre", "raw", a.raw)); }
+      item.appendChild(box);
       list.appendChild(item);
     });
     wrap.appendChild(list);
     return wrap;
   }
 
+  function fullImage(c, r, k, col) {
+    var img = el("img", "full");
+    var letter = "ab".charAt(k);
+    img.setAttribute("alt", "sample " + c.id + " with overlays");
+    img.setAttribute("src", "full/" + c.key + "." + letter + ".jpg");  // loaded only now
+    img.setAttribute("data-view", "kept");
+    var label = null;
+    if (r.dropped_boxes || r.dropped_points) {
+      // what did not make the mask is drawn only on demand, dashed
+      label = el("label", "all-toggle");
+      var box = el("input");
+      box.setAttribute("type", "checkbox");
+      box.className = "show-all";
+      var n = (r.dropped_boxes || []).length;
+      label.appendChild(box);
+      label.appendChild(el("span", "", " also show the " + (n ? n + " box(es) " : "points ") +
+                                       "of sampled answers that did not make the mask (dashed)"));
+      box.addEventListener("change", function () {
+        img.setAttribute("src", "full/" + c.key + "." + letter + (box.checked ? ".all" : "") + ".jpg");
+        img.setAttribute("data-view", box.checked ? "all" : "kept");
+      });
+    }
+    col.appendChild(img);
+    if (label) { col.appendChild(label); }  // below the picture: two runs' pictures stay level
+  }
+
   function runBlock(c, r, k) {
     var col = el("section", "run-col");
     if (PAIR) { col.appendChild(el("h3", "", "AB".charAt(k) + ": " + (RUNS[k].name || ""))); }
-    var img = el("img", "full");
-    img.setAttribute("alt", "sample " + c.id + " with overlays");
-    img.setAttribute("src", "full/" + c.key + "." + "ab".charAt(k) + ".jpg");  // loaded only now
-    col.appendChild(img);
+    fullImage(c, r, k, col);
     var dl = el("dl");
     field(dl, "IoU", pct(r.iou));
     field(dl, "status", r.status);
     if (r.flags) { field(dl, "flags", r.flags.join(", ")); }
-    if (r.boxes) { field(dl, "boxes", JSON.stringify(r.boxes)); }
-    if (r.points) { field(dl, "points", JSON.stringify(r.points)); }
+    if (r.boxes) { field(dl, r.answers ? "boxes (made the mask)" : "boxes", JSON.stringify(r.boxes)); }
+    if (r.points) { field(dl, r.answers ? "points (made the mask)" : "points", JSON.stringify(r.points)); }
+    if (r.dropped_boxes) { field(dl, "boxes not used", String(r.dropped_boxes.length)); }
     field(dl, "error", r.error);
     col.appendChild(dl);
-    col.appendChild(el("h4", "", "raw answer"));
-    col.appendChild(el("pre", "raw", r.raw !== undefined ? r.raw : "(none recorded)"));
-    if (r.answers) { col.appendChild(answersBlock(r)); }
+    if (r.answers) {
+      col.appendChild(answersBlock(r));
+      var listed = r.answers.some(function (a) { return a.raw === r.raw; });
+      if (r.raw !== undefined && !listed) {  // a raw_text that is none of the sampled answers: shown after them
+        col.appendChild(el("h4", "", "raw_text of the prediction"));
+        col.appendChild(el("pre", "raw", r.raw));
+      }
+    } else {
+      col.appendChild(el("h4", "", "raw answer"));
+      col.appendChild(el("pre", "raw", r.raw !== undefined ? r.raw : "(none recorded)"));
+    }
     return col;
   }
 
