@@ -189,7 +189,7 @@ class Reward:
         """Per reading: (mask IoU ``[M, N]`` against the truth, the union of its masks for a preset
         that scores the union) or (None, None)."""
         from reasonseg_x.star.answer.parser import AnswerObject
-        from reasonseg_x.star.pipeline import answer_prompts
+        from reasonseg_x.star.segment.base import answer_prompts
 
         out: list[tuple[Any, Any]] = [(None, None)] * len(readings)
         if not self._wants_masks(truth):
