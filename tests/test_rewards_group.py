@@ -172,3 +172,20 @@ def test_encode_truth_round_trips(shape: tuple[int, int], n: int, seed: int) -> 
         assert box == (xs.min(), ys.min(), xs.max(), ys.max())
     for (point,), want in zip(truth.points, kept):
         assert want[int(point[1]), int(point[0])]  # the derived point lies inside its mask
+
+
+def test_encode_truth_takes_the_truth_mapping_that_score_takes() -> None:
+    """encode_truth({"masks": ..., "boxes": ...}) equals encode_truth(masks, boxes=...), and mixing the two
+    forms is refused rather than silently dropping one."""
+    import numpy as np
+    import pytest
+
+    from reasonseg_x.errors import InvalidInputError
+    from reasonseg_x.rewards import encode_truth
+
+    mask = np.zeros((8, 10), bool)
+    mask[2:5, 3:7] = True
+    assert encode_truth({"masks": [mask], "boxes": [[3, 2, 6, 4]], "id": "a"}) == \
+        encode_truth([mask], boxes=[[3, 2, 6, 4]], id="a")
+    with pytest.raises(InvalidInputError, match="not both"):
+        encode_truth({"masks": [mask]}, boxes=[[3, 2, 6, 4]])

@@ -203,7 +203,14 @@ def encode_truth(masks: Sequence[Any] = (), *, boxes: Sequence[Sequence[float]] 
                  points: Sequence[Any] | None = None, size: Sequence[int] | None = None, **extra: Any) -> str:
     """The truth as one JSON string (masks as COCO RLE), for trainers that pass ground truth as text.
 
-    ``extra`` keys (e.g. ``id``) are kept and ignored by the presets."""
+    ``masks`` may also be a whole truth mapping (``{"masks": ..., "boxes": ...}``, what ``score`` takes),
+    whose keys then stand for the keyword arguments. ``extra`` keys (e.g. ``id``) are kept and ignored
+    by the presets."""
+    if isinstance(masks, Mapping):
+        if boxes is not None or points is not None or size is not None or extra:
+            raise InvalidInputError("encode_truth takes a truth mapping or keyword arguments, not both", _WHERE)
+        fields = dict(masks)
+        return encode_truth(fields.pop("masks", ()), **fields)
     obj: dict[str, Any] = dict(extra)
     obj["masks"] = [m if rle.is_rle(m) else rle.encode(np.asarray(m, dtype=bool)) for m in masks]
     if boxes is not None:
