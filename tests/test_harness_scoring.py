@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from reasonseg_x import masks as rle
+from reasonseg_x.star.answer.formats import get_format
 from reasonseg_x.tasks.harness import PREDICTION_KEY, HarnessSettings, aggregate, score_answer
 
 H, W = 40, 84  # the 840 frame maps x by / 10 and y by / 21
@@ -26,8 +27,9 @@ def test_an_answer_becomes_a_box_mask_and_a_record():
     text = '<answer>[{"label": "a", "bbox_2d": [100, 210, 290, 399], "point_2d": [150, 300]}]</answer>'
     out = score_answer(text, _truth(), opts=HarnessSettings(), data="mini", split="test")
     line = out[PREDICTION_KEY]
-    assert line["status"] == "ok" and line["meta"] == {"format": "star", "segmenter": "box", "protocol": "star",
-                                                       "data": "mini", "split": "test"}
+    assert line["status"] == "ok" and line["meta"] == {
+        "format": "star", "prompt": get_format("star").prompt_template, "model_family": "qwen2.5",
+        "segmenter": "box", "protocol": "star", "data": "mini", "split": "test"}
     mask = rle.decode(line["mask"])
     # x: int(100 / 10 + .5) = 10 .. int(290 / 10 + .5) = 29; y: 210 / 21 = 10 .. int(399 / 21 + .5) = 19
     expected = np.zeros((H, W), bool)
