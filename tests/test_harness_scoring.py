@@ -95,7 +95,19 @@ def test_harness_origin_names_the_data(tmp_path):
     out = score_answer("x", _truth(), opts=HarnessSettings(), data="reasonseg-x", split="val")
     log = tmp_path / "s.jsonl"
     log.write_text(json.dumps({"doc_id": 0, PREDICTION_KEY: out[PREDICTION_KEY]}) + "\n")
-    assert harness_origin(log) == {"data": "reasonseg-x", "split": "val", "protocol": "star"}
+    assert harness_origin(log) == {"data": "reasonseg-x", "split": "val", "protocol": "star", "format": "star"}
     plain = tmp_path / "p.jsonl"
     plain.write_text(json.dumps(out[PREDICTION_KEY]) + "\n")
     assert harness_origin(plain) is None
+
+
+def test_submit_takes_the_answer_format_from_the_log(tmp_path):
+    from reasonseg_x.leaderboard.runmeta import meta_from_run
+
+    out = score_answer("x", _truth(), opts=HarnessSettings(format="qwen2.5-native"), data="mini", split="test")
+    log = tmp_path / "s.jsonl"
+    log.write_text(json.dumps({"doc_id": 0, PREDICTION_KEY: out[PREDICTION_KEY]}) + "\n")
+    assert meta_from_run(log) == {"meta": {"answer_format": "qwen2.5-native"}}
+    plain = tmp_path / "p.jsonl"
+    plain.write_text(json.dumps(out[PREDICTION_KEY]) + "\n")
+    assert meta_from_run(plain) == {}
