@@ -111,3 +111,22 @@ def test_submit_takes_the_answer_format_from_the_log(tmp_path):
     plain = tmp_path / "p.jsonl"
     plain.write_text(json.dumps(out[PREDICTION_KEY]) + "\n")
     assert meta_from_run(plain) == {}
+
+
+@pytest.mark.parametrize("model,fmt,family", [("qwen2_5_vl", "qwen2.5-native", "qwen2.5"),
+                                              ("qwen3_vl", "qwen3-native", "qwen3"),
+                                              ("internvl3", "internvl", "qwen2.5"), ("openai", "plain-boxes", "qwen2.5"),
+                                              ("qwen2_vl", "star", "qwen2"), ("llava_hf", "star", "qwen2.5"),
+                                              (None, "star", "qwen2.5")])
+def test_settings_follow_the_lmms_eval_model(model, fmt, family, monkeypatch):
+    from reasonseg_x.tasks.harness import settings
+
+    for name in ("REASONSEG_X_FORMAT", "REASONSEG_X_MODEL_FAMILY"):
+        monkeypatch.delenv(name, raising=False)
+    opts = settings(model)
+    assert (opts.format, opts.model_family, opts.model) == (fmt, family, model)
+    assert opts.format_source == ("default" if fmt == "star" else "formats.yaml")
+    monkeypatch.setenv("REASONSEG_X_FORMAT", "plain-boxes")
+    monkeypatch.setenv("REASONSEG_X_MODEL_FAMILY", "qwen3")
+    opts = settings(model)
+    assert (opts.format, opts.model_family, opts.format_source) == ("plain-boxes", "qwen3", "REASONSEG_X_FORMAT")
