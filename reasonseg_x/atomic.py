@@ -9,6 +9,7 @@ leaves the old file whole plus, at worst, a temporary named ``.<name>.tmp-<pid>-
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -21,7 +22,7 @@ from typing import Any
 from reasonseg_x.errors import WriteError, is_write_fault
 
 __all__ = ["TMP_MARK", "writing", "atomic_path", "atomic_folder", "write_bytes_atomic", "write_text_atomic",
-           "write_json_atomic", "remove_stale_temporaries", "fsync_dir"]
+           "write_json_atomic", "save_image_atomic", "remove_stale_temporaries", "fsync_dir"]
 
 #: every temporary is named ``.<target name><TMP_MARK><pid>-<token>``
 TMP_MARK = ".tmp-"
@@ -136,6 +137,19 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | N
     """Replace ``path`` with ``obj`` as JSON (non-ASCII kept, a final newline) atomically."""
     dumps.setdefault("ensure_ascii", False)
     write_text_atomic(path, json.dumps(obj, indent=indent, **dumps) + "\n")
+
+
+def save_image_atomic(path: str | os.PathLike[str], image: Any, *, format: str, **options: Any) -> Path:
+    """Replace ``path`` with a PIL ``image`` saved as ``format`` atomically (charts, grids, the viewer's
+    pictures): a refused or cut-short write (``ulimit -f``, a full disk) leaves no torn picture.
+
+    Encoded in memory first: PIL's encoders write to the file descriptor themselves and take a short
+    write under ``ulimit -f`` for success, so only Python's own write sees the refusal.
+    """
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    write_bytes_atomic(path, buffer.getvalue())
+    return Path(path)
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> int:
