@@ -27,6 +27,16 @@ def test_no_help_text_has_a_space_before_its_punctuation():
     assert stray == []
 
 
+def test_no_usage_line_says_a_repeated_argument_twice():
+    """``merge [OPTIONS] {DIR...}...`` read as a list of lists: the "..." is typer's to add."""
+    runner = CliRunner()
+    doubled = []
+    for path in _command_paths(typer.main.get_command(app)):
+        usage = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"}).output
+        doubled += [(path, line.strip()) for line in usage.splitlines() if "Usage:" in line and "...}..." in line]
+    assert doubled == []
+
+
 def test_defaults_in_help_are_shown():
     done = CliRunner().invoke(app, ["merge", "--help"], env={"COLUMNS": "400"})
     assert "(default: the shards' parent folder)." in done.output and "(default: as the shards were run)." in done.output
