@@ -48,6 +48,10 @@ def score(
         from reasonseg_x.runner.record import open_run_data, recorded_run
         from reasonseg_x.runner.recorded import check_scores_target
 
+        if not Path(predictions).exists():  # before asking for --data: that is not what is wrong
+            from reasonseg_x.errors import InvalidInputError
+
+            raise InvalidInputError("no such predictions file or run folder", str(predictions))
         run = recorded_run(predictions)
         if run is not None:
             data, split, protocol = _run_options(run, data, split, protocol)
