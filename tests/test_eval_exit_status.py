@@ -69,13 +69,15 @@ def test_eval_and_score_on_an_empty_split_say_it_is_empty(tmp_path, monkeypatch)
     assert scored.exit_code == 2 and "is empty" in scored.output, scored.output
 
 
-@pytest.mark.parametrize("data", [[], ["-d", "mini"]])
-def test_score_of_a_path_that_does_not_exist_says_so(tmp_path, data):
-    """Not "--data is required to score masks": the predictions path is what is wrong."""
+@pytest.mark.parametrize("argv", [["score", "-p", "{missing}", "-q"], ["score", "-p", "{missing}", "-d", "mini"],
+                                  ["submit", "{missing}", "--model-name", "M", "--out", "{missing}.tar.gz"]])
+def test_a_predictions_path_that_does_not_exist_says_so(tmp_path, argv):
+    """Not "--data is required to score masks", nor a download of the test split: the path is wrong."""
     missing = tmp_path / "nope"
-    scored = _invoke("score", "-p", str(missing), *data, "-q")
-    assert scored.exit_code == 2, scored.output
-    assert f"{missing}: no such predictions file or run folder" in scored.output and "--data" not in scored.output
+    done = _invoke(*(a.format(missing=missing) for a in argv))
+    assert done.exit_code == 2, done.output
+    assert f"{missing}: no such predictions file or run folder" in done.output, done.output
+    assert "--data" not in done.output and "Hub" not in done.output
 
 
 def test_a_split_whose_every_row_was_skipped_says_so(tmp_path):
