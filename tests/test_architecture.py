@@ -216,3 +216,14 @@ def test_run_json_rule_sees_a_reader(tmp_path: Path) -> None:
     module.write_text('"""Reads run.json."""\nimport json\nRUN = "run.json"\n'
                       "def f(d):\n    return json.loads((d / RUN_FILE).read_text())\n", encoding="utf-8")
     assert [w.split(":")[0] for w in _run_json_touches(module)] == ["line 3", "line 5"]
+
+
+@pytest.mark.parametrize("layer", ["data", "evaluators", "star"])
+def test_lower_layers_never_import_rewards(layer: str) -> None:
+    """rewards/ builds on star/answer, star/segment and evaluators, never the other way."""
+    assert _offenders(_files(layer), ("reasonseg_x.rewards",)) == []
+
+
+def test_rewards_take_heavy_libraries_only_through_the_segmenters() -> None:
+    """A reward without SAM (the box segmenter, the box-and-point presets) runs on a core install."""
+    assert _offenders(_files("rewards"), HEAVY) == []

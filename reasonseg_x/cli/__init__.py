@@ -25,7 +25,7 @@ show_flags_as_switches()
 explain_switch_values()
 
 #: modules that attach their commands to ``app`` (each owns one command group)
-_COMMAND_MODULES = ("data", "score", "eval", "leaderboard", "star", "show")
+_COMMAND_MODULES = ("data", "score", "eval", "leaderboard", "star", "show", "reward")
 
 
 def _version_callback(value: bool) -> None:

@@ -87,6 +87,29 @@ def info(
         _print_summary(summary)
 
 
+@data_app.command("rl-export")
+def rl_export(
+    source: str = typer.Argument(..., help=_SOURCE_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for trl/<split>.parquet and verl/<split>.parquet."),
+    split: str = typer.Option("train", "--split", "-s", help="Split to export."),
+    stage: int = typer.Option(1, "--stage", help="StAR training stage whose prompt wording to use (1 or 2)."),
+    frame: int = typer.Option(840, "--frame", help="Square size images and masks are resized to (0: keep their size)."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Export the first N samples only."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files already there."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave bad rows out (counted) instead of stopping."),
+) -> None:
+    """Write SOURCE's split as RL training rows (prompt, image, encoded truth) for TRL and veRL."""
+    with user_errors():
+        from reasonseg_x.rewards.export import rl_export as export_rows
+
+        done = export_rows(source, out, split=split, stage=stage, frame=frame or None, limit=limit,
+                           overwrite=overwrite, skip_invalid=skip_invalid)
+        for layout, path in done["files"].items():
+            typer.echo(f"{layout}: {path} ({done['rows']} rows, stage {stage})")
+        if done["skipped"]:
+            typer.echo(f"skipped {done['skipped']} invalid row(s)", err=True)
+
+
 def _print_summary(summary) -> None:  # noqa: ANN001 - a SourceSummary
     from rich.console import Console
     from rich.table import Table

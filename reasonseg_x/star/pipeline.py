@@ -34,44 +34,13 @@ from reasonseg_x.errors import InvalidInputError
 from reasonseg_x.predictors.protocol import Output, Query
 from reasonseg_x.star.generation.backend import GenerationBackend, Sampling
 from reasonseg_x.star.options import PipelineOptions
+from reasonseg_x.star.segment.base import answer_prompts
 
-__all__ = ["VlmSamPipeline", "answer_prompts", "PARSER_STYLES"]
+__all__ = ["VlmSamPipeline", "PARSER_STYLES"]
 
 #: prompt style -> answer parser style
 PARSER_STYLES = {"star": "star", "star_muse_mmr": "star", "star_refcoco": "star",
                  "visionreasoner": "visionreasoner", "segzero": "segzero"}
-
-
-def _point_list(point: Any) -> list[tuple[float, float]]:
-    """``[x, y]`` -> one point; ``[[x, y], [x, y]]`` -> several; anything else -> none."""
-    if point is None:
-        return []
-    arr = np.asarray(point, dtype=np.float64) if not isinstance(point, np.ndarray) else point.astype(np.float64)
-    if arr.ndim == 1 and arr.size == 2:
-        return [(float(arr[0]), float(arr[1]))] if np.all(np.isfinite(arr)) else []
-    if arr.ndim == 2 and arr.shape[1] == 2:
-        return [(float(x), float(y)) for x, y in arr if np.isfinite(x) and np.isfinite(y)]
-    return []
-
-
-def answer_prompts(objects: Sequence[Any]) -> list[Any]:
-    """SAM prompts (box + positive points, image pixels) for parsed answer objects, in order."""
-    from reasonseg_x.star.segment.segmenters import Prompt
-
-    prompts = []
-    for obj in objects:
-        box = getattr(obj, "bbox", None)
-        box_t = None
-        if box is not None:
-            values = [float(v) for v in box]
-            if len(values) == 4 and all(np.isfinite(values)):
-                box_t = tuple(values)
-        points = [] if getattr(obj, "point", None) is None else _point_list(obj.point)
-        extra = getattr(obj, "extra_points", None)  # Seg-Zero's second point
-        if extra:
-            points += [p for p in _point_list(extra) if p not in points]
-        prompts.append(Prompt(box=box_t, points=tuple(points)))
-    return prompts
 
 
 def _stable_seed(seed: int, sample_id: str) -> int:

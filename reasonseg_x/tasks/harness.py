@@ -91,10 +91,10 @@ def _segmenter(spec: str, device: str) -> Any:
 
 
 def _mask(objects: Sequence[Any], height: int, width: int, image: Any, opts: HarnessSettings) -> Any:
-    """The union of the objects' masks (the pipeline's answer_prompts; SAM gets the original image)."""
+    """The union of the objects' masks (answer_prompts, as the pipeline; SAM gets the original image)."""
     import numpy as np
 
-    from reasonseg_x.star.pipeline import answer_prompts
+    from reasonseg_x.star.segment.base import answer_prompts
     from reasonseg_x.star.segment.segmenters import PreparedImage
 
     segmenter = _segmenter(opts.segmenter, opts.segmenter_device)

@@ -20,7 +20,7 @@ from reasonseg_x.errors import InvalidInputError
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["Prompt", "clip_prompt", "Segmenter", "PreparedImage", "SegmentResult"]
+__all__ = ["Prompt", "answer_prompts", "clip_prompt", "Segmenter", "PreparedImage", "SegmentResult"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,37 @@ def clip_prompt(prompt: Prompt, width: int, height: int) -> Prompt:
     points = tuple((min(max(float(x), 0.0), width - 1.0), min(max(float(y), 0.0), height - 1.0))
                    for x, y in prompt.points)
     return Prompt(box=box, points=points)
+
+
+def _point_list(point: Any) -> list[tuple[float, float]]:
+    """``[x, y]`` -> one point; ``[[x, y], [x, y]]`` -> several; anything else -> none."""
+    if point is None:
+        return []
+    arr = np.asarray(point, dtype=np.float64) if not isinstance(point, np.ndarray) else point.astype(np.float64)
+    if arr.ndim == 1 and arr.size == 2:
+        return [(float(arr[0]), float(arr[1]))] if np.all(np.isfinite(arr)) else []
+    if arr.ndim == 2 and arr.shape[1] == 2:
+        return [(float(x), float(y)) for x, y in arr if np.isfinite(x) and np.isfinite(y)]
+    return []
+
+
+def answer_prompts(objects: Sequence[Any]) -> list[Prompt]:
+    """SAM prompts (box + positive points, image pixels) for parsed answer objects, in order: one
+    prompt per object, shared by the pipeline, the rewards and the lmms-eval tasks."""
+    prompts = []
+    for obj in objects:
+        box = getattr(obj, "bbox", None)
+        box_t = None
+        if box is not None:
+            values = [float(v) for v in box]
+            if len(values) == 4 and all(np.isfinite(values)):
+                box_t = tuple(values)
+        points = [] if getattr(obj, "point", None) is None else _point_list(obj.point)
+        extra = getattr(obj, "extra_points", None)  # Seg-Zero's second point
+        if extra:
+            points += [p for p in _point_list(extra) if p not in points]
+        prompts.append(Prompt(box=box_t, points=tuple(points)))
+    return prompts
 
 
 class Segmenter(ABC):
