@@ -9,6 +9,7 @@ leaves the old file whole plus, at worst, a temporary named ``.<name>.tmp-<pid>-
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -21,7 +22,7 @@ from typing import Any
 from reasonseg_x.errors import WriteError, is_write_fault
 
 __all__ = ["TMP_MARK", "writing", "atomic_path", "atomic_folder", "write_bytes_atomic", "write_text_atomic",
-           "write_json_atomic", "remove_stale_temporaries", "fsync_dir"]
+           "write_json_atomic", "save_image_atomic", "remove_stale_temporaries", "fsync_dir"]
 
 #: every temporary is named ``.<target name><TMP_MARK><pid>-<token>``
 TMP_MARK = ".tmp-"
@@ -68,11 +69,12 @@ def _fsync_file(path: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary path beside ``path``; on a clean exit it replaces ``path``.
 
     For writers that need a file name (pyarrow, tarfile); on an exception the temporary is
-    deleted and ``path`` is left as it was.
+    deleted and ``path`` is left as it was. ``durable=False`` skips the ``fsync`` calls (still
+    whole or absent, but a power cut may lose the file): for files the next command draws again.
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
@@ -80,7 +82,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             yield tmp
-            _fsync_file(tmp)
+            if durable:
+                _fsync_file(tmp)
             os.replace(tmp, target)
         except BaseException:
             try:
@@ -88,7 +91,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             except OSError:  # a folder that refuses the write may refuse the clean-up too
                 pass
             raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
 
 
 @contextmanager
@@ -120,9 +124,9 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically."""
-    with atomic_path(path) as tmp:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (see :func:`atomic_path` for ``durable``)."""
+    with atomic_path(path, durable=durable) as tmp:
         with open(tmp, "xb") as handle:
             handle.write(data)
 
@@ -136,6 +140,21 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | N
     """Replace ``path`` with ``obj`` as JSON (non-ASCII kept, a final newline) atomically."""
     dumps.setdefault("ensure_ascii", False)
     write_text_atomic(path, json.dumps(obj, indent=indent, **dumps) + "\n")
+
+
+def save_image_atomic(path: str | os.PathLike[str], image: Any, *, format: str, **options: Any) -> Path:
+    """Replace ``path`` with a PIL ``image`` saved as ``format`` atomically (charts, grids, the viewer's
+    pictures): a refused or cut-short write (``ulimit -f``, a full disk) leaves no torn picture.
+
+    Encoded in memory first: PIL's encoders write to the file descriptor themselves and take a short
+    write under ``ulimit -f`` for success, so only Python's own write sees the refusal. Not fsynced:
+    pictures are drawn again by the next command, and a viewer writes thousands (measured here: an
+    fsynced 15 kB file costs 0.7 ms against 0.02 ms, more on network disks).
+    """
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    write_bytes_atomic(path, buffer.getvalue(), durable=False)
+    return Path(path)
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> int:

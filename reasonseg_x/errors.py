@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+from typing import Any
 
 
 class ReasonSegXError(Exception):
@@ -72,6 +73,10 @@ class WriteError(ReasonSegXError):
         advice = _WRITE_ADVICE.get(cause.errno or 0, "")
         message = f"cannot write {self.path}: {cause.strerror or cause}"
         super().__init__(message + (f": {advice}" if advice else "") + (f"; {then}" if then else ""))
+
+    def __reduce__(self) -> tuple[Any, tuple[str, OSError, str]]:
+        """Pickled by its parts: a viewer worker process raises it and the main process reports it."""
+        return (WriteError, (self.path, self.cause, self.then))
 
     def with_note(self, then: str) -> WriteError:
         return WriteError(self.path, self.cause, then)

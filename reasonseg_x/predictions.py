@@ -436,7 +436,7 @@ def read_predictions(path: str | Path, *, skip_invalid: bool = False, allow_torn
     """
     p = require_file_or_folder(path, "the predictions file")
     if p.is_dir():
-        if (p / RUN_PREDICTIONS).is_file():  # a run folder of `reasonseg-x eval`
+        if (p / RUN_PREDICTIONS).exists():  # a run folder of `reasonseg-x eval` (a FIFO there is refused below)
             p = p / RUN_PREDICTIONS
         elif (p / "metrics.json").is_file():
             raise InvalidInputError(f"this is a scored run folder without {RUN_PREDICTIONS}; pass a predictions "

@@ -54,10 +54,17 @@ def test_query_is_text_not_a_template():
 
 # -- one hand-built answer per format: parse, map, mask ------------------------------------------------
 
+def _read_ok(name: str, text: str):
+    """The answer read in format ``name`` on the 420x1680 picture; it must parse."""
+    parsed, objects = read_answer(get_format(name), text, W, H)
+    assert parsed.status == "ok", parsed
+    return parsed, objects
+
+
 def test_qwen25_native_pixels_of_the_840_frame():
     text = 'Here you go:\n```json\n[\n\t{"bbox_2d": [84, 168, 421, 839], "label": "cup"}\n]\n```'
-    parsed, objects = read_answer(get_format("qwen2.5-native"), text, W, H)
-    assert parsed.status == "ok" and parsed.objects[0].label == "cup"
+    parsed, objects = _read_ok("qwen2.5-native", text)
+    assert parsed.objects[0].label == "cup"
     # x: int(84 * 0.5 + .5) = 42, int(421 * 0.5 + .5) = 211; y: 168 * 2 = 336, 839 * 2 = 1678
     assert objects[0].bbox == (42, 336, 211, 1678)
     expected = np.zeros((H, W), bool)
@@ -67,8 +74,7 @@ def test_qwen25_native_pixels_of_the_840_frame():
 
 def test_qwen3_native_grid_1000():
     text = '[{"bbox_2d": [100, 250, 500, 1000], "label": "a"}, {"bbox_2d": [0, 0, 10, 10]}]'
-    parsed, objects = read_answer(get_format("qwen3-native"), text, W, H)
-    assert parsed.status == "ok"
+    _, objects = _read_ok("qwen3-native", text)
     # 100 * .42 = 42; 250 * 1.68 = 420; 500 * .42 = 210; 1000 -> clipped to W = 420 / H = 1680
     assert objects[0].bbox == (42, 420, 210, 1680)
     assert objects[1].bbox == (0, 0, int(10 * 0.42 + 0.5), int(10 * 1.68 + 0.5))  # (0, 0, 4, 17)
@@ -80,18 +86,16 @@ def test_qwen3_native_grid_1000():
 
 def test_internvl_ref_box_grid_1000():
     text = "<ref>the red cup</ref><box>[[100, 250, 500, 750]]</box> and <ref>b</ref><box>[[0,0,5,5],[10,10,20,20]]</box>"
-    parsed, objects = read_answer(get_format("internvl"), text, W, H)
-    assert parsed.status == "ok"
+    parsed, objects = _read_ok("internvl", text)
     assert [o.label for o in parsed.objects] == ["the red cup", "b", "b"]
     assert objects[0].bbox == (42, 420, 210, 1260)
     assert objects[2].bbox == (int(10 * .42 + .5), int(10 * 1.68 + .5), int(20 * .42 + .5), int(20 * 1.68 + .5))
 
 
 def test_plain_boxes_one_or_several():
-    fmt = get_format("plain-boxes")
-    parsed, objects = read_answer(fmt, "The answer is [[84, 168, 420, 840], [0, 0, 2, 2]].", W, H)
-    assert parsed.status == "ok" and [o.bbox for o in objects] == [(42, 336, 210, 1680), (0, 0, 1, 4)]
-    parsed, objects = read_answer(fmt, "[84, 168, 420, 840]", W, H)
+    _, objects = _read_ok("plain-boxes", "The answer is [[84, 168, 420, 840], [0, 0, 2, 2]].")
+    assert [o.bbox for o in objects] == [(42, 336, 210, 1680), (0, 0, 1, 4)]
+    _, objects = _read_ok("plain-boxes", "[84, 168, 420, 840]")
     assert [o.bbox for o in objects] == [(42, 336, 210, 1680)]
 
 

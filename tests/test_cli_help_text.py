@@ -17,14 +17,34 @@ def _command_paths(command, path=()):
         yield from _command_paths(sub, (*path, name))
 
 
-def test_no_help_text_has_a_space_before_its_punctuation():
+def _helps():
+    """``(command path, its --help)`` for every command and group, unwrapped (400 columns)."""
     runner = CliRunner()
-    stray = []
     for path in _command_paths(typer.main.get_command(app)):
         done = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"})
         assert done.exit_code == 0, (path, done.output)
-        stray += [(path, line.strip()) for line in done.output.splitlines() if re.search(r"\S +[.,;:](\s|$)", line)]
+        yield path, done.output
+
+
+def test_no_help_text_has_a_space_before_its_punctuation():
+    stray = [(path, line.strip()) for path, output in _helps() for line in output.splitlines()
+             if re.search(r"\S +[.,;:](\s|$)", line)]
     assert stray == []
+
+
+def test_no_usage_line_says_a_repeated_argument_twice():
+    """``merge [OPTIONS] {DIR...}...`` read as a list of lists: the "..." is typer's to add."""
+    doubled = [(path, line.strip()) for path, output in _helps() for line in output.splitlines()
+               if "Usage:" in line and "...}..." in line]
+    assert doubled == []
+
+
+def test_every_command_listed_in_one_line():
+    """A group's list of commands shows each command's first paragraph: a docstring whose first
+    paragraph spans several lines showed them broken mid-sentence (``star --help``)."""
+    broken = [(path, row.strip()) for path, output in _helps() if "Commands" in output
+              for row in output.split("Commands", 1)[1].splitlines()[1:] if re.match(r"│\s{3,}\S", row)]
+    assert broken == []
 
 
 def test_defaults_in_help_are_shown():

@@ -46,6 +46,7 @@ def test_models_suggests_the_close_name_as_eval_does():
 
 
 def test_a_manifest_folder_is_refused_with_what_is_wanted(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "mask": null}\n')
     done = _cli("submit", tmp_path / "p.jsonl", "--model-name", "x", "--out", tmp_path / "b", "--manifest", tmp_path)
     assert done.exit_code == 2 and "is a folder; --manifest wants the manifest JSON file" in done.output
 

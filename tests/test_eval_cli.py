@@ -108,6 +108,7 @@ def test_score_reference_outputs_without_data(tmp_path):
     assert result.exit_code == 0, result.output
     assert "only the star and visionreasoner" in " ".join(result.output.split())
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["overall"]["giou"] == 0.5
+    (tmp_path / "x.jsonl").write_text('{"id": "a", "mask": null}\n')  # masks (not I/U): they need the data
     result = runner.invoke(app, ["score", "--predictions", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 2 and "--data" in result.output
 

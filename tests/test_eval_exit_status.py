@@ -69,6 +69,17 @@ def test_eval_and_score_on_an_empty_split_say_it_is_empty(tmp_path, monkeypatch)
     assert scored.exit_code == 2 and "is empty" in scored.output, scored.output
 
 
+@pytest.mark.parametrize("argv", [["score", "-p", "{missing}", "-q"], ["score", "-p", "{missing}", "-d", "mini"],
+                                  ["submit", "{missing}", "--model-name", "M", "--out", "{missing}.tar.gz"]])
+def test_a_predictions_path_that_does_not_exist_says_so(tmp_path, argv):
+    """Not "--data is required to score masks", nor a download of the test split: the path is wrong."""
+    missing = tmp_path / "nope"
+    done = _invoke(*(a.format(missing=missing) for a in argv))
+    assert done.exit_code == 2, done.output
+    assert f"{missing}: no such predictions file or run folder" in done.output, done.output
+    assert "--data" not in done.output and "Hub" not in done.output
+
+
 def test_a_split_whose_every_row_was_skipped_says_so(tmp_path):
     folder = tmp_path / "lisa" / "test"
     write_pair(folder, "bad", raw=b"{")

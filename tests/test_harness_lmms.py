@@ -161,3 +161,26 @@ def test_every_task_and_group_is_indexed_and_names_a_catalogued_split():
         assert spec == "mini" or split in catalog[spec]["splits"], path.name
         typed = "gIoU_compositional" in text
         assert typed == (spec in ("mini", "reasonseg-x")), path.name  # per-type metrics where the types exist
+
+
+def test_every_aggregation_the_task_files_name_is_a_module_attribute_of_that_name():
+    """The YAML files name aggregations by module path (``!function ...lmms_task.giou_commonsense``):
+    each exists under that name, pickles by it, and scores its own metric and reasoning type."""
+    import pickle
+    import re
+
+    import reasonseg_x.tasks.lmms_task as lmms_task
+
+    named = {m for p in (REPO / "reasonseg_x" / "tasks").glob("*.yaml")
+             for m in re.findall(r"aggregation: !function reasonseg_x\.tasks\.lmms_task\.(\w+)", p.read_text())}
+    assert {"giou", "ciou", *(f"{m}_{t}" for m in ("giou", "ciou") for t in TYPES)} <= named
+    calls = []
+    for name in sorted(named):
+        function = getattr(lmms_task, name)
+        assert function.__name__ == name and pickle.loads(pickle.dumps(function)) is function
+        if name != "predictions":
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(lmms_task, "aggregate", lambda items, metric, group=None: calls.append((metric, group)))
+                function([])
+            metric, _, group = name.partition("_")
+            assert calls[-1] == (metric, group or None), name

@@ -174,13 +174,47 @@ def test_a_run_json_that_is_a_fifo_is_refused(tmp_path):
     _one_line_error(_invoke("eval", "-m", "oracle", "-o", str(run), "-q", "-n", "2"), "run.json", "FIFO")
 
 
-@pytest.mark.timeout(30)
-def test_a_run_folder_whose_predictions_file_is_a_fifo_is_refused(tmp_path):
+def _run_whose_predictions_file_is_a_fifo(tmp_path):
     run = tmp_path / "run"
     assert _invoke("eval", "-m", "oracle", "-o", str(run), "-q", "-n", "2").exit_code == 0
     (run / "predictions.jsonl").unlink()
     os.mkfifo(run / "predictions.jsonl")
+    return run
+
+
+@pytest.mark.timeout(30)
+def test_a_run_folder_whose_predictions_file_is_a_fifo_is_refused(tmp_path):
+    run = _run_whose_predictions_file_is_a_fifo(tmp_path)
     _one_line_error(_invoke("eval", "-m", "oracle", "-o", str(run), "-q", "-n", "2"), "predictions.jsonl", "FIFO")
+
+
+@pytest.mark.timeout(30)
+def test_score_of_a_run_folder_whose_predictions_file_is_a_fifo_says_so(tmp_path):
+    """Not "no <id>.png mask files": the folder is a run, its predictions.jsonl is no regular file."""
+    run = _run_whose_predictions_file_is_a_fifo(tmp_path)
+    _one_line_error(_invoke("score", "-p", str(run), "-q"), str(run / "predictions.jsonl"), "FIFO",
+                    "not a regular file")
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("fifo_name", ["q.json", "q.jpg"])
+def test_a_lisa_file_that_is_a_fifo_is_named_as_such(tmp_path, fifo_name):
+    """Not "image has no annotation file" (the FIFO used to be skipped as no file at all), never a hang."""
+    folder = tmp_path / "lisa" / "test"
+    for i in range(2):
+        write_pair(folder, f"ok{i}")
+    write_pair(folder, "q")
+    (folder / fifo_name).unlink()
+    os.mkfifo(folder / fifo_name)
+    data = str(tmp_path / "lisa")
+    _one_line_error(_invoke("data", "info", data), fifo_name, "FIFO", "not a regular file")
+    _one_line_error(_invoke("eval", "-m", "oracle", "-d", data, "-o", str(tmp_path / "run"), "-q"), fifo_name,
+                    "FIFO")
+    run = _invoke("eval", "-m", "oracle", "-d", data, "-o", str(tmp_path / "run"), "-q", "--skip-invalid")
+    assert run.exit_code == 0, run.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["overall"]["n"] == 2 and metrics["data"]["skipped_rows"] == 1
+    assert "FIFO" in metrics["data"]["skipped"][0]["reason"]
 
 
 @pytest.mark.timeout(60)

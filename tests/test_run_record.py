@@ -237,6 +237,31 @@ def test_evaluator_on_load_dataset_rows_equals_score(full_run: Path) -> None:
     _same_groups(whole.compute(), _metrics(full_run))
 
 
+def test_evaluator_on_a_columnar_batch_equals_row_by_row(full_run: Path) -> None:
+    """``dataset[0:8]`` is a dict of columns: a batch of its rows, not one row with a list for an id."""
+    pytest.importorskip("datasets")
+    from reasonseg_x.data.datasets_api import load_dataset
+    from reasonseg_x.errors import InvalidInputError
+    from reasonseg_x.evaluators.evaluator import Evaluator
+    from reasonseg_x.predictions import read_predictions
+
+    predictions = read_predictions(full_run / "predictions.jsonl")
+    dataset = load_dataset("mini", "test")
+    batch = dataset[0:8]
+    assert isinstance(batch, dict) and len(batch["id"]) == 8
+    preds = [predictions.by_id[i] for i in batch["id"]]
+    by_rows = Evaluator("star")
+    for n in range(8):
+        by_rows.update(dataset[n], preds[n])
+    columnar = Evaluator("star")
+    columnar.update(batch, preds)
+    assert columnar.compute() == by_rows.compute()
+    assert columnar.compute()["overall"]["n"] == 8
+    ragged = dict(batch, target=batch["target"][:7])
+    with pytest.raises(InvalidInputError, match=r"'id' has 8 values, 'target' has 7"):
+        Evaluator("star").update(ragged, preds)
+
+
 def test_evaluator_refuses_a_class_index_outside_the_taxonomy() -> None:
     from reasonseg_x.errors import InvalidInputError
     from reasonseg_x.evaluators.evaluator import Evaluator

@@ -280,3 +280,32 @@ def test_skip_invalid_rows_that_only_samples_detect_are_left_out_not_failed(tmp_
     outcome = run_eval(_config(tmp_path / "skip", model="oracle", skip_invalid=True), source=source)
     assert outcome.run_info["status"] == "complete" and outcome.run_info["counts"]["skipped_rows"] == 1
     assert outcome.result.metrics["overall"]["n"] == 5 and outcome.result.metrics["overall"]["giou"] == 1.0
+
+
+def test_resume_reads_only_the_samples_left(tmp_path, monkeypatch):
+    """A resumed run asks the source for the remaining ids only (``samples_of``): synth renders 5
+    pictures for 5 left, not all 20 again."""
+    import reasonseg_x.data.synth.source as synth_source
+    from reasonseg_x.data.synth import SynthSource
+
+    out = tmp_path / "run"
+    run_eval(_config(out, score=False), source=SynthSource(20))
+    lines = (out / "predictions.jsonl").read_bytes().splitlines(keepends=True)
+    (out / "predictions.jsonl").write_bytes(b"".join(lines[:15]))
+    rendered: list[int] = []
+    real = synth_source.render_sample
+    monkeypatch.setattr(synth_source, "render_sample", lambda index, seed=0: rendered.append(index) or real(index, seed))
+    again = run_eval(_config(out, score=False), source=SynthSource(20))
+    assert again.already_done == 15 and again.stats.predicted == 5
+    assert rendered == [15, 16, 17, 18, 19]
+
+
+def test_synth_samples_of_equals_filtering_every_sample():
+    from reasonseg_x.data.source import take_ids
+    from reasonseg_x.data.synth import SynthSource
+
+    source = SynthSource(12, seed=2)
+    ids = ["synth-2-000007", "synth-2-000001", "synth-0-000003", "synth-2-000099", "synth-2-3", "x",
+           "synth-2-\u0663", "synth-2-000011"]
+    assert [s.id for s in source.samples_of("test", ids)] == [s.id for s in take_ids(source.samples(), ids)] \
+        == ["synth-2-000001", "synth-2-000007", "synth-2-000011"]

@@ -212,6 +212,39 @@ def test_file_size_limit_during_show_export_and_score(tmp_path):
     assert (out / "per_sample.jsonl").read_bytes() == before  # replaced whole or not at all
 
 
+def _torn_pictures(folder: Path) -> list[str]:
+    """Every PNG/JPEG under ``folder`` (temporaries too) that does not decode whole."""
+    from PIL import Image
+
+    torn = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and (path.suffix in (".png", ".jpg") or ".png.tmp-" in path.name
+                               or ".jpg.tmp-" in path.name):
+            try:
+                with Image.open(path) as img:
+                    img.load()
+            except OSError:
+                torn.append(str(path.relative_to(folder)))
+    return torn
+
+
+@pytest.mark.timeout(600)
+def test_file_size_limit_never_leaves_a_torn_picture(tmp_path):
+    """chart.png (~15 kB), worst.png (~110 kB) and the viewer's JPEGs (~10-20 kB) cut at 12 kB: each
+    is written whole or not at all, and the error names the picture."""
+    out = tmp_path / "run"
+    assert _eval(out).exit_code == 0
+    scored = tmp_path / "scored"
+    _one_line_error(_cli(["score", "-p", str(out), "-o", str(scored), "-q"], limit=12_000), str(scored), ".png",
+                    "ulimit -f")
+    assert _torn_pictures(scored) == []
+    viewer = tmp_path / "viewer"
+    _one_line_error(_cli(["show", str(out), "-o", str(viewer), "-q", "-j", "1"], limit=12_000), str(viewer),
+                    ".jpg", "ulimit -f")
+    assert _torn_pictures(viewer) == []
+    assert _torn_pictures(out) == []
+
+
 # -- the mechanism, from its definition -----------------------------------------------------------
 
 def test_writing_names_the_target_not_the_temporary(tmp_path, monkeypatch):

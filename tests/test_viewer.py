@@ -196,6 +196,12 @@ def test_cli_show_on_an_eval_run(tmp_path: Path) -> None:
     assert len(data["cases"]) == 6 and {c["runs"][0]["iou"] for c in data["cases"]} == {1.0}
     missing = runner.invoke(app, ["show", str(tmp_path / "nope"), "--out", str(tmp_path / "v2")])
     assert missing.exit_code == 2 and "no such run folder" in missing.output
+    # the run's predictions.jsonl names the run, as for score and submit: no --data needed
+    result = runner.invoke(app, ["show", str(tmp_path / "run" / "predictions.jsonl"), "--out", str(tmp_path / "v3"),
+                                 "-q", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    again = _data(tmp_path / "v3" / "index.html")
+    assert again["cases"] == data["cases"] and again["runs"] == data["runs"]
 
 
 # --- headless Chromium ------------------------------------------------------------------------

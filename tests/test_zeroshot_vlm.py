@@ -94,6 +94,21 @@ def test_unknown_format_fails_before_loading(tmp_path):
     assert "unknown answer format 'nope'" in result.output
 
 
+@pytest.mark.parametrize("fmt,coords,refused", [("internvl", "pixels", True), ("plain-boxes", "grid1000", True),
+                                                ("qwen2.5-native", "grid1000", True), ("star", "pixels", False),
+                                                ("auto", "grid1000", False), ("internvl", "auto", False)])
+def test_coords_is_refused_where_the_format_fixes_the_frame(fmt, coords, refused):
+    """A fixed-frame format ignores -a coords: accepting it would let a user believe it was applied."""
+    from reasonseg_x.baselines.zeroshot import ZeroShotOptions
+    from reasonseg_x.errors import InvalidInputError
+
+    if refused:
+        with pytest.raises(InvalidInputError, match=rf"coords={coords} has no effect with format={fmt}"):
+            ZeroShotOptions(format=fmt, coords=coords)
+    else:
+        assert ZeroShotOptions(format=fmt, coords=coords).coords == coords
+
+
 def test_the_harness_segments_with_a_sam_when_asked():
     """REASONSEG_X_SEGMENTER names any SAM (here the tiny SAM 2 folder); without the image the
     sample is an ``error``, not a crash."""

@@ -31,7 +31,13 @@ class ZeroShotOptions(PipelineOptions):
         if self.format != "auto":
             from reasonseg_x.star.answer.formats import get_format
 
-            get_format(self.format)  # an unknown name fails before the model loads
+            fixed = get_format(self.format)  # an unknown name fails before the model loads
+            if self.coords != "auto" and fixed.frame != "model":  # silently ignored, it would mislead
+                from reasonseg_x.errors import InvalidInputError
+
+                raise InvalidInputError(f"coords={self.coords} has no effect with format={self.format}: its answers "
+                                        f"are in its own frame ({fixed.frame}, baselines/formats.yaml); drop -a "
+                                        "coords (it applies to format=star and format=auto)", "coords")
 
 
 class ZeroShotVlmPredictor(VlmSamPipeline):

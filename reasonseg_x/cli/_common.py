@@ -32,6 +32,15 @@ def user_errors(output: str | os.PathLike[str] | None = None) -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
+def require_predictions_path(path: str | os.PathLike[str]) -> None:
+    """Refuse a predictions path that does not exist before anything else is asked of the user: a
+    typo in ``-p`` must not read as "--data is required" or end in a download attempt."""
+    if not os.path.exists(path):
+        from reasonseg_x.errors import InvalidInputError
+
+        raise InvalidInputError("no such predictions file or run folder", os.fspath(path))
+
+
 def show_flags_as_switches() -> None:
     """Help lists boolean flags as switches, without a ``<bool>`` type that invites ``--strict true``.
 

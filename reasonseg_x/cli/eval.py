@@ -209,7 +209,7 @@ def _print_result(result: Any, out_dir: Path, *, table: bool = True) -> None:
 
 
 def merge_command(
-    dirs: List[Path] = typer.Argument(..., metavar="DIR...", help="Shard run folders, or the folder holding "
+    dirs: List[Path] = typer.Argument(..., metavar="DIR", help="Shard run folders, or the folder holding "
                                       "their shard-<i>-of-<k>/ subfolders."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the merged predictions and scores "
                                        "(default: the shards' parent folder).", show_default=False),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from reasonseg_x.cli._common import user_errors
+from reasonseg_x.cli._common import require_predictions_path, user_errors
 
 if TYPE_CHECKING:  # pragma: no cover
     from reasonseg_x.data.source import Source
@@ -94,6 +94,7 @@ def submit(
         from reasonseg_x.runner.record import recorded_run
         from reasonseg_x.runner.recorded import choose_option
 
+        require_predictions_path(predictions)
         fields = parse_meta(meta)
         run = recorded_run(predictions)
         if run is not None:

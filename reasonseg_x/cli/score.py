@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from reasonseg_x.cli._common import user_errors
+from reasonseg_x.cli._common import require_predictions_path, user_errors
 
 
 def score(
@@ -48,6 +48,7 @@ def score(
         from reasonseg_x.runner.record import open_run_data, recorded_run
         from reasonseg_x.runner.recorded import check_scores_target
 
+        require_predictions_path(predictions)
         run = recorded_run(predictions)
         if run is not None:
             data, split, protocol = _run_options(run, data, split, protocol)

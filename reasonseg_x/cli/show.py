@@ -11,7 +11,8 @@ from reasonseg_x.cli._common import user_errors
 
 
 def show(
-    run: Path = typer.Argument(..., help="Run folder (of eval or score --out) or a predictions file (with --data)."),
+    run: Path = typer.Argument(..., help="Run folder (of eval or score --out), its predictions.jsonl, or another "
+                                         "predictions file (with --data)."),
     run2: Optional[Path] = typer.Argument(None, help="A second run on the same data: shown side by side, sorted "
                                                      "by IoU difference (B - A)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the viewer (index.html, thumbs/, full/)."),

@@ -47,9 +47,10 @@ def tiny_checkpoint_command(
     out: Path = typer.Option(..., "--out", "-o", help="New folder for the tiny model, adapter and SAM 2."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights."),
 ) -> None:
-    """Write a tiny random StAR (Qwen2.5-VL + LoRA + SAM 2, a few MB) and print the eval command that
-    runs it: the whole --model star pipeline in seconds on a CPU, before spending GPU hours. Its
-    answers are random, so every sample is a parse error and the scores are zero."""
+    """Write a tiny random StAR and print the eval command that runs it: --model star in seconds on a CPU.
+
+    Qwen2.5-VL + LoRA + SAM 2, a few MB: the whole pipeline before spending GPU hours. Its answers
+    are random, so every sample is a parse error and the scores are zero."""
     with user_errors():
         import shlex
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -26,7 +27,7 @@ from reasonseg_x.data.images import probe_image
 from reasonseg_x.data.record import GroundTruth, ImageRef, Sample
 from reasonseg_x.data.source import Source, check_unique_ids
 from reasonseg_x.errors import InvalidInputError, SourceNotFoundError, UnknownLabelError
-from reasonseg_x.json_input import loads_user_json
+from reasonseg_x.json_input import loads_user_json, special_file_kind
 from reasonseg_x.taxonomy import reasoning_types
 
 __all__ = ["LisaSource", "LisaAnnotation", "read_annotation", "decode_json_bytes", "is_lisa_folder",
@@ -222,7 +223,18 @@ class LisaSource(Source):
     def _pairs(self, split: str) -> Iterator[tuple[str, Path, Path | None, str | None]]:
         """(stem, json, image or None, problem or None) for each annotation, sorted by stem."""
         folder = self._split_dirs[split]
-        files = sorted(p for p in folder.iterdir() if p.is_file())
+        files: list[Path] = []
+        special: dict[Path, str] = {}
+        for p in sorted(folder.iterdir()):
+            try:
+                mode = p.stat().st_mode
+            except OSError:  # a dangling link: no file
+                continue
+            kind = special_file_kind(mode)
+            if kind is not None:
+                special[p] = kind
+            if kind is not None or stat.S_ISREG(mode):
+                files.append(p)
         images: dict[str, list[Path]] = {}
         annotations: dict[str, Path] = {}
         for p in files:
@@ -235,7 +247,11 @@ class LisaSource(Source):
             yield stem, images[stem][0], None, "image has no annotation file (<stem>.json)"
         for stem in sorted(annotations):
             found = images.get(stem, [])
-            if not found:
+            odd = next((p for p in (annotations[stem], *found) if p in special), None)
+            if odd is not None:  # a FIFO would block the reader, a device never end: refused unopened
+                yield stem, annotations[stem], None, (f"{odd.name} is {special[odd]}, not a regular file; save the "
+                                                      "content to a file first")
+            elif not found:
                 yield stem, annotations[stem], None, "annotation has no image (<stem>.jpg)"
             elif len(found) > 1:
                 names = ", ".join(p.name for p in found)

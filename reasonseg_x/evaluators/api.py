@@ -174,7 +174,7 @@ def write_outputs(result: EvalResult, out_dir: str | Path, *, chart: bool = True
 
 def _worst_grid(result: EvalResult, out: Path, source: Source, predictions: Any) -> Path | None:
     """worst.png, or None (with the previous one removed) when it cannot be drawn: the scores stand."""
-    from reasonseg_x.errors import ReasonSegXError
+    from reasonseg_x.errors import ReasonSegXError, WriteError
     from reasonseg_x.evaluators.report import draw_worst_grid
 
     target = out / "worst.png"
@@ -184,6 +184,8 @@ def _worst_grid(result: EvalResult, out: Path, source: Source, predictions: Any)
         elif isinstance(predictions, (str, Path)):
             predictions = read_predictions(predictions, skip_invalid=True)
         grid = draw_worst_grid(result.records, source, result.metrics["data"]["split"], predictions, target)
+    except WriteError:  # a refused write (a full disk, ``ulimit -f``) is the user's to fix: say it
+        raise
     except (ReasonSegXError, OSError):
         grid = None
     if grid is None:

@@ -193,9 +193,12 @@ class Evaluator:
         a :class:`Prediction`, an RLE, a 2-D array, a predictions-file object ``{"id", "mask",
         "status"}`` or ``None`` (missing); for a batch also a mapping ``id -> prediction`` (absent
         ids are missing) or a 3-D array stacking the masks. A batch with a bad pair raises and adds
-        nothing.
+        nothing. A columnar batch (a dict of equal-length columns, what ``dataset[0:8]`` gives) is a
+        batch of its rows.
         """
         names = _label_names(getattr(ground_truths, "features", None))
+        if isinstance(ground_truths, Mapping) and _is_columnar(ground_truths):
+            ground_truths = _rows(ground_truths)
         if isinstance(ground_truths, (GroundTruth, Sample, Mapping)):
             pairs = [(ground_truths, predictions)]
         else:
@@ -294,6 +297,29 @@ class Evaluator:
         if pred.id != gt.id:
             raise InvalidInputError(f"prediction id {pred.id!r} is paired with ground truth {gt.id!r}", where)
         return pred
+
+
+def _column_length(value: Any) -> int | None:
+    """The length of a column (a list, tuple or array), None for anything else."""
+    if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes)):
+        return len(value)
+    return None
+
+
+def _is_columnar(batch: Mapping[str, Any]) -> bool:
+    """A dict of columns (``dataset[0:8]``) rather than one row: its ``id`` is a list of ids."""
+    return _column_length(batch.get("id")) is not None
+
+
+def _rows(batch: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a columnar batch; a column of another length than ``id`` is refused, named."""
+    n = len(batch["id"])
+    for key, column in batch.items():
+        length = _column_length(column)
+        if length != n:
+            raise InvalidInputError(f"a columnar batch needs equal-length columns: 'id' has {n} values, {key!r} "
+                                    f"has {'no list of values' if length is None else length}")
+    return [{key: column[i] for key, column in batch.items()} for i in range(n)]
 
 
 def _label_names(features: Any) -> dict[str, Sequence[str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonseg_x._html import md_code, md_text
+from reasonseg_x.atomic import save_image_atomic
 
 __all__ = ["table_rows", "group_sections", "render_markdown", "print_table", "draw_chart", "pct", "group_title",
            "draw_worst_grid", "worst_ids"]
@@ -255,9 +256,7 @@ def draw_chart(metrics: dict[str, Any], path: str | Path, *, width: int = 1000, 
         draw.text((lx + k * 70 + 16, 29), label, fill="black", font=small)
     level = int(round(100 * (metrics.get("bootstrap") or {}).get("level", 0.95)))
     draw.text((lx - 12, 29), f"whiskers: {level}% bootstrap CI", fill="black", font=small, anchor="ra")
-    out = Path(path)
-    img.save(out, format="PNG")
-    return out
+    return save_image_atomic(path, img, format="PNG")
 
 
 #: samples per reasoning type in the report's worst-case grid, and the tile size in pixels
@@ -434,5 +433,5 @@ def draw_worst_grid(records: Any, source: Any, split: str, predictions: Any, pat
                 draw.text((x0, y + (2 + m) * line_h), line, fill=(40, 40, 120), font=small)
     info = PngInfo()
     info.add_text(GRID_KEY, digest)
-    img.save(out, format="PNG", compress_level=1, pnginfo=info)  # fast to write; the file stays small enough
-    return out
+    # fast to write; the file stays small enough
+    return save_image_atomic(out, img, format="PNG", compress_level=1, pnginfo=info)

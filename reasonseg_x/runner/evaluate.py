@@ -30,7 +30,6 @@ from reasonseg_x.runner.record import Coverage, read_record, remove_record, skip
 from reasonseg_x.runner.runinfo import RunIdentity, Stopwatch, check_identity, environment, utc_now
 from reasonseg_x.runner.shards import Shard
 from reasonseg_x.runner.store import PredictionStore, holds_predictions, read_stored_lines, remove_stale_temporaries
-from reasonseg_x.runner.subset import take_ids
 
 __all__ = ["EvalConfig", "EvalOutcome", "run_eval", "holding_run_folder", "open_data", "score_run", "resolve_out",
            "data_fingerprint", "PREDICTIONS_FILE", "DEFAULT_BATCH_SIZE"]
@@ -333,7 +332,7 @@ def _predict(bound: BoundModel, source: Source, split: str, remaining: list[str]
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"model {bound.name!r}: default_batch_size must be an int >= 1, got {batch_size!r}")
         session["batch_size"] = int(batch_size)
-        samples = take_ids(source.samples(split), remaining)
+        samples = source.samples_of(split, remaining)  # a resumed run reads (renders) only what is left
         bar = progress(total, done, bound.name) if progress else nullcontext()
         clock = Stopwatch()
         with bar as reporter:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from lmms_eval.api.task import ConfigurableMessagesTask
@@ -164,41 +165,26 @@ def predictions(items: list[dict[str, Any]]) -> int:
     return count_predictions(items)
 
 
-def giou(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "giou")
+def _aggregation(metric: str, reasoning_type: str | None = None) -> Callable[[list[dict[str, Any]]], float]:
+    """The aggregation of ``metric`` (overall, or of one reasoning type), named as the YAML files name it
+    (``!function reasonseg_x.tasks.lmms_task.giou_commonsense``: a module attribute, picklable by name)."""
+    name = metric if reasoning_type is None else f"{metric}_{reasoning_type}"
+
+    def aggregation(items: list[dict[str, Any]]) -> float:
+        return aggregate(items, metric, reasoning_type)
+
+    aggregation.__name__ = aggregation.__qualname__ = name
+    aggregation.__module__ = __name__
+    return aggregation
 
 
-def ciou(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "ciou")
-
-
-def giou_function_purpose(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "giou", "function_purpose")
-
-
-def ciou_function_purpose(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "ciou", "function_purpose")
-
-
-def giou_commonsense(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "giou", "commonsense")
-
-
-def ciou_commonsense(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "ciou", "commonsense")
-
-
-def giou_comparative_relational(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "giou", "comparative_relational")
-
-
-def ciou_comparative_relational(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "ciou", "comparative_relational")
-
-
-def giou_compositional(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "giou", "compositional")
-
-
-def ciou_compositional(items: list[dict[str, Any]]) -> float:
-    return aggregate(items, "ciou", "compositional")
+giou = _aggregation("giou")
+ciou = _aggregation("ciou")
+giou_function_purpose = _aggregation("giou", "function_purpose")
+ciou_function_purpose = _aggregation("ciou", "function_purpose")
+giou_commonsense = _aggregation("giou", "commonsense")
+ciou_commonsense = _aggregation("ciou", "commonsense")
+giou_comparative_relational = _aggregation("giou", "comparative_relational")
+ciou_comparative_relational = _aggregation("ciou", "comparative_relational")
+giou_compositional = _aggregation("giou", "compositional")
+ciou_compositional = _aggregation("ciou", "compositional")

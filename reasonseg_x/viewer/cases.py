@@ -89,9 +89,10 @@ def open_run(path: str | Path, *, data: str | None = None, split: str | None = N
     ``data`` / ``split`` / ``protocol`` override what the run recorded; ``default_*`` fill in what a
     bare predictions file cannot say (the other run's data, for a second run)."""
     from reasonseg_x.predictions import read_predictions
-    from reasonseg_x.runner.record import read_record
+    from reasonseg_x.runner.record import read_record, run_folder_of
 
     p = Path(path)
+    p = run_folder_of(p) or p  # a run's predictions.jsonl is its run, as score and submit read it
     if not p.exists():
         raise InvalidInputError("no such run folder or predictions file", str(p))
     record = read_record(p, lenient=True) if p.is_dir() else None

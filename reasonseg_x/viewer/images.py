@@ -86,6 +86,7 @@ def render_job(job: ImageJob, out: str) -> tuple[str, str | None]:
     """Draw and write the thumbnails and full views of one sample; returns ``(key, problem or None)``."""
     from PIL import Image
 
+    from reasonseg_x.atomic import save_image_atomic
     from reasonseg_x.render import compose, fit_size, mask_of
 
     root = Path(out)
@@ -97,19 +98,19 @@ def render_job(job: ImageJob, out: str) -> tuple[str, str | None]:
         pred = mask_of(layer.mask, job.height, job.width)
         full = compose(image, max_side=job.full_side, target=target, ignore=ignore, pred=pred, boxes=layer.boxes,
                        points=layer.points, frame=frame)
-        full.save(root / full_name(job.key, index), format="JPEG", quality=85)
+        save_image_atomic(root / full_name(job.key, index), full, format="JPEG", quality=85)
         if layer.dropped_boxes or layer.dropped_points:
             every = compose(image, max_side=job.full_side, target=target, ignore=ignore, pred=pred,
                             boxes=layer.boxes, points=layer.points, frame=frame, dropped_boxes=layer.dropped_boxes,
                             dropped_points=layer.dropped_points)
-            every.save(root / all_answers_name(job.key, index), format="JPEG", quality=85)
+            save_image_atomic(root / all_answers_name(job.key, index), every, format="JPEG", quality=85)
         size = fit_size(full.width, full.height, job.thumb_side)
         if max(full.size) <= 2.5 * max(size):  # shrink the full view: one drawing, strokes stay visible
             thumb = full.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         else:  # a big picture: draw again at thumbnail size so boxes and points do not vanish
             thumb = compose(image, max_side=job.thumb_side, target=target, ignore=ignore, pred=pred,
                             boxes=layer.boxes, points=layer.points, frame=frame)
-        thumb.save(root / thumb_name(job.key, index), format="JPEG", quality=80)
+        save_image_atomic(root / thumb_name(job.key, index), thumb, format="JPEG", quality=80)
     return job.key, problem
 
 
@@ -141,7 +142,7 @@ def write_images(jobs: Iterable[ImageJob], out: str | Path, *, total: int | None
     def collect(done: Iterable[Future[tuple[str, str | None]]]) -> None:
         for future in done:
             try:
-                key, problem = future.result()
+                key, problem = future.result()  # a refused write arrives as a WriteError naming its picture
             except OSError as exc:  # a full disk, a folder removed under us: say where, no traceback
                 raise InvalidInputError(f"cannot write the viewer's pictures: {exc.strerror or exc}",
                                         str(root)) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from reasonseg_x.data.record import GroundTruth, Sample
 from reasonseg_x.data.source import Source
@@ -39,6 +39,23 @@ class SynthSource(Source):
         self.resolve_split(split)
         for index in range(self.n):
             yield render_sample(index, self.seed)
+
+    def samples_of(self, split: str | None, ids: Iterable[str]) -> Iterator[Sample]:
+        """Only the samples of ``ids`` are rendered (a resumed run, a report's pictures): an id names its
+        index; ids of another seed, out of range or not of this form are none of this source's."""
+        self.resolve_split(split)
+        wanted = set(ids)
+        for index in sorted(self._indices(wanted)):
+            sample = render_sample(index, self.seed)
+            if sample.id in wanted:
+                yield sample
+
+    def _indices(self, ids: Iterable[str]) -> Iterator[int]:
+        prefix = f"synth-{self.seed}-"
+        for sample_id in ids:
+            digits = sample_id[len(prefix):] if sample_id.startswith(prefix) else ""
+            if digits.isascii() and digits.isdigit() and int(digits) < self.n:
+                yield int(digits)
 
     def ground_truth(self, split: str | None = None) -> Iterator[GroundTruth]:
         """Masks only: the pictures are neither painted nor PNG-encoded."""
