@@ -18,8 +18,17 @@ if importlib.util.find_spec("lmms_eval") is None:  # no import at collection: lm
 TASKS = Path(__file__).resolve().parents[1] / "reasonseg_x" / "tasks"
 
 
-@pytest.fixture(scope="module")
-def mini_config():
+@pytest.fixture(autouse=True)
+def _pil_settings_restored(monkeypatch):
+    """Importing lmms_eval.tasks turns on PIL's LOAD_TRUNCATED_IMAGES process-wide; other test modules
+    check that truncated images are reported, so it is put back after each test here."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", ImageFile.LOAD_TRUNCATED_IMAGES)
+
+
+@pytest.fixture
+def mini_config(_pil_settings_restored):
     from lmms_eval import utils
 
     return utils.load_yaml_config(yaml_path=str(TASKS / "reasonseg_x_mini.yaml"), mode="full")
