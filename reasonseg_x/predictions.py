@@ -61,8 +61,9 @@ def harness_line(obj: Any) -> Any:
 
 
 def harness_origin(path: str | Path) -> dict[str, str] | None:
-    """``{"data", "split", "protocol"}`` recorded by our lmms-eval tasks in the first line of their
-    per-sample log (so ``score -p LOG.jsonl`` needs no ``--data``); None for any other file."""
+    """``{"data", "split", "protocol", "format"}`` recorded by our lmms-eval tasks in the first line of
+    their per-sample log (so ``score -p LOG.jsonl`` needs no ``--data`` and ``submit`` knows the answer
+    format); None for any other file."""
     p = Path(path)
     if not p.is_file():
         return None
@@ -75,7 +76,7 @@ def harness_origin(path: str | Path) -> dict[str, str] | None:
         meta = line.get("meta") if line is not obj and isinstance(line, dict) else None
         if not isinstance(meta, dict):
             return None
-        return {k: meta[k] for k in ("data", "split", "protocol") if isinstance(meta.get(k), str)}
+        return {k: meta[k] for k in ("data", "split", "protocol", "format") if isinstance(meta.get(k), str)}
     return None
 
 

@@ -57,7 +57,8 @@ def _run_lmms_eval(tmp_path: Path, answers: dict[str, str]) -> tuple[dict, Path]
     answers_file.write_text("".join(json.dumps({"id": s.id, "text": answers[s.query]}) + "\n"
                                     for s in open_source("mini").samples("test")))
     out = tmp_path / "lmms"
-    env = {**os.environ, "LMMS_EVAL_PLUGINS": "reasonseg_x", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
+    # no REASONSEG_X_FORMAT: the replay model is in no format's ``models``, so the task asks in StAR's
+    env = {**{k: v for k, v in os.environ.items() if k != "REASONSEG_X_FORMAT"}, "LMMS_EVAL_PLUGINS": "reasonseg_x", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf"), "TOKENIZERS_PARALLELISM": "false"}
     tasks_dir = subprocess.run([sys.executable, "-m", "reasonseg_x.tasks"], env=env, capture_output=True, text=True,
                                check=True).stdout.strip()
@@ -112,6 +113,8 @@ def test_lmms_eval_numbers_equal_reasonseg_x_score_per_reasoning_type(tmp_path, 
     # the log is a predictions file as it is: each line's prediction carries the format and the data
     first = json.loads(samples.read_text().splitlines()[0])
     assert first["predictions"]["meta"]["format"] == "star" and first["predictions"]["meta"]["data"] == "mini"
+    # the CLI's --model reached the task, which found no format listing it (formats.yaml `models`)
+    assert first["predictions"]["meta"]["lmms_model"] == "reasonseg_x_replay"
 
 
 @pytest.fixture(autouse=True)

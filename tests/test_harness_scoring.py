@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from reasonseg_x import masks as rle
+from reasonseg_x.star.answer.formats import get_format
 from reasonseg_x.tasks.harness import PREDICTION_KEY, HarnessSettings, aggregate, score_answer
 
 H, W = 40, 84  # the 840 frame maps x by / 10 and y by / 21
@@ -26,8 +27,9 @@ def test_an_answer_becomes_a_box_mask_and_a_record():
     text = '<answer>[{"label": "a", "bbox_2d": [100, 210, 290, 399], "point_2d": [150, 300]}]</answer>'
     out = score_answer(text, _truth(), opts=HarnessSettings(), data="mini", split="test")
     line = out[PREDICTION_KEY]
-    assert line["status"] == "ok" and line["meta"] == {"format": "star", "segmenter": "box", "protocol": "star",
-                                                       "data": "mini", "split": "test"}
+    assert line["status"] == "ok" and line["meta"] == {
+        "format": "star", "prompt": get_format("star").prompt_template, "model_family": "qwen2.5",
+        "segmenter": "box", "protocol": "star", "data": "mini", "split": "test"}
     mask = rle.decode(line["mask"])
     # x: int(100 / 10 + .5) = 10 .. int(290 / 10 + .5) = 29; y: 210 / 21 = 10 .. int(399 / 21 + .5) = 19
     expected = np.zeros((H, W), bool)
@@ -93,7 +95,38 @@ def test_harness_origin_names_the_data(tmp_path):
     out = score_answer("x", _truth(), opts=HarnessSettings(), data="reasonseg-x", split="val")
     log = tmp_path / "s.jsonl"
     log.write_text(json.dumps({"doc_id": 0, PREDICTION_KEY: out[PREDICTION_KEY]}) + "\n")
-    assert harness_origin(log) == {"data": "reasonseg-x", "split": "val", "protocol": "star"}
+    assert harness_origin(log) == {"data": "reasonseg-x", "split": "val", "protocol": "star", "format": "star"}
     plain = tmp_path / "p.jsonl"
     plain.write_text(json.dumps(out[PREDICTION_KEY]) + "\n")
     assert harness_origin(plain) is None
+
+
+def test_submit_takes_the_answer_format_from_the_log(tmp_path):
+    from reasonseg_x.leaderboard.runmeta import meta_from_run
+
+    out = score_answer("x", _truth(), opts=HarnessSettings(format="qwen2.5-native"), data="mini", split="test")
+    log = tmp_path / "s.jsonl"
+    log.write_text(json.dumps({"doc_id": 0, PREDICTION_KEY: out[PREDICTION_KEY]}) + "\n")
+    assert meta_from_run(log) == {"meta": {"answer_format": "qwen2.5-native"}}
+    plain = tmp_path / "p.jsonl"
+    plain.write_text(json.dumps(out[PREDICTION_KEY]) + "\n")
+    assert meta_from_run(plain) == {}
+
+
+@pytest.mark.parametrize("model,fmt,family", [("qwen2_5_vl", "qwen2.5-native", "qwen2.5"),
+                                              ("qwen3_vl", "qwen3-native", "qwen3"),
+                                              ("internvl3", "internvl", "qwen2.5"), ("openai", "plain-boxes", "qwen2.5"),
+                                              ("qwen2_vl", "star", "qwen2"), ("llava_hf", "star", "qwen2.5"),
+                                              (None, "star", "qwen2.5")])
+def test_settings_follow_the_lmms_eval_model(model, fmt, family, monkeypatch):
+    from reasonseg_x.tasks.harness import settings
+
+    for name in ("REASONSEG_X_FORMAT", "REASONSEG_X_MODEL_FAMILY"):
+        monkeypatch.delenv(name, raising=False)
+    opts = settings(model)
+    assert (opts.format, opts.model_family, opts.model) == (fmt, family, model)
+    assert opts.format_source == ("default" if fmt == "star" else "formats.yaml")
+    monkeypatch.setenv("REASONSEG_X_FORMAT", "plain-boxes")
+    monkeypatch.setenv("REASONSEG_X_MODEL_FAMILY", "qwen3")
+    opts = settings(model)
+    assert (opts.format, opts.model_family, opts.format_source) == ("plain-boxes", "qwen3", "REASONSEG_X_FORMAT")

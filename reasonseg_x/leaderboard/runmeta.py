@@ -33,7 +33,9 @@ def meta_from_run(predictions: str | os.PathLike[str]) -> dict[str, Any]:
     """Fields for :func:`~reasonseg_x.leaderboard.submission.build_submission` from ``run.json``
     beside ``predictions`` (``{}`` when there is none or it is not a model run)."""
     record = read_record(Path(predictions).parent, lenient=True)  # a damaged one is the runner's business
-    model = record.model if record is not None else {}
+    if record is None:
+        return _harness_meta(predictions)
+    model = record.model
     if not isinstance(model.get("name"), str) or model["name"].startswith("predictions"):
         return {}
     args = model.get("args") if isinstance(model.get("args"), dict) else {}
@@ -42,7 +44,7 @@ def meta_from_run(predictions: str | os.PathLike[str]) -> dict[str, Any]:
         out["meta"]["checkpoint"] = args["checkpoint"]
     if isinstance(args.get("base_model"), str):
         out["base_model"] = args["base_model"]
-    out["meta"].update(_answer_format(record.info if record is not None else {}, args))
+    out["meta"].update(_answer_format(record.info, args))
     n = args.get("tts")
     n = int(n) if isinstance(n, str) and n.strip().isdigit() else n  # an unconverted "-a tts=32"
     if isinstance(n, int) and not isinstance(n, bool) and n > 1:
@@ -67,6 +69,15 @@ def _answer_format(run: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
     if reported.get("zero_shot") is True:
         out["zero_shot"] = True
     return out
+
+
+def _harness_meta(predictions: str | os.PathLike[str]) -> dict[str, Any]:
+    """``answer_format`` of an lmms-eval per-sample log of our tasks (the format each line records,
+    docs/harness.md), so its row names the format the model was asked in; ``{}`` for other files."""
+    from reasonseg_x.predictions import harness_origin
+
+    fmt = (harness_origin(predictions) or {}).get("format")
+    return {"meta": {"answer_format": fmt}} if fmt and _scalar(fmt) else {}
 
 
 def merge_meta(from_run: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:

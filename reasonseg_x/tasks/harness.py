@@ -6,11 +6,12 @@ parser (:mod:`reasonseg_x.star.answer.formats`), its coordinate frame, a segment
 default, so the harness needs no SAM; any SAM by name), and the :class:`~reasonseg_x.evaluators.
 Evaluator` for the per-sample records and their aggregation under a named protocol.
 
-Settings come from the environment, because lmms-eval passes no per-run options to a task:
-``REASONSEG_X_FORMAT`` (default ``star``), ``REASONSEG_X_SEGMENTER`` (default ``box``),
-``REASONSEG_X_SEGMENTER_DEVICE`` (default ``auto``), ``REASONSEG_X_PROTOCOL`` (default ``star``)
-and ``REASONSEG_X_MODEL_FAMILY`` (the ``model`` frame of the ``star`` format: ``qwen2.5`` or
-``qwen3``; default ``qwen2.5``). See docs/harness.md.
+Settings come from the environment, because lmms-eval passes no per-run options to a task, and
+from lmms-eval's model name: ``REASONSEG_X_FORMAT`` (default: the format of ``baselines/formats.yaml``
+whose ``models`` names the lmms-eval model, else ``star``), ``REASONSEG_X_SEGMENTER`` (default
+``box``), ``REASONSEG_X_SEGMENTER_DEVICE`` (default ``auto``), ``REASONSEG_X_PROTOCOL`` (default
+``star``) and ``REASONSEG_X_MODEL_FAMILY`` (the ``model`` frame of the ``star`` format: ``qwen2.5``,
+``qwen3`` or ``qwen2``; default the lmms-eval model's family, else ``qwen2.5``). See docs/harness.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 #: (the reader in reasonseg_x/predictions.py unwraps it)
 from reasonseg_x.predictions import HARNESS_KEY as PREDICTION_KEY
 
-__all__ = ["HarnessSettings", "settings", "prompt_text", "vlm_image", "score_answer", "aggregate",
+__all__ = ["HarnessSettings", "settings", "lmms_model_family", "prompt_text", "vlm_image", "score_answer", "aggregate",
            "count_predictions", "PREDICTION_KEY", "METRICS"]
 
 #: the per-sample metric keys each document returns (the same record under each)
@@ -41,19 +42,40 @@ class HarnessSettings:
     segmenter_device: str = "auto"
     protocol: str = "star"
     model_family: str = "qwen2.5"
+    #: the lmms-eval model the format was chosen for (None: not known)
+    model: str | None = None
+    #: why this format: ``REASONSEG_X_FORMAT``, ``formats.yaml`` (its ``models`` name the model) or ``default``
+    format_source: str = "default"
 
 
-def settings() -> HarnessSettings:
-    """The settings of this process (environment variables, checked: a typo is an error naming it)."""
+#: lmms-eval model-name prefixes -> the checkpoint family whose coordinate rule the ``star`` format uses
+_FAMILY_PREFIXES = (("qwen3", "qwen3"), ("qwen2_5", "qwen2.5"), ("qwen2_vl", "qwen2"))
+
+
+def lmms_model_family(model: str | None) -> str | None:
+    """The Qwen-VL family of an lmms-eval model name (``qwen3_vl`` -> ``qwen3``), or None."""
+    return next((family for prefix, family in _FAMILY_PREFIXES if (model or "").startswith(prefix)), None)
+
+
+def settings(model: str | None = None) -> HarnessSettings:
+    """The settings of this process for the lmms-eval model ``model`` (environment variables first,
+    checked: a typo is an error naming it; then the model's own format and family)."""
     from reasonseg_x.errors import InvalidInputError
     from reasonseg_x.evaluators.protocols import get_protocol
-    from reasonseg_x.star.answer.formats import get_format
+    from reasonseg_x.star.answer.formats import format_of_lmms_model, get_format
     from reasonseg_x.star.segment.segmenters import resolve_segmenter
 
     env = os.environ
-    out = HarnessSettings(env.get("REASONSEG_X_FORMAT") or "star", env.get("REASONSEG_X_SEGMENTER") or "box",
+    model = model if isinstance(model, str) and model else None
+    if env.get("REASONSEG_X_FORMAT"):
+        fmt, source = env["REASONSEG_X_FORMAT"], "REASONSEG_X_FORMAT"
+    else:
+        native = format_of_lmms_model(model)
+        fmt, source = (native.name, "formats.yaml") if native is not None else ("star", "default")
+    out = HarnessSettings(fmt, env.get("REASONSEG_X_SEGMENTER") or "box",
                           env.get("REASONSEG_X_SEGMENTER_DEVICE") or "auto", env.get("REASONSEG_X_PROTOCOL") or "star",
-                          env.get("REASONSEG_X_MODEL_FAMILY") or "qwen2.5")
+                          env.get("REASONSEG_X_MODEL_FAMILY") or lmms_model_family(model) or "qwen2.5",
+                          model, source)
     get_format(out.format)
     resolve_segmenter(out.segmenter)
     get_protocol(out.protocol)
@@ -128,7 +150,11 @@ def score_answer(text: Any, truth: Mapping[str, Any], *, image: Any = None, opts
         text = text[0] if text else None
     parsed, objects = read_answer(fmt, text if isinstance(text, str) else None, width, height,
                                   model_family=opts.model_family)
-    meta = {"format": fmt.name, "segmenter": opts.segmenter, "protocol": opts.protocol}
+    meta = {"format": fmt.name, "prompt": fmt.prompt_template, "segmenter": opts.segmenter, "protocol": opts.protocol}
+    if fmt.frame == "model":  # the star format's numbers follow the checkpoint family's rule
+        meta["model_family"] = opts.model_family
+    if opts.model is not None:
+        meta["lmms_model"] = opts.model
     meta.update({k: v for k, v in (("data", data), ("split", split)) if v is not None})
     if parsed.status == "parse_error" and parsed.error:
         meta["error"] = str(parsed.error)[:500]

@@ -11,12 +11,15 @@ The class is a chat (``doc_to_messages``) task: models with lmms-eval's chat int
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from lmms_eval.api.task import ConfigurableMessagesTask
 
-from reasonseg_x.tasks.harness import PREDICTION_KEY, aggregate, count_predictions, prompt_text, score_answer, settings, vlm_image
+from reasonseg_x.tasks.harness import (PREDICTION_KEY, HarnessSettings, aggregate, count_predictions, prompt_text,
+                                       score_answer, settings, vlm_image)
 
 __all__ = ["ReasonSegXTask", "doc_to_visual", "doc_to_text", "doc_to_messages"]
 
@@ -30,15 +33,18 @@ def doc_to_visual(doc: dict[str, Any]) -> list[Any]:
     return [vlm_image(doc["image"])]
 
 
-def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> str:
-    """The answer format's instruction for the query (``REASONSEG_X_FORMAT``, default StAR's)."""
-    return prompt_text(doc["text"], settings().format)
+def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None, *,
+                answer_format: str | None = None) -> str:
+    """The answer format's instruction for the query (``answer_format``: bound by the task to the one
+    it parses with; unbound, ``REASONSEG_X_FORMAT`` or StAR's)."""
+    return prompt_text(doc["text"], answer_format or settings().format)
 
 
-def doc_to_messages(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def doc_to_messages(doc: dict[str, Any], lmms_eval_specific_kwargs: dict[str, Any] | None = None, *,
+                    answer_format: str | None = None) -> list[dict[str, Any]]:
     """One user turn: the image, then the instruction asking for boxes (and points) in the format we parse."""
     content = [{"type": "image", "url": image} for image in doc_to_visual(doc)]
-    content.append({"type": "text", "text": doc_to_text(doc)})
+    content.append({"type": "text", "text": doc_to_text(doc, answer_format=answer_format)})
     return [{"role": "user", "content": content}]
 
 
@@ -46,17 +52,61 @@ def _scored_by_the_task(doc: dict[str, Any], results: list[Any]) -> dict[str, An
     raise TypeError("ReasonSeg-X documents are scored by ReasonSegXTask.process_results (it holds the ground truth)")
 
 
+def _building_model_name() -> str | None:
+    """The model name of the lmms-eval ``TaskManager`` building this task: lmms-eval 0.7.3 constructs a
+    ``class:`` task with its config alone (``TaskManager._load_individual_task_or_group``), although the
+    manager holds the ``--model`` name (docs/harness.md)."""
+    from lmms_eval.tasks import TaskManager
+
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, TaskManager):
+                name = getattr(owner, "model_name", None)
+                return name if isinstance(name, str) else None
+            frame = frame.f_back
+        return None
+    finally:
+        del frame
+
+
+_ANNOUNCED: set[tuple[str, str | None, str]] = set()
+
+
+def _announce(opts: HarnessSettings) -> None:
+    """Say once per process which format the tasks ask in, and why (a group builds many tasks)."""
+    key = (opts.format, opts.model, opts.format_source)
+    if key in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(key)
+    from loguru import logger  # lmms-eval's logger
+
+    why = {"REASONSEG_X_FORMAT": "set by REASONSEG_X_FORMAT",
+           "formats.yaml": f"the format baselines/formats.yaml lists for lmms-eval model {opts.model!r}",
+           "default": f"no format of baselines/formats.yaml lists lmms-eval model {opts.model!r}"}[opts.format_source]
+    family = f", coordinates of the {opts.model_family} family" if opts.format == "star" else ""
+    logger.info(f"ReasonSeg-X tasks: answer format {opts.format!r}{family} ({why}; REASONSEG_X_FORMAT overrides)")
+
+
 class ReasonSegXTask(ConfigurableMessagesTask):
     """A ReasonSeg-X (or related) split as an lmms-eval task: ``dataset_path`` is our data spec
-    (``mini``, ``reasonseg-x``, ``muse``, a local folder...), ``test_split`` its split."""
+    (``mini``, ``reasonseg-x``, ``muse``, a local folder...), ``test_split`` its split.
+
+    The answer format is chosen once, here, for the model (``REASONSEG_X_FORMAT``, else the format of
+    ``baselines/formats.yaml`` whose ``models`` name it, else ``star``) and bound into the task's
+    ``doc_to_text`` / ``doc_to_messages``, so the prompt and :meth:`process_results` use the same one."""
 
     def __init__(self, data_dir: Any = None, cache_dir: Any = None, download_mode: Any = None,
                  config: dict[str, Any] | None = None, model_name: str | None = None) -> None:
         config = {k: v for k, v in (config or {}).items() if k != "class"}  # TaskConfig has no such field
         # lmms-eval takes the metric names as they are only when a task has its own process_results
         config.setdefault("process_results", _scored_by_the_task)
-        self._opts = settings()
-        super().__init__(data_dir, cache_dir, download_mode, config, model_name)
+        self._opts = settings(model_name or _building_model_name())
+        for key, fn in (("doc_to_text", doc_to_text), ("doc_to_messages", doc_to_messages)):
+            config[key] = functools.partial(fn, answer_format=self._opts.format)
+        _announce(self._opts)
+        super().__init__(data_dir, cache_dir, download_mode, config, model_name or self._opts.model)
 
     def download(self, dataset_kwargs: dict[str, Any] | None = None) -> None:
         import datasets

@@ -28,7 +28,7 @@ from reasonseg_x.star.answer.parser import MAX_ANSWER_CHARS, AnswerObject, Parse
 from reasonseg_x.star.answer.tolerant_json import load_tolerant
 
 __all__ = ["AnswerFormat", "SYNTAXES", "FRAMES", "NATIVE_FORMATS", "answer_formats", "get_format",
-           "format_for_model", "read_answer"]
+           "format_for_model", "format_of_lmms_model", "read_answer"]
 
 SYNTAXES = ("answer-json", "json", "internvl-box", "box-list")
 FRAMES = ("pixels", "grid1000", "model")
@@ -260,3 +260,11 @@ def format_for_model(model_family: str | None) -> AnswerFormat:
     except KeyError:
         raise InvalidInputError(f"no default answer format for model family {model_family!r}; pass -a format= one "
                                 f"of {', '.join(answer_formats())}", "format") from None
+
+
+def format_of_lmms_model(model: str | None) -> AnswerFormat | None:
+    """The format whose ``models`` list names the lmms-eval model ``model`` (``qwen2_5_vl`` ->
+    ``qwen2.5-native``), or None: the lmms-eval tasks ask each model in its own format by default."""
+    if not model:
+        return None
+    return next((fmt for fmt in answer_formats().values() if model in fmt.models), None)
