@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from reasonseg_x import rewards
 from reasonseg_x.rewards.presets import PRESETS
-from reasonseg_x.star.segment.box_segmenter import BoxSegmenter
+
+from _rewards_helpers import CountingBox
 
 pytest.importorskip("scipy")
 
@@ -24,18 +25,6 @@ A[8:24, 10:40] = True
 B = np.zeros((64, 64), dtype=bool)
 B[40:60, 30:50] = True
 TRUTH = rewards.encode_truth([A, B])
-
-
-class CountingBox(BoxSegmenter):
-    """The box segmenter, counting image embeddings and decoder calls."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.embeddings = 0
-
-    def set_image(self, image):  # noqa: ANN001, ANN201
-        self.embeddings += 1
-        return super().set_image(image)
 
 
 def _rollouts(n: int, seed: int = 0) -> list[str]:

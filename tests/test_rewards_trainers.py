@@ -9,7 +9,8 @@ import pytest
 
 from reasonseg_x import rewards
 from reasonseg_x.rewards import easyr1, verl
-from reasonseg_x.star.segment.box_segmenter import BoxSegmenter
+
+from _rewards_helpers import CountingBox
 
 pytest.importorskip("scipy")
 
@@ -30,16 +31,6 @@ def _answer(box, point) -> str:
 
 GOOD_1 = _answer([10, 5, 29, 14], [15, 10])
 GOOD_2 = _answer([30, 20, 49, 39], [40, 30])
-
-
-class CountingBox(BoxSegmenter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.embeddings = 0
-
-    def set_image(self, image):  # noqa: ANN001, ANN201
-        self.embeddings += 1
-        return super().set_image(image)
 
 
 def test_trl_groups_a_mixed_batch_by_prompt() -> None:
