@@ -113,6 +113,20 @@ def test_reward_scores_a_runs_answers(tmp_path: Path) -> None:
     assert "correlation with IoU" in table.output and "unreadable answers" in table.output
 
 
+def test_reward_names_a_malformed_prediction_line_instead_of_dropping_it(tmp_path: Path) -> None:
+    run = _run_with_answers(tmp_path)
+    path = run / "predictions.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = '{"id": "torn", "raw_text": '
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = json.loads(runner.invoke(app, ["reward", str(run), "--preset", "metric", "--json"]).output)
+    assert report["samples"] == 5 and report["samples_covered"] == 6 and report["samples_without_answer"] == 1
+    assert len(report["unreadable_lines"]) == 1 and "predictions.jsonl:3" in report["unreadable_lines"][0]
+    table = runner.invoke(app, ["reward", str(run), "--preset", "metric"])
+    assert "1 of 6 samples have no recorded answer text" in table.output
+    assert "unreadable prediction line" in table.output and "malformed JSON" in table.output
+
+
 def test_reward_refuses_a_folder_that_is_no_run(tmp_path: Path) -> None:
     result = runner.invoke(app, ["reward", str(tmp_path), "--preset", "metric"])
     assert result.exit_code == 2 and "not a run folder" in result.output

@@ -54,6 +54,13 @@ def reward(
                       else "n/a (fewer than two samples, or a constant reward or IoU)"))
         for reason, count in report["reasons"]:
             typer.echo(f"  reason x{count}: {reason}")
+        if report["samples_without_answer"]:
+            typer.echo(f"  not scored: {report['samples_without_answer']} of {report['samples_covered']} samples have "
+                       "no recorded answer text", err=True)
+        for where in report["unreadable_lines"][:5]:
+            typer.echo(f"  unreadable prediction line: {where}", err=True)
+        if len(report["unreadable_lines"]) > 5:
+            typer.echo(f"  ... {len(report['unreadable_lines']) - 5} more unreadable lines", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -62,17 +62,17 @@ def reward_report(run: str | Path, preset: str = "star-stage1", *, data: str | N
     protocol = recorded.protocol or "star"
     source, split = open_run_data(recorded, data=data, split=split)  # the samples the run covers
     data = data or recorded.data
-    records, predictions, _ = score_records(source, split, recorded.predictions, protocol=protocol, skip_invalid=True)
+    records, predictions, scored_info = score_records(source, split, recorded.predictions, protocol=protocol, skip_invalid=True)
     iou_of = {r.id: r.iou for r in records}
     reward = load(preset, segmenter=segmenter, coords=coords, device=device, **options)
     needs_pixels = reward.preset.needs_masks and not reward.pixel_free
-    results, per_sample, scored = [], [], 0
+    results, per_sample, scored, covered, without_answer = [], [], 0, 0, 0
     for sample in source.samples(split):
+        covered += 1
         prediction = predictions.get(sample.id)
-        if prediction is None:
-            continue
-        answers = run_answers(prediction)
+        answers = [] if prediction is None else run_answers(prediction)
         if not answers:
+            without_answer += 1
             continue
         if limit is not None and scored >= limit:
             break
@@ -93,7 +93,10 @@ def reward_report(run: str | Path, preset: str = "star-stage1", *, data: str | N
             "unreadable_share": unreadable / len(results),
             "correlation_with_iou": None if correlation is None or math.isnan(correlation) else correlation,
             "correlated_samples": len(per_sample),
-            "reasons": _top_reasons(results)}
+            "reasons": _top_reasons(results),
+            # what could not be scored, so a torn or malformed line is named, never silently dropped
+            "samples_covered": covered, "samples_without_answer": without_answer,
+            "unreadable_lines": [f"{p.where}: {p.reason}" for p in scored_info["problems"]]}
 
 
 def _top_reasons(results: list[Any], top: int = 5) -> list[tuple[str, int]]:
