@@ -10,7 +10,8 @@ still cannot put it in ``predictions.jsonl``): the key itself, reversed, percent
 and ``quote_plus``), hex (either case), and base64 (standard and URL-safe alphabets) at each of the
 three byte alignments it can have inside a longer encoded text. Variants are matched only for keys
 of at least :data:`MIN_VARIANT_LENGTH` characters (a shorter key would match ordinary text); the
-key itself is always redacted. Anything further (ROT13, the key spelled out with spaces, split
+key itself is always redacted, a shorter one where it stands as a word of its own (a URL's user
+name ``u`` must not turn "gave up" into "gave ***p"). Anything further (ROT13, the key spelled out with spaces, split
 across answers) is an encoding game without end and is not attempted.
 """
 
@@ -88,12 +89,19 @@ def secret_variants(secret: str) -> list[str]:
     return sorted((v for v in variants if len(v) >= MIN_VARIANT_LENGTH or v == secret), key=lambda v: (-len(v), v))
 
 
+def _as_pattern(variant: str) -> str:
+    """A long variant matches anywhere; a short one only between non-alphanumeric characters."""
+    if len(variant) >= MIN_VARIANT_LENGTH:
+        return re.escape(variant)
+    return rf"(?<![^\W_]){re.escape(variant)}(?![^\W_])"
+
+
 class Redactor:
     """Replaces every secret and its variants with :data:`MASK` (a no-op without secrets)."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         variants = sorted({v for s in secrets if s for v in secret_variants(s)}, key=lambda v: (-len(v), v))
-        self._pattern = re.compile("|".join(map(re.escape, variants))) if variants else None
+        self._pattern = re.compile("|".join(map(_as_pattern, variants))) if variants else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None

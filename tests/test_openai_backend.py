@@ -512,6 +512,15 @@ def test_credentials_in_base_url_are_sent_but_never_recorded_or_printed(tmp_path
     assert "pa55word" not in proc.stdout + proc.stderr and "alice" not in proc.stdout + proc.stderr
 
 
+def test_a_short_secret_is_masked_as_a_word_not_inside_other_words():
+    """A URL's one-letter user name must not garble messages ("gave up" -> "gave ***p")."""
+    from reasonseg_x.redaction import Redactor
+
+    redact = Redactor(["u", "pw"])
+    assert redact("connection failed (gave up after 5 attempts) as u:pw") == \
+        "connection failed (gave up after 5 attempts) as ***:***"
+
+
 def test_userinfo_is_stripped_from_urls_and_from_messages_that_quote_them():
     from reasonseg_x.redaction import scrub_urls, strip_userinfo
 
